@@ -22,6 +22,7 @@ AREAS = {
     "hub": "hanota.hub.cli",
     "rig": "hanota.rig.cli",
     "bench": "hanota.bench.cli",
+    "demo": "hanota.demo",
 }
 
 
