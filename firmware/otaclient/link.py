@@ -1,0 +1,177 @@
+"""Serial link framing: COBS-stuffed frames with addresses, a sequence number and a CRC.
+
+No I/O and no retransmission: the caller reads and writes bytes; ZCL above retries.
+Frame (docs/link-protocol.md): COBS(src u16, dst u16, seq u8, payload, crc16) then 0x00.
+"""
+
+import struct
+from binascii import crc32
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+MAX_PAYLOAD = const(320)  # a 255-byte block response is 272 bytes of ZCL
+HEADER_LEN = const(5)  # src u16, dst u16, seq u8
+CRC_LEN = const(2)  # low 16 bits of CRC-32 (IEEE), little-endian
+OVERHEAD = const(10)  # worst case at MAX_PAYLOAD: header + crc + 2 COBS codes + delimiter
+DELIMITER = b"\x00"
+_BODY_MAX = const(327)  # HEADER_LEN + MAX_PAYLOAD + CRC_LEN
+_ENC_MAX = const(331)  # _BODY_MAX + COBS codes (at most 3) + slack
+_BODY_MIN = const(7)  # HEADER_LEN + CRC_LEN: an empty payload
+_RUN = const(254)  # longest run of non-zero bytes behind one COBS code
+
+
+class LinkError(ValueError):
+    """Raised by encode() on arguments that cannot make a frame; .code is fixed."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _crc16(data):
+    return crc32(data) & 0xFFFF
+
+
+def _stuff(body):
+    # COBS: one code byte per zero-separated run (and per 254 non-zero bytes).
+    out = bytearray()
+    parts = body.split(b"\x00")
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        while len(part) >= _RUN:
+            out.append(0xFF)
+            out.extend(part[:_RUN])
+            part = part[_RUN:]
+            if not part and i == last:
+                return out
+        out.append(len(part) + 1)
+        out.extend(part)
+    return out
+
+
+def encode(src, dst, seq, payload):
+    """One complete frame, trailing delimiter included."""
+    if len(payload) > MAX_PAYLOAD:
+        raise LinkError("OVERSIZE")
+    if not (0 <= src <= 0xFFFF and 0 <= dst <= 0xFFFF and 0 <= seq <= 0xFF):
+        raise LinkError("BAD_FIELD")
+    body = bytearray(struct.pack("<HHB", src, dst, seq))
+    body.extend(payload)
+    body.extend(struct.pack("<H", _crc16(body)))
+    out = _stuff(bytes(body))
+    out.append(0)
+    return bytes(out)
+
+
+class Decoder:
+    """Feed bytes in any chunking; next() yields frames. Bad frames are counted, dropped."""
+
+    def __init__(self):
+        self._acc = bytearray(_ENC_MAX)  # a frame split across feed() calls
+        self._acc_n = 0
+        self._skip = False  # oversize frame: drop bytes until the next delimiter
+        self._body = bytearray(_BODY_MAX)
+        self._body_mv = memoryview(self._body)
+        self._pend = b""
+        self._pos = 0
+        self.errors = {"crc": 0, "oversize": 0, "short": 0}
+        self.frames = 0
+
+    def feed(self, data):
+        """Queue bytes; call next() until None before the caller reuses `data`."""
+        if self._pos < len(self._pend):  # caller fed twice without draining: keep both
+            data = bytes(self._pend[self._pos :]) + bytes(data)
+        elif not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
+        self._pend = data
+        self._pos = 0
+
+    def next(self):
+        """(src, dst, seq, payload) of the next good frame, or None when input runs out."""
+        while True:
+            pend = self._pend
+            pos = self._pos
+            end = pend.find(DELIMITER, pos)
+            if end < 0:
+                self._keep(pend, pos, len(pend))
+                self._pend = b""
+                self._pos = 0
+                return None
+            self._pos = end + 1
+            frame = self._frame(pend, pos, end)
+            if frame is not None:
+                return frame
+
+    def _keep(self, pend, start, end):
+        # Hold an incomplete frame in the fixed buffer until its delimiter comes.
+        n = self._acc_n + end - start
+        if self._skip or n > _ENC_MAX:
+            self._skip = True
+            return
+        self._acc[self._acc_n : n] = memoryview(pend)[start:end]
+        self._acc_n = n
+
+    def _frame(self, pend, start, end):
+        if self._skip or self._acc_n:
+            self._keep(pend, start, end)
+            skip, n = self._skip, self._acc_n
+            self._skip = False
+            self._acc_n = 0
+            if skip:
+                self.errors["oversize"] += 1
+                return None
+            return self._decode(memoryview(self._acc), n)
+        if end == start:
+            return None  # idle delimiter: a flush, not an error
+        if end - start > _ENC_MAX:
+            self.errors["oversize"] += 1
+            return None
+        return self._decode(memoryview(pend)[start:end], end - start)
+
+    def _decode(self, enc, n):
+        j = self._unstuff(enc, n)
+        if j < 0:
+            return None
+        body = self._body_mv
+        crc = body[j - 2] | (body[j - 1] << 8)
+        if _crc16(body[: j - 2]) != crc:
+            self.errors["crc"] += 1
+            return None
+        src, dst, seq = struct.unpack_from("<HHB", self._body, 0)
+        self.frames += 1
+        return src, dst, seq, bytes(body[HEADER_LEN : j - 2])
+
+    def _unstuff(self, enc, n):
+        # One iteration per COBS code (a run of non-zero bytes), never per byte.
+        out = self._body
+        i = 0
+        j = 0
+        while i < n:
+            c = enc[i]
+            k = i + c
+            m = c - 1
+            if k > n:
+                self.errors["short"] += 1
+                return -1
+            if j + m > _BODY_MAX:
+                self.errors["oversize"] += 1
+                return -1
+            out[j : j + m] = enc[i + 1 : k]
+            j += m
+            i = k
+            if c != 0xFF and i < n:
+                if j >= _BODY_MAX:
+                    self.errors["oversize"] += 1
+                    return -1
+                out[j] = 0
+                j += 1
+        if j < _BODY_MIN:
+            self.errors["short"] += 1
+            return -1
+        return j
