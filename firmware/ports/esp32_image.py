@@ -58,7 +58,7 @@ class EspImageError(ValueError):
     BAD_HEADER UNKNOWN_CHIP WRONG_CHIP NOT_APP NO_HASH BAD_HASH."""
 
     def __init__(self, code, detail=""):
-        ValueError.__init__(self, code + ": " + detail if detail else code)
+        super().__init__(code + ": " + detail if detail else code)
         self.code = code
 
 
