@@ -1,0 +1,239 @@
+"""Streaming verifier for our GBCS-form OTA files: header, manifest, payload, signature.
+
+Fixed buffers only, any chunking; it hands firmware bytes to a sink but decides no
+policy (that is `check`'s job) and never trusts them before `finish()` returns.
+"""
+
+import hashlib
+
+from otaclient import p256
+from otaclient.imagefmt import (  # noqa: F401  (re-exported: one codec module for users)
+    FIELD_CONTROL,
+    FLAG_COMPRESSED,
+    HEADER_LENGTH,
+    HEADER_VERSION,
+    MANIFEST_MAGIC,
+    MANIFEST_SIZE,
+    MANIFEST_VERSION,
+    MAX_FILE,
+    OTA_MAGIC,
+    PIECE_MAX,
+    PIECE_SIZE,
+    SIG_SIZE,
+    STACK_VERSION,
+    SUPPLIER_TAG,
+    TRAILER_SIZE,
+    WBITS,
+    Header,
+    ImageError,
+    Manifest,
+    file_name,
+    key_id,
+    make_check,
+    pack_header,
+    pack_manifest,
+    parse_header,
+    parse_manifest,
+)
+from otaclient.inflate import inflate_into
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_ST_HEAD = const(0)
+_ST_MAN = const(1)
+_ST_BODY = const(2)
+_ST_SIG = const(3)
+_ST_TRAIL = const(4)
+_ST_END = const(5)
+_PREFIX = const(HEADER_LENGTH + MANIFEST_SIZE)
+
+
+class Verifier:
+    """Feed an OTA file in order; `sink(fw_offset, mv)` gets firmware bytes (mv is only
+    valid during the call); `finish()` checks size and signature."""
+
+    def __init__(self, lookup_key, sink, check=None, max_size=MAX_FILE):
+        self._lookup = lookup_key
+        self._sink = sink
+        self._check = check
+        self._max = max_size
+        self.header = None
+        self.manifest = None
+        self.signature = None  # manufacturer r || s
+        self.digest = None  # SHA-256 of the bytes it signs
+        self.supplier_signature = None  # from a `00 40` trailer, else None
+        self.supplier_digest = None  # SHA-256 of every byte before the trailer
+        self._buf = bytearray(_PREFIX)  # header + manifest, then reused for the trailer
+        self._sig = bytearray(SIG_SIZE)
+        self._state = _ST_HEAD
+        self._left = HEADER_LENGTH
+        self._end = HEADER_LENGTH
+        self._pos = 0
+        self._err = None
+        self._pub = self._h = self._h2 = None
+        self._trailer = False
+        self._fw = 0
+        self._zbuf = self._out = None
+        self._zfill = self._zlen = 0
+
+    def feed(self, data):
+        """Accept the next bytes of the file; ImageError as soon as something is wrong."""
+        if self._err:
+            raise self._err
+        mv = memoryview(data)
+        try:
+            while mv:
+                mv = mv[self._step(mv) :]
+        except ImageError as e:
+            self._err = e
+            raise
+
+    def finish(self):
+        """After the last byte: the Manifest if the file is whole and correctly signed."""
+        if self._err:
+            raise self._err
+        try:
+            if self._state != _ST_END:
+                raise ImageError("TRUNCATED", "%d bytes" % self._pos)
+            if not p256.verify(self._pub, self.digest, self._sig):
+                raise ImageError("INVALID_SIGNATURE")
+        except ImageError as e:
+            self._err = e
+            raise
+        return self.manifest
+
+    def _step(self, mv):
+        if self._state == _ST_END:
+            raise ImageError("TRAILING_DATA", "after %d bytes" % self._pos)
+        n = min(len(mv), self._left)
+        if self._state == _ST_BODY:
+            self._body(mv[:n])
+        else:
+            buf = self._sig if self._state == _ST_SIG else self._buf
+            off = self._end - self._left
+            buf[off : off + n] = mv[:n]
+        self._left -= n
+        self._pos += n
+        if not self._left:
+            self._advance()
+        return n
+
+    def _goto(self, state, size, end):
+        self._state = state
+        self._left = size
+        self._end = end
+
+    def _advance(self):
+        st = self._state
+        if st == _ST_HEAD:
+            self._on_header()
+            self._goto(_ST_MAN, MANIFEST_SIZE, _PREFIX)
+        elif st == _ST_MAN:
+            self._on_manifest()
+            self._goto(_ST_BODY, self.manifest.payload_length, 0)
+        elif st == _ST_BODY:
+            self._on_body_end()
+            self._goto(_ST_SIG, SIG_SIZE, SIG_SIZE)
+        elif st == _ST_SIG:
+            self._on_signature()
+        else:
+            self._on_trailer()
+
+    def _on_header(self):
+        h = parse_header(self._buf, FIELD_CONTROL)
+        if h.total_size > self._max:
+            raise ImageError("TOO_LARGE", "%d > %d" % (h.total_size, self._max))
+        if h.total_size < _PREFIX + SIG_SIZE:
+            raise ImageError("SIZE_MISMATCH", "total size too small")
+        self.header = h
+
+    def _on_manifest(self):
+        m = parse_manifest(memoryview(self._buf)[HEADER_LENGTH:], self.header)
+        if not m.payload_length:
+            raise ImageError("BAD_MANIFEST", "empty payload")
+        self._pub = self._lookup(m.key_id)
+        if self._pub is None:
+            raise ImageError("UNKNOWN_KEY", "%08x" % m.key_id)
+        self.manifest = m
+        if self._check:
+            self._check(self.header, m)
+        self._trailer = self.header.total_size - self._pos - m.payload_length > SIG_SIZE
+        self._h = hashlib.sha256(self._buf)
+        if self._trailer:
+            self._h2 = hashlib.sha256(self._buf)
+        self._fw = m.fragment_offset
+        if m.compressed:
+            self._zbuf = bytearray(PIECE_MAX + 2)
+            self._out = bytearray(PIECE_SIZE)
+
+    def _body(self, mv):
+        self._h.update(mv)
+        if self._h2:
+            self._h2.update(mv)
+        if self._zbuf is None:
+            self._sink(self._fw, mv)
+            self._fw += len(mv)
+        else:
+            self._pieces(mv)
+
+    def _pieces(self, mv):
+        # each piece: u16 compressed length, then raw deflate of one 4096-byte sector
+        z = self._zbuf
+        while mv:
+            need = 2 + self._zlen if self._zfill >= 2 else 2
+            n = min(len(mv), need - self._zfill)
+            z[self._zfill : self._zfill + n] = mv[:n]
+            self._zfill += n
+            mv = mv[n:]
+            if need == 2 and self._zfill == 2:
+                self._zlen = z[0] | z[1] << 8
+                if not 0 < self._zlen <= PIECE_MAX:
+                    raise ImageError("BAD_COMPRESSION", "piece length")
+            elif self._zfill == need:
+                self._piece()
+
+    def _piece(self):
+        m = self.manifest
+        want = min(PIECE_SIZE, m.fragment_offset + m.fragment_length - self._fw)
+        if want <= 0:
+            raise ImageError("BAD_COMPRESSION", "extra piece")
+        out = memoryview(self._out)[:want]
+        try:
+            n = inflate_into(memoryview(self._zbuf)[2 : self._zfill], out, WBITS)
+        except ValueError:
+            raise ImageError("BAD_COMPRESSION", "piece at %d" % self._fw)
+        if n != want:
+            raise ImageError("BAD_COMPRESSION", "short piece at %d" % self._fw)
+        self._sink(self._fw, out)
+        self._fw += n
+        self._zfill = self._zlen = 0
+
+    def _on_body_end(self):
+        m = self.manifest
+        if self._zfill or self._fw != m.fragment_offset + m.fragment_length:
+            raise ImageError("BAD_COMPRESSION", "payload ends mid-piece")
+        self._zbuf = self._out = None
+
+    def _on_signature(self):
+        self.digest = self._h.digest()
+        self.signature = bytes(self._sig)
+        self._h = None
+        if self._trailer:
+            self._h2.update(self._sig)
+            self._goto(_ST_TRAIL, TRAILER_SIZE, TRAILER_SIZE)
+        else:
+            self._goto(_ST_END, 0, 0)
+
+    def _on_trailer(self):
+        if self._buf[:2] != SUPPLIER_TAG:
+            raise ImageError("TRAILING_DATA", "not a supplier trailer")
+        self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
+        self.supplier_digest = self._h2.digest()
+        self._h2 = None
+        self._goto(_ST_END, 0, 0)

@@ -1,0 +1,213 @@
+"""ECDSA over NIST P-256 with SHA-256 digests: verify, sign (RFC 6979 nonces), public key.
+
+Pure Python on big ints (MicroPython and CPython). Not constant time: signing leaks
+timing, acceptable for the board's own alerts, not against a local side-channel attacker.
+"""
+
+import hashlib
+
+# curve y^2 = x^3 - 3x + b over GF(p); group order n; base point G
+_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
+_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+_WG = 7  # wNAF width for G: 32 precomputed affine points (~3 KB), built once
+_WQ = 5  # wNAF width for the public key: 8 Jacobian points per verify
+_gtab = None
+
+
+def _dbl(X, Y, Z, p):
+    # dbl-2001-b (a = -3); Z == 0 (infinity) or Y == 0 gives Z3 == 0
+    d = Z * Z % p
+    g = Y * Y % p
+    b = X * g % p
+    a = 3 * (X - d) * (X + d) % p
+    X3 = (a * a - 8 * b) % p
+    Z3 = ((Y + Z) * (Y + Z) - g - d) % p
+    Y3 = (a * (4 * b - X3) - 8 * g * g) % p
+    return X3, Y3, Z3
+
+
+def _add(X1, Y1, Z1, X2, Y2, Z2, p):
+    # Jacobian + Jacobian (Z2 == 1 for an affine point)
+    if not Z1:
+        return X2, Y2, Z2
+    if not Z2:
+        return X1, Y1, Z1
+    zz = Z1 * Z1 % p
+    u1 = X1
+    s1 = Y1
+    if Z2 != 1:
+        z2z2 = Z2 * Z2 % p
+        u1 = X1 * z2z2 % p
+        s1 = Y1 * Z2 * z2z2 % p
+    h = (X2 * zz - u1) % p
+    r = (Y2 * Z1 * zz - s1) % p
+    if not h:
+        return _dbl(X1, Y1, Z1, p) if not r else (1, 1, 0)
+    hh = h * h % p
+    hhh = h * hh % p
+    v = u1 * hh % p
+    X3 = (r * r - hhh - 2 * v) % p
+    return X3, (r * (v - X3) - s1 * hhh) % p, Z1 * Z2 * h % p
+
+
+def _naf(k, w):
+    # width-w NAF digits, least significant first, each stored as a signed byte
+    out = bytearray(258)
+    full = 1 << w
+    half = full >> 1
+    i = 0
+    while k:
+        if k & 1:
+            d = k & (full - 1)
+            if d >= half:
+                d -= full
+            k -= d
+            out[i] = d & 0xFF
+        i += 1
+        k >>= 1
+    return out, i
+
+
+def _odd_multiples(X, Y, Z, count, p):
+    # [P, 3P, 5P, ...] in Jacobian coordinates
+    X2, Y2, Z2 = _dbl(X, Y, Z, p)
+    pts = [(X, Y, Z)]
+    for _ in range(count - 1):
+        a = pts[-1]
+        pts.append(_add(a[0], a[1], a[2], X2, Y2, Z2, p))
+    return pts
+
+
+def _to_affine(pts, p):
+    # Montgomery's trick: one inversion for the whole list (no point at infinity)
+    acc = []
+    c = 1
+    for pt in pts:
+        acc.append(c)
+        c = c * pt[2] % p
+    inv = pow(c, p - 2, p)
+    out = [None] * len(pts)
+    for i in range(len(pts) - 1, -1, -1):
+        X, Y, Z = pts[i]
+        zi = inv * acc[i] % p
+        inv = inv * Z % p
+        z2 = zi * zi % p
+        out[i] = (X * z2 % p, Y * z2 * zi % p)
+    return out
+
+
+def _g_table():
+    global _gtab
+    if _gtab is None:
+        _gtab = _to_affine(_odd_multiples(_GX, _GY, 1, 1 << (_WG - 2), _P), _P)
+    return _gtab
+
+
+def _mul(k1, k2=0, qtab=None):
+    # k1*G + k2*Q (Shamir: one chain of doublings), Jacobian result
+    p = _P
+    gt = _g_table()
+    n1, l1 = _naf(k1, _WG)
+    n2, l2 = _naf(k2, _WQ)
+    X, Y, Z = 1, 1, 0
+    for i in range(max(l1, l2) - 1, -1, -1):
+        if Z:
+            X, Y, Z = _dbl(X, Y, Z, p)
+        d = n1[i]
+        if d:
+            x, y = gt[d >> 1] if d < 128 else gt[(256 - d) >> 1]
+            X, Y, Z = _add(X, Y, Z, x, y if d < 128 else p - y, 1, p)
+        d = n2[i]
+        if d:
+            a = qtab[d >> 1] if d < 128 else qtab[(256 - d) >> 1]
+            X, Y, Z = _add(X, Y, Z, a[0], a[1] if d < 128 else p - a[1], a[2], p)
+    return X, Y, Z
+
+
+def _on_curve(x, y):
+    p = _P
+    return 0 <= x < p and 0 <= y < p and (y * y - x * x * x + 3 * x - _B) % p == 0
+
+
+def verify(pub64, digest32, sig64):
+    """True when sig64 (r || s, big-endian) is a valid signature of digest32 by pub64 (X || Y)."""
+    if len(pub64) != 64 or len(sig64) != 64 or len(digest32) != 32:
+        return False
+    n = _N
+    x = int.from_bytes(pub64[:32], "big")
+    y = int.from_bytes(pub64[32:], "big")
+    r = int.from_bytes(sig64[:32], "big")
+    s = int.from_bytes(sig64[32:], "big")
+    if not (0 < r < n and 0 < s < n and _on_curve(x, y)):
+        return False
+    w = pow(s, n - 2, n)
+    e = int.from_bytes(digest32, "big") % n
+    qtab = _odd_multiples(x, y, 1, 1 << (_WQ - 2), _P)
+    X, _, Z = _mul(e * w % n, r * w % n, qtab)
+    if not Z:
+        return False
+    # x(R) mod n == r, without an inversion: X == r' * Z^2 for r' in {r, r + n} below p
+    zz = Z * Z % _P
+    return (X - r * zz) % _P == 0 or (r + n < _P and (X - (r + n) * zz) % _P == 0)
+
+
+def _affine_x(k):
+    X, _, Z = _mul(k)
+    zi = pow(Z, _P - 2, _P)
+    return X * zi * zi % _P, Z
+
+
+def public_key(priv32):
+    """The 64-byte X || Y public key of a 32-byte big-endian private key."""
+    d = int.from_bytes(priv32, "big")
+    if not 0 < d < _N:
+        raise ValueError("bad private key")
+    X, Y, Z = _mul(d)
+    zi = pow(Z, _P - 2, _P)
+    z2 = zi * zi % _P
+    return (X * z2 % _P).to_bytes(32, "big") + (Y * z2 * zi % _P).to_bytes(32, "big")
+
+
+def _hmac(key, msg):
+    # HMAC-SHA256 (RFC 2104) over hashlib: MicroPython has no hmac module; key is 32 bytes
+    k = bytearray(64)
+    k[: len(key)] = key
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    inner.update(msg)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _nonces(d, digest32):
+    # RFC 6979 section 3.2 for qlen == hlen == 256: yields candidate k values
+    bx = d.to_bytes(32, "big") + (int.from_bytes(digest32, "big") % _N).to_bytes(32, "big")
+    v = b"\x01" * 32
+    k = _hmac(b"\x00" * 32, v + b"\x00" + bx)
+    v = _hmac(k, v)
+    k = _hmac(k, v + b"\x01" + bx)
+    v = _hmac(k, v)
+    while True:
+        v = _hmac(k, v)
+        t = int.from_bytes(v, "big")
+        if 0 < t < _N:
+            yield t
+        k = _hmac(k, v + b"\x00")
+        v = _hmac(k, v)
+
+
+def sign(priv32, digest32):
+    """Deterministic (RFC 6979) signature r || s of a 32-byte digest."""
+    d = int.from_bytes(priv32, "big")
+    if not 0 < d < _N or len(digest32) != 32:
+        raise ValueError("bad private key or digest")
+    e = int.from_bytes(digest32, "big") % _N
+    for k in _nonces(d, digest32):
+        x, _ = _affine_x(k)
+        r = x % _N
+        s = pow(k, _N - 2, _N) * (e + r * d) % _N
+        if r and s:
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
