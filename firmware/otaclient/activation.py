@@ -1,0 +1,93 @@
+"""Activation and the boot outcome: consent, set_pending + reset, self-test, confirm, report.
+
+The only module that arms the bootloader or confirms an app; it neither fetches nor
+parses images. The confirm happens last, on the success path only.
+"""
+
+from otaclient import client as _client
+from otaclient import policy as _policy
+from otaclient import zcl
+from otaclient.state import PROGRESS
+
+
+def activate_due(agent, c):
+    """client.on_activate: the upgrade time has come (consent decides)."""
+    port, pol, state = agent.port, agent.policy, agent.state
+    version = c.ended.version
+    verdict, until = pol.decide(port.now())
+    if verdict == _policy.DEFER:
+        if state.get("deferred") != version:
+            agent.alerts.queue(version, zcl.RESULT_DEFERRED, deferred=version)
+        c.activate_at = until
+        return
+    if verdict == _policy.REFUSE:
+        port.log("ota: activation of %08x refused by consent" % version)
+        refused = state.get("refused", []) + [version]
+        agent.alerts.queue(version, zcl.RESULT_REFUSED, refused=refused)
+        agent.announce(zcl.BOOT_REFUSED)
+        c.ended = None
+        c._goto(_client.IDLE, pol.cfg["query_interval_s"] * 1000)
+        return
+    activate(agent, c)
+
+
+def activate(agent, c):
+    """Check the slot from flash once more, record the attempt, arm the bootloader, reboot."""
+    port = agent.port
+    try:
+        c.reasm.verify_slot()
+    except ValueError as e:
+        port.log("ota: slot changed before activation: %s" % e)
+        c.reasm.cancel()
+        c.ended = None
+        c._goto(_client.IDLE)
+        return
+    p = c.reasm.progress
+    rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "n": p["n"]}
+    agent.state.update(activating=rec, deferred=None)
+    port.log("ota: activating %08x" % p["v"])
+    port.set_pending()
+    port.reset()
+
+
+def self_test(agent):
+    """What the new app must prove before it confirms itself."""
+    port = agent.port
+    try:
+        from otaclient import download, image, link, p256, reassembly  # noqa: F401
+
+        ok = port.store.get("identity.json") is not None
+        ok = ok and port.link is not None and len(agent.policy.keys) > 0
+    except Exception as e:  # any failure means "do not confirm"
+        port.log("ota: self-test error %r" % e)
+        return False
+    return ok
+
+
+def after_boot(agent):
+    """Confirm a trial boot after the self-test; settle a recorded activation. boot_status."""
+    port, state = agent.port, agent.state
+    if port.pending_verify():
+        if not self_test(agent):
+            port.log("ota: self-test failed; rolling back")
+            port.reset()
+            return zcl.BOOT_NORMAL
+        port.confirm()
+        port.log("ota: trial boot confirmed")
+    act = state.get("activating")
+    if not act:
+        return zcl.BOOT_NORMAL
+    running = port.running_version()
+    if running == act["v"]:
+        sc = max(state.get("sec_counter", 0), act["sc"])
+        agent.alerts.queue(running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc)
+        status = zcl.BOOT_ACTIVATED
+    else:
+        failed = (state.get("failed", []) + [act["v"]])[-8:]
+        agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
+        status = zcl.BOOT_ROLLED_BACK
+    port.store.delete(PROGRESS)
+    c = agent.client
+    c.reasm.progress = None
+    port.log("ota: boot after activation of %08x: status %d" % (act["v"], status))
+    return status

@@ -1,0 +1,148 @@
+"""The OTA agent: wires port, link framing, ZCL dispatch, client, alerts; boot and main loop.
+
+R4 lives here: frames from any node but the bound CH are answered NOT_AUTHORIZED and
+go no further. It holds no image logic (client.py) and no hardware access (the port).
+"""
+
+from otaclient import activation, link, zcl
+from otaclient.alerts import Alerts
+from otaclient.client import Client
+from otaclient.policy import Policy
+from otaclient.state import State
+
+try:
+    from time import ticks_diff
+
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+_BROADCAST_MIN = const(0xFFF8)  # 0xFFF8..0xFFFF: broadcast short addresses
+_MAX_SLEEP_MS = const(200)
+
+
+class Agent:
+    def __init__(self, port):
+        self.port = port
+        self.policy = Policy(port)
+        self.state = State(port.store)
+        self.addr = self.policy.short_addr
+        self._dec = link.Decoder()
+        self._rx = bytearray(512)
+        self._rxmv = memoryview(self._rx)
+        self._lseq = 0
+        self._zseq = 0
+        self.client = Client(port, self.policy, self.state, self.send)
+        self.client.on_activate = self._activate
+        self.alerts = Alerts(port, self.policy, self.state, self.send)
+        self.boot_status = None
+        self.refused = 0  # frames answered NOT_AUTHORIZED (R4)
+
+    def _activate(self, c):
+        activation.activate_due(self, c)
+
+    # --- output -------------------------------------------------------------------------
+
+    def send(self, cmd, payload, mfr=None, dst=None, seq=None):
+        if seq is None:
+            self._zseq = (self._zseq + 1) & 0xFF
+            seq = self._zseq
+        frame = zcl.encode_frame(cmd, seq, payload, False, mfr)
+        self._lseq = (self._lseq + 1) & 0xFF
+        dst = self.policy.ch_addr if dst is None else dst
+        self.port.link.write(link.encode(self.addr, dst, self._lseq, frame))
+
+    def announce(self, boot_status):
+        pol = self.policy
+        p = zcl.encode_device_announce(pol.eui64, pol.hw, self.port.running_version(), boot_status)
+        self.send(zcl.DEVICE_ANNOUNCE, p, zcl.MFR_HANOTA)
+
+    # --- boot and loop ------------------------------------------------------------------
+
+    def boot(self):
+        """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
+        self.boot_status = activation.after_boot(self)
+        self.announce(self.boot_status)
+        self.client.query()
+
+    def run(self):
+        self.boot()
+        while True:
+            self.step()
+
+    def step(self, max_ms=_MAX_SLEEP_MS):
+        """Wait for bytes at most until the next timer, handle frames, run timers."""
+        now = self.port.ticks_ms()
+        wait = min(max(0, ticks_diff(self.client.due(), now)), max_ms)
+        n = self.port.link.readinto(self._rx, wait)
+        if n:
+            self._dec.feed(bytes(self._rxmv[:n]))
+            while True:
+                f = self._dec.next()
+                if f is None:
+                    break
+                self.on_frame(*f)
+        self.client.poll()
+        self.alerts.poll()
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def on_frame(self, src, dst, lseq, payload):
+        unicast = dst == self.addr
+        if not unicast and dst < _BROADCAST_MIN:
+            return  # for another node
+        try:
+            cmd, seq, s2c, mfr, p = zcl.decode_frame(payload)
+        except zcl.ZclError as e:
+            return self._default(src, 0xFF, 0, e.status, unicast)
+        if not self.policy.from_ch(src):
+            self.refused += 1
+            self.port.log("ota: command %02x from %04x refused (not the bound CH)" % (cmd, src))
+            return self._default(src, cmd, seq, zcl.NOT_AUTHORIZED, unicast)
+        try:
+            obj = zcl.decode_command(cmd, p, s2c, mfr)
+        except zcl.ZclError as e:
+            return self._default(src, cmd, seq, e.status, unicast)
+        self._route(src, cmd, seq, s2c, obj, unicast)
+
+    def _route(self, src, cmd, seq, s2c, obj, unicast):
+        c = self.client
+        if not s2c and cmd != zcl.DEFAULT_RSP:
+            return self._default(src, cmd, seq, zcl.UNSUP_CLUSTER_COMMAND, unicast)
+        if cmd == zcl.IMAGE_BLOCK_RSP:
+            c.on_block(obj)
+        elif cmd == zcl.IMAGE_NOTIFY:
+            c.on_notify(obj, unicast)
+        elif cmd == zcl.QUERY_NEXT_IMAGE_RSP:
+            c.on_query_rsp(obj)
+        elif cmd == zcl.UPGRADE_END_RSP:
+            c.on_end_rsp(obj)
+        elif cmd == zcl.ALERT_ACK:
+            self.alerts.on_ack(obj)
+        elif cmd == zcl.DEFAULT_RSP:
+            c.on_default_rsp(obj)
+        else:
+            self._default(src, cmd, seq, zcl.UNSUP_CLUSTER_COMMAND, unicast)
+
+    def _default(self, src, cmd, seq, status, unicast):
+        if unicast:  # never answer a broadcast (no storms)
+            p = zcl.encode_default_rsp(cmd, status)
+            self.send(zcl.DEFAULT_RSP, p, None, src, seq)
+
+
+def main(port, make_agent=Agent):
+    """Run the agent forever; a crash is logged and the agent restarted after a back-off."""
+    backoff = 1000
+    while True:
+        try:
+            make_agent(port).run()
+        except Exception as e:  # top level: the device must keep answering the CH
+            port.log("agent: crashed: %r; restart in %d ms" % (e, backoff))
+            port.sleep_ms(backoff)
+            backoff = min(backoff * 2, 60000)

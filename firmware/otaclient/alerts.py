@@ -1,0 +1,90 @@
+"""Signed activation alerts (GBCS CS09-like, ACTIVATION_ALERT): one per served supplier.
+
+Builds, signs (device key, p256) and re-sends each alert until the CH acknowledges its
+counter; the records live in agent.json so they survive resets. It decides nothing.
+"""
+
+import hashlib
+from binascii import hexlify, unhexlify
+
+from otaclient import p256, zcl
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+class Alerts:
+    def __init__(self, port, policy, state, send):
+        self.port = port
+        self.policy = policy
+        self.state = state
+        self._send = send  # send(cmd, payload, mfr)
+        self._due = {}  # counter -> ticks of the next (re)send
+        self.sent = 0
+
+    def build(self, version, result):
+        """Signed records for every supplier and the new counter; the caller persists both."""
+        counter = self.state.get("alert_counter", 0)
+        now = self.port.now()
+        out = []
+        for supplier in self.policy.suppliers or ["-"]:
+            counter += 1
+            body = zcl.encode_activation_alert(
+                zcl.ALERT_CODE_ACTIVATION, supplier, version, result, now, counter, None
+            )
+            sig = self._sign(body)
+            out.append([supplier, version, result, now, counter, hexlify(sig).decode()])
+        return out, counter
+
+    def _sign(self, body):
+        key = self.policy.device_key
+        if key is None:
+            return bytes(64)  # unprovisioned board: the CH will reject the signature
+        msg = zcl.alert_signed_bytes(self.policy.eui64, body)
+        return p256.sign(key, hashlib.sha256(msg).digest())
+
+    def queue(self, version, result, **fields):
+        """Build, persist (with any other agent.json fields, in one put) and schedule."""
+        recs, counter = self.build(version, result)
+        pending = self.pending() + recs
+        self.state.update(alerts=pending, alert_counter=counter, **fields)
+
+    def pending(self):
+        return list(self.state.get("alerts", []))
+
+    def on_ack(self, ack):
+        left = [r for r in self.pending() if r[4] != ack.counter]
+        if len(left) != len(self.pending()):
+            self.state.update(alerts=left)
+        self._due.pop(ack.counter, None)
+
+    def poll(self):
+        now = self.port.ticks_ms()
+        stagger = self.policy.cfg["alert_stagger_s"] * 1000
+        retry = self.policy.cfg["alert_retry_s"] * 1000
+        for i, r in enumerate(self.pending()):
+            due = self._due.get(r[4])
+            if due is None:
+                due = self._due[r[4]] = now + i * stagger  # R3: staggered per supplier
+            if ticks_diff(now, due) >= 0:
+                self._send_one(r)
+                self._due[r[4]] = now + retry
+
+    def _send_one(self, r):
+        supplier, version, result, ts, counter, sig = r
+        p = zcl.encode_activation_alert(
+            zcl.ALERT_CODE_ACTIVATION, supplier, version, result, ts, counter, unhexlify(sig)
+        )
+        self._send(zcl.ACTIVATION_ALERT, p, zcl.MFR_HANOTA)
+        self.sent += 1
+
+    def due(self):
+        d = None
+        for t in self._due.values():
+            if d is None or ticks_diff(t, d) < 0:
+                d = t
+        return d

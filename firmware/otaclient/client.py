@@ -1,0 +1,249 @@
+"""The ZCL OTA Upgrade client state machine: notify -> query -> fetch -> verify -> end -> activate.
+
+Owns the session buffer, the verifier and the reassembly; it does not read the link,
+persist alerts or reboot (agent.py and activation.py do), and never trusts a byte
+before its fragment's signature and the slot read-back have passed.
+"""
+
+import random
+
+from otaclient import download, image, zcl
+from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
+from otaclient.reassembly import Reassembly
+
+try:
+    from time import ticks_diff
+
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+IDLE = const(0)
+QUERY = const(1)
+FETCH = const(2)
+END = const(3)  # Upgrade End Request SUCCESS sent, waiting for the response
+WAIT = const(4)  # upgrade time 0xFFFFFFFF: re-ask periodically
+SCHED = const(5)  # activation scheduled at self.activate_at (port.now() seconds)
+NAMES = ("idle", "query", "fetch", "end", "wait", "sched")
+_NEVER = const(0xFFFFFFFF)
+_KEYS_MAX = const(1040)  # a key-rotation payload: up to 16 records of 65 bytes
+
+
+class _Staged(Exception):
+    """check(): this fragment is already staged; skip the rest of the file."""
+
+
+class Client:
+    def __init__(self, port, policy, state, send):
+        self.port = port
+        self.policy = policy
+        self.state = state
+        self._send = send  # send(cmd, payload)
+        self.cfg = policy.cfg
+        self.reasm = Reassembly(port, bytearray(port.block_size))
+        self.st = IDLE
+        self.dl = None
+        self._ver = None
+        self._keys = None  # key-rotation payload being captured
+        self.ended = None  # the offer whose image is complete and verified
+        self.activate_at = 0
+        self._tries = 0
+        self._due = port.ticks_ms()
+        self.on_activate = None  # agent: activate(now) when the time has come
+        self.on_boundary = None  # tests/bench: called at every block / fragment boundary
+        self.log = port.log
+
+    def _goto(self, st, delay_ms=0):
+        self.st = st
+        self._tries = 0
+        self._due = self.port.ticks_ms() + delay_ms
+
+    def running(self):
+        return self.port.running_version()
+
+    # --- query --------------------------------------------------------------------------
+
+    def query(self):
+        b = self.port.board
+        p = zcl.encode_query_next_image_req(
+            self.policy.mfr, self.policy.image_type, self.running(), b["hw_version"]
+        )
+        self._send(zcl.QUERY_NEXT_IMAGE_REQ, p)
+        if self.st in (IDLE, QUERY):
+            self.st = QUERY
+            self._due = self.port.ticks_ms() + self.cfg["retry_s"] * 1000
+
+    def on_notify(self, n, unicast):
+        if self.st not in (IDLE, QUERY):
+            return
+        if not unicast:
+            if n.mfr is not None and n.mfr != self.policy.mfr:
+                return
+            if n.image_type is not None and n.image_type != self.policy.image_type:
+                return
+            if n.version is not None and n.version == self.running():
+                return
+            if random.getrandbits(8) % 100 >= n.jitter:
+                return  # thinned by the server's query jitter
+        self.query()
+
+    def on_query_rsp(self, r):
+        if self.st != QUERY:
+            return
+        if r.status != zcl.SUCCESS:
+            self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
+            return
+        if not self.policy.offer_ok(r, self.running(), self.state.get("failed", [])):
+            self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[1:])
+            self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
+            return
+        self._start(r)
+
+    # --- fetch --------------------------------------------------------------------------
+
+    def _start(self, offer):
+        self._ver = image.Verifier(self.policy.lookup_key, self._sink, self._check, MAX_FILE)
+        self._keys = None
+        self.dl = download.Download(self._send, offer, self._ver.feed, self.cfg)
+        self._goto(FETCH)
+        self.dl.start(self.port.ticks_ms())
+
+    def _check(self, header, m):
+        sc = self.state.get("sec_counter", 0)
+        self.policy.check(m, self.dl.offer, self.running(), sc)
+        if m.image_type == KEYS_IMAGE_TYPE:
+            if m.fragment_count != 1 or m.total_length > _KEYS_MAX:
+                raise PolicyError("BAD_FRAGMENT")
+            self._keys = bytearray()
+        elif not self.reasm.begin(m):
+            raise _Staged()
+
+    def _sink(self, off, mv):
+        if self._keys is None:
+            self.reasm.sink(off, mv)
+        else:
+            self._keys.extend(mv)
+
+    def on_block(self, r):
+        if self.st != FETCH:
+            return
+        try:
+            self.dl.on_block(r, self.port.ticks_ms())
+        except _Staged:
+            self.log("ota: fragment already staged")
+            return self._fragment_done(self.reasm.complete())
+        except (image.ImageError, PolicyError) as e:
+            return self._refuse(e.code)
+        if self.on_boundary:
+            self.on_boundary(self)
+        self._after(self.dl.state)
+
+    def _after(self, st):
+        if st == download.DONE:
+            self._finish()
+        elif st == download.ABANDONED:
+            self.log("ota: transfer abandoned at %d" % self.dl.offset)
+            self.reasm.abort()
+            self._drop(IDLE, self.cfg["retry_s"] * 1000)
+
+    def _drop(self, st, delay_ms):
+        self.dl = self._ver = self._keys = None
+        self._goto(st, delay_ms)
+
+    def _finish(self):
+        try:
+            m = self._ver.finish()
+            self.policy.check_supplier(self._ver)
+            if self._keys is not None:
+                self.policy.apply_keys(self._keys, m)
+                return self._end_req(zcl.SUCCESS, IDLE)
+            complete = self.reasm.finish(m)
+        except (image.ImageError, PolicyError) as e:
+            return self._refuse(e.code)
+        self._fragment_done(complete)
+
+    def _fragment_done(self, complete):
+        if self.on_boundary:
+            self.on_boundary(self)
+        if not complete:
+            return self._end_req(zcl.REQUIRE_MORE_IMAGE, QUERY)
+        try:
+            self.reasm.verify_slot()
+        except ValueError as e:  # PolicyError SLOT_DIGEST, or port.check_app
+            self.log("ota: staged slot refused: %s" % e)
+            self.reasm.cancel()
+            return self._end_req(zcl.INVALID_IMAGE, IDLE)
+        self.ended = self.dl.offer
+        self._end_req(zcl.SUCCESS, END)
+
+    def _refuse(self, code):
+        self.log("ota: image refused: %s" % code)
+        self.reasm.abort()
+        self._end_req(zcl.INVALID_IMAGE, IDLE)
+
+    def _end_req(self, status, then):
+        o = self.dl.offer
+        self._send(zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(status, *o[1:4]))
+        self._drop(then, self.cfg["retry_s"] * 1000)
+        if then == QUERY:
+            self.query()
+
+    # --- end and activation -------------------------------------------------------------
+
+    def _resend_end(self):
+        o = self.ended
+        self._send(zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(zcl.SUCCESS, *o[1:4]))
+
+    def on_end_rsp(self, r):
+        o = self.ended
+        if o is None or self.st not in (END, WAIT, SCHED):
+            return
+        if (r.mfr, r.image_type, r.version) != (o.mfr, o.image_type, o.version):
+            self.log("ota: upgrade end response for another image ignored")
+            return
+        if r.upgrade_time == _NEVER:
+            return self._goto(WAIT, self.cfg["wait_poll_s"] * 1000)
+        now = self.port.now()
+        delay = r.upgrade_time if r.current_time == 0 else r.upgrade_time - now
+        self.activate_at = now + max(0, delay)  # a time in the past: activate now
+        self._goto(SCHED)
+
+    def on_default_rsp(self, r):
+        if r.cmd == zcl.IMAGE_PAGE_REQ and self.st == FETCH and r.status != zcl.SUCCESS:
+            self.log("ota: no page requests here, using block requests")
+            self.dl.no_pages(self.port.ticks_ms())
+
+    def poll(self):
+        """Timers; call often. The agent sleeps at most until due()."""
+        now = self.port.ticks_ms()
+        if self.st == FETCH:
+            return self._after(self.dl.poll(now))
+        if self.st == SCHED:
+            if self.port.now() >= self.activate_at and self.on_activate:
+                self.on_activate(self)
+            return
+        if ticks_diff(now, self._due) < 0:
+            return
+        self._tries += 1
+        self._due = now + self.cfg["retry_s"] * 1000
+        if self.st in (END, WAIT):
+            if self.st == WAIT:
+                self._due = now + self.cfg["wait_poll_s"] * 1000
+            self._resend_end()
+        elif self.st == QUERY and self._tries > 3:
+            self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
+        else:
+            self.query()
+
+    def due(self):
+        if self.st == FETCH:
+            return self.dl.due()
+        if self.st == SCHED:
+            return self.port.ticks_ms() + 1000
+        return self._due

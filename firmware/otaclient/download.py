@@ -1,0 +1,156 @@
+"""Fetch one OTA file from the CH, pipelined, and feed its bytes strictly in file order.
+
+Image Page Requests (or a window of Image Block Requests) keep the link busy; a gap or
+silence re-requests from the first missing byte. It does not verify or store: `feed`
+(the verifier) does. Out-of-order blocks are dropped, not buffered.
+"""
+
+from otaclient import zcl
+
+try:
+    from time import ticks_diff
+
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+RUNNING = const(0)
+DONE = const(1)  # every byte fed
+ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged progress
+
+
+class Download:
+    def __init__(self, send, offer, feed, cfg, eui64=None):
+        self._send = send  # send(cmd, payload)
+        self.offer = offer  # QueryNextImageRsp: mfr, image_type, version, size
+        self._feed = feed
+        self._max = min(cfg["max_block"], 255)
+        self._page = cfg["page_size"]
+        self._window = max(1, cfg["window"])
+        self._spacing = cfg["spacing_ms"]
+        self._timeout = cfg["block_timeout_ms"]
+        self._retries_max = cfg["max_retries"]
+        self._wait_cap = cfg["max_wait_s"] * 1000
+        self.offset = 0  # next byte to feed
+        self._next = 0  # block mode: next offset to request
+        self._page_end = -1  # page mode: end of the page asked for (-1: none)
+        self._gap_at = -1  # offset already re-requested because of a gap
+        self._mbp = 0  # server's minimum block period (ms)
+        self._due = 0  # ticks: next timeout / wait end / spaced request
+        self._waiting = False
+        self._spaced = False
+        self._retries = 0
+        self.state = RUNNING
+        self.stats = [0, 0, 0]  # blocks fed, blocks ignored, re-requests
+
+    def start(self, now):
+        self._ask(now)
+
+    def _ask(self, now):
+        # (Re)issue requests from self.offset.
+        self._due = now + self._timeout
+        if self._page and not self._mbp:
+            self._page_end = min(self.offset + self._page, self.offer.size)
+            self._request(zcl.IMAGE_PAGE_REQ, self.offset, self._page_end - self.offset)
+            return
+        self._next = self.offset
+        self._pump(now)
+
+    def _pump(self, now):
+        # Block mode: keep `window` requests in flight (one, spaced, under a min block period).
+        window = 1 if self._mbp else self._window
+        size = self.offer.size
+        while self._next < size and self._next < self.offset + window * self._max:
+            n = min(self._max, size - self._next)
+            self._request(zcl.IMAGE_BLOCK_REQ, self._next, n)
+            self._next += n
+
+    def _request(self, cmd, offset, length):
+        o = self.offer
+        if cmd == zcl.IMAGE_PAGE_REQ:
+            spacing = max(self._spacing, self._mbp)
+            p = zcl.encode_image_page_req(
+                o.mfr, o.image_type, o.version, offset, self._max, length, spacing
+            )
+        else:
+            p = zcl.encode_image_block_req(o.mfr, o.image_type, o.version, offset, length)
+        self._send(cmd, p)
+
+    def on_block(self, rsp, now):
+        """An Image Block Response from the CH: feed it if it is the next byte range."""
+        if rsp.status == zcl.WAIT_FOR_DATA:
+            return self._wait(rsp, now)
+        if rsp.status != zcl.SUCCESS:
+            self.state = ABANDONED  # ABORT (R5) or any other refusal
+            return
+        o = self.offer
+        n = len(rsp.data)
+        if (rsp.mfr, rsp.image_type, rsp.version) != (o.mfr, o.image_type, o.version):
+            self.stats[1] += 1
+            return
+        if rsp.offset != self.offset or n == 0 or n > self._max or self.offset + n > o.size:
+            self.stats[1] += 1
+            if rsp.offset > self.offset and self._gap_at != self.offset:
+                self._gap_at = self.offset  # lost block: ask again once per gap
+                self.stats[2] += 1
+                self._ask(now)
+            return
+        if n < self._max and self.offset + n < o.size:
+            self._max = n  # the server's blocks are smaller: ask for what it sends
+        self._feed(rsp.data)
+        self.offset += n
+        self.stats[0] += 1
+        self._retries = 0
+        self._progress(now)
+
+    def _progress(self, now):
+        if self.offset >= self.offer.size:
+            self.state = DONE
+        elif self._mbp:
+            self._spaced = True  # next request after the minimum block period
+            self._due = now + self._mbp
+        elif self._page_end >= 0:
+            self._due = now + self._timeout
+            if self.offset >= self._page_end:
+                self._ask(now)
+        else:
+            self._due = now + self._timeout
+            self._pump(now)
+
+    def _wait(self, rsp, now):
+        wait_ms = max(0, rsp.request_time - rsp.current_time) * 1000 + rsp.min_block_period
+        self._mbp = rsp.min_block_period
+        self._waiting = True
+        self._spaced = False
+        self._due = now + min(wait_ms, self._wait_cap)
+
+    def poll(self, now):
+        """Timers: end of a WAIT_FOR_DATA, spaced requests, silence. Returns the state."""
+        if self.state != RUNNING or ticks_diff(now, self._due) < 0:
+            return self.state
+        if self._waiting or self._spaced:
+            self._waiting = self._spaced = False
+            self._ask(now)
+        else:
+            self._retries += 1
+            self.stats[2] += 1
+            if self._retries > self._retries_max:
+                self.state = ABANDONED
+            else:
+                self._ask(now)
+        return self.state
+
+    def no_pages(self, now):
+        """The CH does not do Image Page Requests: fall back to windowed block requests."""
+        self._page = 0
+        self._page_end = -1
+        self._ask(now)
+
+    def due(self):
+        return self._due

@@ -1,0 +1,166 @@
+"""Device policy from the store: identity, trust anchors, anti-rollback, bound CH, consent.
+
+Decides only; it never touches flash or the link (client.py and reassembly.py act on it).
+"""
+
+import hashlib
+from binascii import hexlify, unhexlify
+
+from otaclient import p256
+from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+MAX_FILE = const(750000)  # R1: one OTA file, header included
+KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
+ACCEPT = const(0)
+DEFER = const(1)
+REFUSE = const(2)
+
+DEFAULTS = {
+    "max_block": 255,  # maxDataSize of our requests (u8)
+    "page_size": 4096,  # Image Page Request size; 0 = windowed Image Block Requests
+    "window": 4,  # block requests in flight (block mode)
+    "spacing_ms": 0,  # responseSpacing asked in page requests
+    "block_timeout_ms": 1500,  # no progress for this long: re-request from the gap
+    "max_retries": 40,  # consecutive timeouts before the transfer is dropped (resumable)
+    "max_wait_s": 3600,  # cap of one WAIT_FOR_DATA wait
+    "retry_s": 10,  # query / upgrade end request re-sent after this silence
+    "query_interval_s": 3600,  # periodic Query Next Image when idle
+    "wait_poll_s": 60,  # re-send Upgrade End Request while upgrade time is 0xFFFFFFFF
+    "alert_retry_s": 15,  # re-send an unacknowledged activation alert
+    "alert_stagger_s": 1,  # spacing between the alerts of different suppliers (R3)
+    "log_blocks": 0,
+}
+
+
+class PolicyError(ValueError):
+    """An image or command refused by policy; .code is fixed."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _keys(store):
+    # trust.json (provisioning) overlaid by keys.json (rotation images), ids as ints
+    keys = {}
+    for kid, pub in load_json(store, "trust.json", {}).items():
+        keys[int(kid, 16)] = unhexlify(pub)
+    rot = load_json(store, KEYS, {})
+    for kid, pub in rot.get("add", {}).items():
+        keys[int(kid, 16)] = unhexlify(pub)
+    for kid in rot.get("revoke", ()):
+        keys.pop(int(kid, 16), None)
+    return keys
+
+
+class Policy:
+    def __init__(self, port):
+        store = port.store
+        ident = load_json(store, "identity.json", {})
+        board = port.board
+        self.eui64 = unhexlify(ident.get("eui64", "00" * 8))
+        self.short_addr = ident.get("short_addr", 1)
+        self.ch_addr = ident.get("ch_addr", 0)
+        self.suppliers = ident.get("suppliers", [])
+        key = ident.get("device_key")
+        self.device_key = unhexlify(key) if key else None
+        self.mfr = board["manufacturer_code"]
+        self.image_type = board["image_type"]
+        self.hw = board["hw_version"]
+        self.store = store
+        self.supplier_keys = ident.get("supplier_keys", {})
+        self.supplier_keys.update(load_json(store, "suppliers.json", {}))
+        self.keys = _keys(store)
+        self.keys_version = load_json(store, KEYS, {}).get("version", 0)
+        self.cfg = dict(DEFAULTS)
+        self.cfg.update(load_json(store, CONFIG, {}))
+        self.consent = load_json(store, CONSENT, {"mode": "accept"})
+
+    def lookup_key(self, key_id):
+        return self.keys.get(key_id)
+
+    def from_ch(self, src):
+        """R4: only the bound Comms Hub may drive the OTA client."""
+        return src == self.ch_addr
+
+    def offer_ok(self, rsp, running, failed):
+        """Query Next Image Response worth downloading (else ignored, spec behaviour)."""
+        if rsp.mfr != self.mfr or rsp.image_type not in (self.image_type, KEYS_IMAGE_TYPE):
+            return False
+        if not 0 < rsp.size <= MAX_FILE:
+            return False
+        if rsp.image_type == KEYS_IMAGE_TYPE:
+            return rsp.version > self.keys_version
+        return rsp.version > running and rsp.version not in failed
+
+    def check(self, m, offered, running, sec_counter):
+        """Manifest of a file being fetched; raise PolicyError to refuse it."""
+        if m.manufacturer_code != self.mfr:
+            raise PolicyError("WRONG_MANUFACTURER")
+        if m.image_type != offered.image_type or m.image_type not in (
+            self.image_type,
+            KEYS_IMAGE_TYPE,
+        ):
+            raise PolicyError("WRONG_IMAGE_TYPE")
+        if not m.hw_min <= self.hw <= m.hw_max:
+            raise PolicyError("HW_MISMATCH")
+        if m.key_id not in self.keys:
+            raise PolicyError("UNKNOWN_KEY")
+        if m.file_version != offered.version:
+            raise PolicyError("VERSION_MISMATCH")
+        floor = self.keys_version if m.image_type == KEYS_IMAGE_TYPE else running
+        if m.file_version <= floor:
+            raise PolicyError("DOWNGRADE")
+        if m.security_counter < sec_counter:
+            raise PolicyError("COUNTER")
+
+    def decide(self, now):
+        """R6 consent at activation time: (ACCEPT|DEFER|REFUSE, until)."""
+        mode = self.consent.get("mode", "accept")
+        if mode == "refuse":
+            return REFUSE, 0
+        until = self.consent.get("until", 0)
+        if mode == "defer" and until > now:
+            return DEFER, until
+        return ACCEPT, 0
+
+    def check_supplier(self, ver):
+        """R2: an SR 11.1-form supplier trailer must verify with a served supplier's key."""
+        if ver.supplier_signature is None:
+            return
+        for s in self.suppliers:
+            pub = self.supplier_keys.get(s)
+            if pub and p256.verify(unhexlify(pub), ver.supplier_digest, ver.supplier_signature):
+                return
+        raise PolicyError("SUPPLIER")
+
+    def apply_keys(self, data, m):
+        """A verified key-rotation image: 65-byte records, op 1 add / 2 revoke + X||Y."""
+        if len(data) % 65 or hashlib.sha256(data).digest() != m.firmware_sha256:
+            raise PolicyError("BAD_KEYS")
+        rot = load_json(self.store, KEYS, {})
+        add = rot.get("add", {})
+        revoke = rot.get("revoke", [])
+        for i in range(0, len(data), 65):
+            op = data[i]
+            pub = bytes(data[i + 1 : i + 65])
+            kid = "%08x" % int.from_bytes(hashlib.sha256(pub).digest()[:4], "big")
+            if op == 1:
+                add[kid] = hexlify(pub).decode()
+                revoke = [k for k in revoke if k != kid]
+            elif op == 2:
+                add.pop(kid, None)
+                revoke.append(kid)
+            else:
+                raise PolicyError("BAD_KEYS")
+        save_json(self.store, KEYS, {"version": m.file_version, "add": add, "revoke": revoke})
+        self.keys = _keys(self.store)
+        self.keys_version = m.file_version

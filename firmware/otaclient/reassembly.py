@@ -1,0 +1,156 @@
+"""Fragments -> update slot: one sector buffer, erase+write per 4 KB sector, progress persisted.
+
+Records a fragment as done only after its signature verified (caller's finish order);
+it does not parse images or talk to the CH. Progress survives resets, a fragment in
+flight does not (hash state cannot be saved): a reset costs at most that fragment.
+"""
+
+import hashlib
+from binascii import hexlify, unhexlify
+
+from otaclient.policy import PolicyError
+from otaclient.state import PROGRESS, load_json, save_json
+
+
+def _hex(b):
+    return hexlify(b).decode()
+
+
+class Reassembly:
+    def __init__(self, port, buf):
+        self.port = port
+        self._bs = port.block_size
+        self._buf = buf  # the session's one sector buffer (block_size bytes)
+        self._mv = memoryview(buf)
+        self.progress = load_json(port.store, PROGRESS)
+        self._frag = None  # (index, start, end, total) of the fragment in flight
+        self._sec = -1  # sector held in the buffer
+        self._erased = None  # (first, last) sectors this fragment erased
+
+    def _same(self, m):
+        p = self.progress
+        return (
+            p["v"] == m.file_version
+            and p["sha"] == _hex(m.firmware_sha256)
+            and p["total"] == m.total_length
+            and p["n"] == m.fragment_count
+            and p["sc"] == m.security_counter
+        )
+
+    def begin(self, m):
+        """A fragment's manifest: True to fetch it, False if already staged (duplicate)."""
+        start = m.fragment_offset
+        end = start + m.fragment_length
+        if not 0 <= m.fragment_index < m.fragment_count or end <= start:
+            raise PolicyError("BAD_FRAGMENT")
+        if end > m.total_length or m.total_length > self.port.slot_size:
+            raise PolicyError("BAD_FRAGMENT")
+        if self.progress is not None and not self._same(m):
+            if m.file_version <= self.progress["v"]:
+                raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one
+            self.cancel()  # policy: a newer firmware from the bound CH starts over
+        for i, s, n in self.progress["done"] if self.progress else ():
+            if i == m.fragment_index and s == start and n == end - start:
+                return False
+            if i == m.fragment_index or (s < end and start < s + n):
+                raise PolicyError("BAD_FRAGMENT")  # overlapping, or same index elsewhere
+        self._frag = (m.fragment_index, start, end, m.total_length)
+        self._pos = start
+        self._sec = -1
+        self._erased = None
+        return True
+
+    def sink(self, off, mv):
+        """Firmware bytes at firmware offset `off`, increasing (the verifier's sink)."""
+        n = len(mv)
+        if self._frag is None or off != self._pos or off + n > self._frag[2]:
+            raise PolicyError("BAD_FRAGMENT")
+        bs = self._bs
+        i = 0
+        while i < n:
+            pos = off + i
+            sec = pos // bs
+            if sec != self._sec:
+                self._open(sec)
+            rel = pos - sec * bs
+            k = min(n - i, bs - rel)
+            self._buf[rel : rel + k] = mv[i : i + k]
+            i += k
+            if rel + k == bs:
+                self._flush()
+        self._pos = off + n
+
+    def _open(self, sec):
+        # A sector shared with a neighbour fragment keeps the neighbour's bytes.
+        _i, start, end, total = self._frag
+        base = sec * self._bs
+        if base < start or min(base + self._bs, total) > end:
+            self.port.read(base, self._buf)
+        self._sec = sec
+
+    def _flush(self):
+        sec = self._sec
+        base = sec * self._bs
+        n = min(self._bs, self._frag[3] - base)
+        self.port.erase(sec)
+        self.port.write(base, self._mv[:n])
+        first = sec if self._erased is None else self._erased[0]
+        self._erased = (first, sec)
+        self._sec = -1
+
+    def finish(self, m):
+        """After the fragment's signature verified: flush, persist. True when all are in."""
+        index, start, end, total = self._frag
+        if self._sec >= 0:
+            self._flush()
+        if self._pos != end:
+            raise PolicyError("BAD_FRAGMENT")
+        p = self.progress
+        if p is None:
+            p = {"v": m.file_version, "sha": _hex(m.firmware_sha256), "total": total}
+            p.update({"n": m.fragment_count, "sc": m.security_counter, "done": []})
+        p = dict(p)
+        p["done"] = p["done"] + [[index, start, end - start]]
+        save_json(self.port.store, PROGRESS, p)
+        self.progress = p
+        self._frag = None
+        return self.complete()
+
+    def complete(self):
+        p = self.progress
+        return p is not None and len(p["done"]) == p["n"]
+
+    def abort(self):
+        """Drop the fragment in flight; erase back the sectors only it covered."""
+        if self._frag is None:
+            return
+        _i, start, end, _t = self._frag
+        if self._erased is not None:
+            bs = self._bs
+            for sec in range(self._erased[0], self._erased[1] + 1):
+                if sec * bs >= start and (sec + 1) * bs <= end:
+                    self.port.erase(sec)
+        self._frag = None
+        self._sec = -1
+
+    def cancel(self):
+        """Forget all staged progress (the slot bytes are simply overwritten later)."""
+        if self.progress is not None:
+            self.port.store.delete(PROGRESS)
+        self.progress = None
+
+    def verify_slot(self):
+        """Read the whole staged firmware back from flash; digest and app check, or raise."""
+        p = self.progress
+        total = p["total"]
+        h = hashlib.sha256()
+        off = 0
+        while off < total:
+            n = min(self._bs, total - off)
+            mv = self._mv[:n]
+            self.port.read(off, mv)
+            h.update(mv)
+            off += n
+        if h.digest() != unhexlify(p["sha"]):
+            raise PolicyError("SLOT_DIGEST")
+        self.port.check_app(total)

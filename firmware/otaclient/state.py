@@ -1,0 +1,50 @@
+"""Persisted agent state over port.store: small JSON records, each written in one atomic put.
+
+It only loads and saves; what the fields mean is decided by policy, reassembly and agent.
+"""
+
+import json
+
+AGENT = "agent.json"  # counters, activation record, pending alerts, failed versions
+PROGRESS = "progress.json"  # fragments of the firmware being staged (reassembly.py)
+CONFIG = "agent_config.json"  # tunables (docs/agent.md), optional
+CONSENT = "consent.json"  # consumer consent (R6), optional
+KEYS = "keys.json"  # trust anchors added/revoked by key-rotation images
+
+
+def load_json(store, name, default=None):
+    """The decoded record, or `default` when it is missing or unreadable."""
+    raw = store.get(name)
+    if raw is None:
+        return default
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return default
+    return obj if isinstance(obj, dict) else default
+
+
+def save_json(store, name, obj):
+    store.put(name, json.dumps(obj).encode())
+
+
+class State:
+    """agent.json: sec_counter, alert_counter, activating, alerts, failed, refused."""
+
+    def __init__(self, store):
+        self.store = store
+        self.data = load_json(store, AGENT, {})
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def update(self, **fields):
+        """Change several fields in one atomic write (None deletes a field)."""
+        data = dict(self.data)
+        for k in fields:
+            if fields[k] is None:
+                data.pop(k, None)
+            else:
+                data[k] = fields[k]
+        save_json(self.store, AGENT, data)
+        self.data = data
