@@ -1,0 +1,71 @@
+"""Atomic small-file store over a directory: one file per name, written as tmp + rename.
+
+A power cut leaves either the old or the new content of a name (LittleFS and POSIX
+renames replace atomically). Not for large data: values are read whole into RAM.
+"""
+
+import os
+
+_TMP = ".tmp"
+
+
+class StoreError(ValueError):
+    code = "BAD_NAME"
+
+
+class KVStore:
+    """get(name) -> bytes|None; put(name, data) atomic; delete(name); names()."""
+
+    def __init__(self, root):
+        self.root = root.rstrip("/") or "/"
+        self._clean()
+
+    def _path(self, name):
+        if not name or "/" in name or name.endswith(_TMP) or name[0] == ".":
+            raise StoreError("BAD_NAME " + repr(name))
+        return self.root + "/" + name
+
+    def get(self, name):
+        try:
+            f = open(self._path(name), "rb")
+        except OSError:
+            return None
+        try:
+            return f.read()
+        finally:
+            f.close()
+
+    def put(self, name, data):
+        if isinstance(data, str):
+            data = data.encode()
+        path = self._path(name)
+        tmp = path + _TMP
+        f = open(tmp, "wb")
+        try:
+            f.write(data)
+            _sync(f)
+        finally:
+            f.close()
+        os.rename(tmp, path)
+
+    def delete(self, name):
+        try:
+            os.remove(self._path(name))
+        except OSError:
+            pass  # already absent: delete is idempotent
+
+    def names(self):
+        return sorted(n for n in os.listdir(self.root) if not n.endswith(_TMP))
+
+    def _clean(self):
+        # a cut between write and rename leaves a tmp file: the old value still stands
+        for n in os.listdir(self.root):
+            if n.endswith(_TMP):
+                os.remove(self.root + "/" + n)
+
+
+def _sync(f):
+    f.flush()
+    fsync = getattr(os, "fsync", None)  # CPython; LittleFS commits on close
+    if fsync is not None:
+        fsync(f.fileno())

@@ -1,0 +1,1 @@
+"""The simulated board: flash file, otadata, app images, bootloader and runner."""

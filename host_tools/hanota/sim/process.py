@@ -1,0 +1,60 @@
+"""Starting and stopping MicroPython for a sim board: own session, console pty as its
+controlling terminal, killed with its whole process group (no orphans).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import subprocess
+import termios
+from pathlib import Path
+
+from .. import paths
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _child_setup() -> None:
+    # runs in the child between fork and exec: take the console as controlling terminal
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the runner dies -> the board dies
+
+
+def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int) -> subprocess.Popen:
+    """`micropython ARGS` in cwd, session leader on tty_fd, with han_fd inherited."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/"),
+        "MICROPYPATH": ".frozen",
+        "HANOTA_BOOT": str(cwd / "boot.json"),
+    }
+    return subprocess.Popen(
+        [paths.micropython(), *args],
+        cwd=cwd,
+        stdin=tty_fd,
+        stdout=tty_fd,
+        stderr=tty_fd,
+        start_new_session=True,
+        preexec_fn=_child_setup,
+        pass_fds=[han_fd],
+        env=env,
+    )
+
+
+def kill_group(proc: subprocess.Popen | None) -> None:
+    """SIGKILL the board's session (MicroPython and anything it started) and reap it."""
+    if proc is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,230 @@
+"""SimBoard: the host side of a simulated board, playing bootloader, power supply and watchdog.
+
+Each boot: bootloader rules on flash.bin, the chosen app unpacked to DIR/run/, boot.json
+for the port, then `micropython -X heapsize=H -i main.py` on a fresh console pty. The
+port asks for a reset or dies at a power cut by `kill -9 $PPID`, leaving the reason in
+DIR/ops; a trial boot not confirmed within watchdog_ms is killed. Then it boots again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..board import defs
+from . import bootloader, otadata, ptys
+from .create import OPS_FILE, write_ops
+from .flash import FlashFile
+from .process import kill_group, spawn_micropython
+
+_POLL_S = 0.02
+_OPS, _CUT, _EXIT = 0, 12, 24
+
+
+class SimBoard:
+    """One simulated board on DIR (made by `hanota sim create`)."""
+
+    def __init__(self, directory: str | Path, *, heap: str | None = None,
+                 watchdog_ms: int | None = None, cut_at: int | None = None) -> None:  # fmt: skip
+        self.dir = Path(directory).resolve()
+        self.board = defs.load(str(self.dir / "board.json"))
+        self.flash = FlashFile(self.dir / "flash.bin", self.board)
+        self.flash.check()
+        self.heap = heap or self.board.get("heap", "64k")
+        self.watchdog_ms = watchdog_ms or self.board["watchdog_ms"]
+        self.run_dir = self.dir / "run"
+        self.console_log = self.dir / "console.log"
+        self.events: list[dict[str, Any]] = []
+        self.boot_count = 0
+        self.running_slot: int | None = None
+        self.running_version: int | None = None
+        self.halted: str | None = None
+        self._first_cut = cut_at
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self.han: ptys.HanPty | None = None
+        self.console: ptys.ConsolePty | None = None
+
+    # --- public API
+    @property
+    def han_path(self) -> str:
+        return self.han.path if self.han else ""
+
+    @property
+    def console_path(self) -> str:
+        return self.console.path if self.console else ""
+
+    @property
+    def ops(self) -> int:
+        """Flash operations counted since start() (erase/write, slot, otadata and store)."""
+        return self._field(_OPS)
+
+    def cut_at(self, n: int) -> None:
+        """Cut power in the middle of flash operation n (counted from start(); one shot)."""
+        self._set_field(_CUT, b"%11d\n" % n)
+
+    def start(self) -> SimBoard:
+        self.console_log.write_bytes(b"")
+        write_ops(self.dir)
+        if self._first_cut:
+            self.cut_at(self._first_cut)
+        self.han = ptys.HanPty()
+        self.console = ptys.ConsolePty(self.console_log, self.board["console"] == "on")
+        self._thread = threading.Thread(target=self._supervise, name="sim-board", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """Power off: kill MicroPython and everything it started, close the ptys."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout=10)
+        kill_group(self._proc)
+        for part in (self.console, self.han):
+            if part:
+                part.close()
+        self.console = self.han = None
+        atexit.unregister(self.stop)
+
+    def power_cycle(self) -> None:
+        """Cut the power now (between operations) and boot again."""
+        self._event("power_cycle")
+        kill_group(self._proc)
+
+    def wait_for(self, event: str, timeout: float = 30.0, after: int = 0) -> dict[str, Any]:
+        """The first event named `event` at index >= after; TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ev in self.events[after:]:
+                    if ev["event"] == event:
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping:
+                    raise TimeoutError(f"no {event!r} event within {timeout}s: {self.events}")
+                self._cond.wait(min(left, 0.2))
+
+    def console_text(self) -> str:
+        return self.console_log.read_bytes().decode(errors="replace")
+
+    def __enter__(self) -> SimBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- supervisor
+    def _supervise(self) -> None:
+        while not self._stopping:
+            try:
+                decision = bootloader.decide(self.flash)
+            except bootloader.NoBootableApp as exc:
+                self.halted = str(exc)
+                self._event("no_bootable_app", error=str(exc))
+                return
+            for ev in decision.events:
+                self._event(**ev)
+            self._launch(decision)
+            reason = self._watch(decision)
+            kill_group(self._proc)
+            self._event(reason)
+
+    def _launch(self, d: bootloader.BootDecision) -> None:
+        assert self.han and self.console
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir()
+        from .appimage import unpack_to
+
+        unpack_to(d.tree, self.run_dir)
+        self.boot_count += 1
+        self.running_slot, self.running_version = d.slot, d.version
+        (self.run_dir / "boot.json").write_text(json.dumps(self._boot_doc(d)))
+        self.han.drain()
+        slave = self.console.new_inner()
+        args = ["-X", f"heapsize={self.heap}"] + (["-i"] if self.board["console"] == "on" else [])
+        self._proc = spawn_micropython(args + ["main.py"], self.run_dir, slave, self.han.master)
+        os.close(slave)
+        self._event("boot", slot=f"ota_{d.slot}", version=d.version,
+                    pending_verify=d.pending_verify, boot=self.boot_count)  # fmt: skip
+
+    def _boot_doc(self, d: bootloader.BootDecision) -> dict[str, Any]:
+        assert self.han and self.console
+        return {
+            "slot": f"ota_{d.slot}",
+            "slot_index": d.slot,
+            "version": d.version,
+            "pending_verify": d.pending_verify,
+            "boot": self.boot_count,
+            "flash": str(self.flash.path),
+            "ops": str(self.dir / OPS_FILE),
+            "partitions": {name: list(v) for name, v in self.flash.parts.items()},
+            "board": self.board,
+            "han_fd": self.han.master,
+            "han": self.han.path,
+            "console": self.console.path,
+            "cut_at": self._field(_CUT),
+            "store": "/data",
+        }
+
+    def _watch(self, d: bootloader.BootDecision) -> str:
+        assert self._proc
+        started, trial = time.monotonic(), d.pending_verify
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return "stop"
+                self._cond.wait(_POLL_S)
+            if self._proc.poll() is not None:
+                return self._exit_reason()
+            if trial and self._confirmed(d.slot):
+                trial = False
+                self._event("confirmed", slot=f"ota_{d.slot}", version=d.version)
+            elif trial and time.monotonic() - started > self.watchdog_ms / 1000:
+                return "watchdog"
+
+    def _confirmed(self, slot: int) -> bool:
+        entries = self.flash.otadata()
+        chosen = otadata.select(entries)
+        return (
+            chosen >= 0 and entries[chosen].slot == slot and entries[chosen].state == otadata.VALID
+        )
+
+    def _exit_reason(self) -> str:
+        assert self._proc
+        reason = self._read(_EXIT, 12).strip().decode() or f"exit({self._proc.returncode})"
+        self._set_field(_EXIT, b"%-11s\n" % b"")
+        if reason == "cut":
+            self._set_field(_CUT, b"%11d\n" % 0)
+            return "power_cut"
+        return reason
+
+    def _event(self, event: str, **fields: Any) -> None:
+        with self._cond:
+            self.events.append({"event": event, "t": round(time.monotonic(), 3), **fields})
+            self._cond.notify_all()
+
+    # --- DIR/ops: "%11d\n" ops | "%11d\n" cut-at | "%-11s\n" exit reason
+    def _read(self, off: int, n: int) -> bytes:
+        with open(self.dir / OPS_FILE, "rb") as f:
+            f.seek(off)
+            return f.read(n)
+
+    def _field(self, off: int) -> int:
+        return int(self._read(off, 12) or b"0")
+
+    def _set_field(self, off: int, data: bytes) -> None:
+        with open(self.dir / OPS_FILE, "r+b") as f:
+            f.seek(off)
+            f.write(data)
