@@ -188,7 +188,7 @@ def ota_entry(buf):
 
     seq = struct.unpack_from("<I", buf, 0)[0]
     state, crc = struct.unpack_from("<II", buf, 24)
-    if seq == 0xFFFFFFFF or seq == 0:
+    if seq == 0xFFFFFFFF:
         return None
     if binascii.crc32(bytes(buf[0:4]), 0xFFFFFFFF) & 0xFFFFFFFF != crc:
         return None

@@ -1,0 +1,175 @@
+"""`hanota board list|info|provision|flash|deploy|monitor`: thin commands over defs, actions
+(provision/flash/deploy) and monitor. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..output import CommandError, emit_json, log, parse_int
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "board", help="board definitions, provisioning, flash, deploy, monitor"
+    )
+    p.set_defaults(area_parser=p)
+    sub = p.add_subparsers(dest="board_cmd", metavar="COMMAND")
+
+    s = sub.add_parser("list", help="the board definitions in boards/")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", help="one board definition")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("provision", help="give a board its identity and trust anchors")
+    s.add_argument("--board", required=True)
+    target = s.add_mutually_exclusive_group(required=True)
+    target.add_argument("--store-dir", help="write identity.json/trust.json into this directory")
+    target.add_argument("--port", help="a board's console: mpremote fs cp to :/data/")
+    target.add_argument("--sim", help="a sim board directory: start it, copy, stop it")
+    _identity_args(s)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
+    s.set_defaults(func=cmd_provision)
+
+    s = sub.add_parser("flash", help="write MicroPython (esptool), deploy and provision")
+    s.add_argument("--board", required=True)
+    s.add_argument("--port", help="serial port of a real board")
+    s.add_argument("--firmware", help="merged MicroPython firmware .bin for a real board")
+    s.add_argument("--baud", type=int, default=460800)
+    _identity_args(s)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--dry-run", action="store_true", help="print the esptool/mpremote lines only")
+    s.set_defaults(func=cmd_flash)
+
+    s = sub.add_parser("deploy", help="copy the agent (firmware/) and board.json with mpremote")
+    s.add_argument("--board", required=True)
+    s.add_argument(
+        "--port", help="serial port or console pty (default for sim boards: build/sim/<board>)"
+    )
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--dry-run", action="store_true")
+    s.set_defaults(func=cmd_deploy)
+
+    s = sub.add_parser("monitor", help="show a board's console (Ctrl-] quits)")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--port", help="serial port or console pty")
+    g.add_argument("--board", help="a sim board: run build/sim/<board> and show its console")
+    s.add_argument("--baud", type=int, default=115200)
+    s.set_defaults(func=cmd_monitor)
+
+
+def _identity_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--eui64", help="16 hex digits (default: generated)")
+    s.add_argument("--seed", help="derive EUI-64 and device key from this (tests, sims only)")
+    s.add_argument("--short-addr", type=parse_int, default=0x0001)
+    s.add_argument("--ch-addr", type=parse_int, default=0x0000, help="bound Comms Hub")
+    s.add_argument("--supplier", action="append", help="supplier id served (repeat)")
+    s.add_argument("--trust", action="append", help="manufacturer public key PEM (repeat)")
+    s.add_argument("--record", help="device record output (default build/devices/<eui64>.json)")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import defs
+
+    boards = [defs.load(n) for n in defs.names()]
+    if args.json:
+        keys = (
+            "name",
+            "kind",
+            "chip",
+            "console",
+            "manufacturer_code",
+            "image_type",
+            "hw_version",
+            "description",
+        )
+        emit_json([{k: b[k] for k in keys} for b in boards])
+        return 0
+    for b in boards:
+        print(
+            f"{b['name']:<20} {b['kind']:<6} {b['chip']:<8} console {b['console']:<3}  {b['description']}"
+        )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import defs
+
+    b = defs.load(args.name)
+    if args.json:
+        emit_json(b)
+        return 0
+    print(f"{b['name']}: {b['description']}")
+    print(
+        f"  kind {b['kind']}, chip {b['chip']}, flash {b['flash_size'] // 1024} KB, console {b['console']}"
+    )
+    print(f"  manufacturer_code {b['manufacturer_code']:#06x}, image_type {b['image_type']:#06x}, "
+          f"hw_version {b['hw_version']:#06x}")  # fmt: skip
+    u = b["han_uart"]
+    print(f"  HAN UART {u['id']}: tx {u['tx']}, rx {u['rx']}, {u['baud']} baud")
+    print(
+        f"  MicroPython: {b['micropython'].get('firmware')} {b['micropython'].get('version', '')}"
+    )
+    for p in b["partitions"]:
+        label = f" (label {p['label']})" if "label" in p else ""
+        print(
+            f"  {p['name']:<9} {p['type']:<4} {p['subtype']:<6} {p['offset']:#09x} {p['size']:#09x}{label}"
+        )
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from . import actions, defs
+
+    summary = actions.provision_to(defs.load(args.board), args)
+    _report(args, summary)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from . import actions, defs
+
+    board = defs.load(args.board)
+    if board["kind"] == "sim":
+        if args.port or args.firmware:
+            raise CommandError(f"{board['name']} is a simulated board: no --port/--firmware")
+        summary = actions.flash_sim(board, args)
+    else:
+        summary = actions.flash_real(board, args)
+    _report(args, summary)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from . import actions, defs
+
+    summary = actions.deploy_to(defs.load(args.board), args.port, args.dry_run)
+    _report(args, summary)
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from . import defs, monitor, simboard
+
+    if args.port:
+        return monitor.run(args.port, args.baud)
+    board = defs.load(args.board)
+    if board["kind"] != "sim":
+        raise CommandError(f"monitor for the real board {board['name']!r} needs PORT=<serial port>")
+    with simboard.running(simboard.sim_dir(board)) as sb:
+        return monitor.run(sb.console_path, args.baud)
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if getattr(args, "json", False):
+        emit_json(summary)
+    elif not summary.get("dry_run"):
+        log("done: " + ", ".join(f"{k} {v}" for k, v in summary.items() if k in _SHOWN))
+
+
+_SHOWN = ("eui64", "key_id", "record", "target", "sim_dir", "deploy_s", "provision_s", "total_s")

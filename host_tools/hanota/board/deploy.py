@@ -1,0 +1,111 @@
+"""Deploy the agent and provisioning files to a board over its REPL, with mpremote.
+
+The same commands reach a real board's USB console and a simulated board's console pty.
+A production board (console "off") has no REPL: everything here refuses it up front.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..output import CommandError, log
+from ..paths import FIRMWARE, mpremote
+
+STORE = "/data"
+# port files another kind of board never needs (keeps flash and import time down)
+_NOT_FOR = {"esp32": {"unix.py", "simflash.py"}, "sim": {"esp32.py", "esp32_image.py"}}
+_MKDIR_DATA = "import os\ntry:\n os.mkdir('/data')\nexcept OSError:\n pass"
+
+
+def refuse_production(board: dict[str, Any], what: str) -> None:
+    if board.get("console") == "off":
+        raise CommandError(
+            f'board {board["name"]!r} is a production board (console "off"): it has no REPL, '
+            f"so {what} over the console is refused (R4: only the CH's over-the-air path "
+            "changes its firmware). Use the development definition of this board instead."
+        )
+
+
+def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(local file, remote path) for the agent tree: main.py, otaclient/, ports/, board.json."""
+    skip = _NOT_FOR.get(board["kind"], set())
+    out: list[tuple[Path, str]] = []
+    main = FIRMWARE / "main.py"
+    if main.exists():
+        out.append((main, "main.py"))
+    for pkg in ("otaclient", "ports"):
+        for f in sorted((FIRMWARE / pkg).glob("*.py")):
+            if f.name not in skip:
+                out.append((f, f"{pkg}/{f.name}"))
+    return out
+
+
+def stage(board: dict[str, Any], board_json: Path, into: Path) -> list[str]:
+    """Copy the agent tree into `into` (clean: no __pycache__); return top-level names."""
+    for src, rel in agent_files(board):
+        dst = into / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    shutil.copyfile(board_json, into / "board.json")
+    return sorted(p.name for p in into.iterdir())
+
+
+def connect(port: str, sim: bool) -> list[str]:
+    """mpremote prefix; `resume` on sims keeps the running interpreter (no soft reset)."""
+    return [mpremote(), "connect", port] + (["resume"] if sim else [])
+
+
+def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool) -> list[list[str]]:
+    dirs = [str(staged / n) for n in names if (staged / n).is_dir()]
+    files = [str(staged / n) for n in names if (staged / n).is_file()]
+    cmd = connect(port, sim)
+    if dirs:
+        cmd += ["fs", "cp", "-r", *dirs, ":", "+"]
+    cmd += ["fs", "cp", *files, ":"]
+    return [cmd]
+
+
+def provision_cmds(port: str, staged: Path, sim: bool) -> list[list[str]]:
+    files = [str(staged / n) for n in ("identity.json", "trust.json")]
+    return [connect(port, sim) + ["exec", _MKDIR_DATA, "+", "fs", "cp", *files, f":{STORE}/"]]
+
+
+def reset_cmd(port: str) -> list[str]:
+    return [mpremote(), "connect", port, "reset"]
+
+
+def show(cmds: list[list[str]]) -> None:
+    for c in cmds:
+        print(shlex.join(c))
+
+
+def run(cmds: list[list[str]], what: str, timeout: float = 300) -> float:
+    """Run mpremote commands, streaming their per-file lines to stderr as progress;
+    returns the seconds taken."""
+    t0 = time.monotonic()
+    for c in cmds:
+        log(f"{what}: {shlex.join(c)}")
+        tail: list[str] = []
+        proc = subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-5:]
+            log(f"  {line.rstrip()}")
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                raise CommandError(f"{what}: mpremote did not finish in {timeout:.0f} s")
+        if proc.wait() != 0:
+            raise CommandError(f"{what}: mpremote failed ({proc.returncode}): " + " | ".join(tail))
+    return time.monotonic() - t0
+
+
+def with_staged(fn: Callable[[Path], Any]) -> Any:
+    with tempfile.TemporaryDirectory(prefix="hanota-deploy-") as tmp:
+        return fn(Path(tmp))

@@ -1,0 +1,53 @@
+"""Reaching a simulated board the way a real one is reached: create it (or reuse it) in
+build/sim/<board>/, start it with the sim runner, talk mpremote to its console pty, stop it.
+
+Only orchestration: the flash file, bootloader and runner are hanota.sim's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..output import CommandError, log
+from ..paths import BUILD
+
+
+def sim_dir(board: dict[str, Any]) -> Path:
+    return BUILD / "sim" / board["name"]
+
+
+def ensure_created(board: dict[str, Any], directory: Path) -> bool:
+    """Create the sim board unless DIR/flash.bin exists; True when created."""
+    if (directory / "flash.bin").exists():
+        return False
+    from hanota.sim import create
+
+    create.create(directory, board["name"])
+    log(f"sim: created {board['name']} in {directory}")
+    return True
+
+
+@contextmanager
+def running(directory: Path) -> Iterator[Any]:
+    """A started SimBoard (console_path, han_path); stopped on exit, whatever happens."""
+    try:
+        from hanota.sim.runner import SimBoard
+    except ImportError as exc:
+        raise CommandError(
+            f"the simulated-board runner (hanota.sim.runner) is not available: {exc}"
+        ) from exc
+    if not (directory / "flash.bin").exists():
+        raise CommandError(
+            f"{directory} is not a sim board (no flash.bin); run 'hanota sim create'"
+        )
+    sb = SimBoard(directory)
+    sb.start()
+    try:
+        log(f"sim: {directory.name} running, console {sb.console_path}")
+        yield sb
+    finally:
+        sb.stop()
+        log(f"sim: {directory.name} stopped")
