@@ -152,3 +152,19 @@ def test_decoder_never_raises_on_junk_and_recovers(chunks):
     while (f := d.next()) is not None:
         got.append(f)
     assert got[-1] == (1, 2, 3, b"after junk")
+
+
+def test_feed_with_a_length_uses_only_that_prefix_of_a_reused_buffer():
+    frame = link.encode(5, 6, 7, b"abc")
+    buf = bytearray(64)
+    d = link.Decoder()
+    got = []
+    for i in range(0, len(frame), 4):  # readinto-style: same buffer, n bytes valid
+        part = frame[i : i + 4]
+        buf[: len(part)] = part
+        buf[len(part) :] = b"\x00" * (64 - len(part))  # stale zeros must be ignored
+        d.feed(buf, len(part))
+        while (f := d.next()) is not None:
+            got.append(f)
+    assert got == [(5, 6, 7, b"abc")]
+    assert sum(d.errors.values()) == 0

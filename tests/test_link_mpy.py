@@ -31,6 +31,15 @@ for n in (0, 1, 253, 254, 255, 300, link.MAX_PAYLOAD):
         d.feed(link.encode(0xFFF7, 0, n & 0xFF, p))
         assert frames(d) == [(0xFFF7, 0, n & 0xFF, p)], (n, fill)
 assert d.errors == {"crc": 0, "oversize": 0, "short": 0}
+buf = bytearray(16)
+f = link.encode(5, 6, 7, b"abc")
+got = []
+for i in range(0, len(f), 4):
+    part = f[i : i + 4]
+    buf[: len(part)] = part
+    d.feed(buf, len(part))
+    got += frames(d)
+assert got == [(5, 6, 7, b"abc")], got
 """
     )
 

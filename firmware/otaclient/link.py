@@ -80,28 +80,37 @@ class Decoder:
         self._body_mv = memoryview(self._body)
         self._pend = b""
         self._pos = 0
+        self._end = 0
         self.errors = {"crc": 0, "oversize": 0, "short": 0}
         self.frames = 0
 
-    def feed(self, data):
-        """Queue bytes; call next() until None before the caller reuses `data`."""
-        if self._pos < len(self._pend):  # caller fed twice without draining: keep both
-            data = bytes(self._pend[self._pos :]) + bytes(data)
+    def feed(self, data, n=-1):
+        """Queue data[:n] (all of it when n < 0); call next() until None before reusing data.
+
+        A bytes/bytearray is referenced, not copied: feed(buf, n) after readinto(buf)
+        allocates nothing.
+        """
+        if n < 0:
+            n = len(data)
+        if self._pos < self._end:  # fed twice without draining: keep both
+            data = bytes(self._pend[self._pos : self._end]) + bytes(data[:n])
+            n = len(data)
         elif not isinstance(data, (bytes, bytearray)):
-            data = bytes(data)
+            data = bytes(data[:n])
         self._pend = data
         self._pos = 0
+        self._end = n
 
     def next(self):
         """(src, dst, seq, payload) of the next good frame, or None when input runs out."""
         while True:
             pend = self._pend
             pos = self._pos
-            end = pend.find(DELIMITER, pos)
+            end = pend.find(DELIMITER, pos, self._end)
             if end < 0:
-                self._keep(pend, pos, len(pend))
+                self._keep(pend, pos, self._end)
                 self._pend = b""
-                self._pos = 0
+                self._pos = self._end = 0
                 return None
             self._pos = end + 1
             frame = self._frame(pend, pos, end)
