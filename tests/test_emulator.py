@@ -254,3 +254,35 @@ def test_pty_pair_is_raw_and_closes():
         os.close(fd)
     finally:
         pty.close_pty(master)
+
+
+def test_block_stream_at_115200_leaves_room_for_the_085_goal():
+    """Back-to-back 255-byte block responses through uart-115200: the link-layer ceiling."""
+    from otaclient import zcl
+
+    frames = [
+        link.encode(
+            0,
+            1,
+            i,
+            zcl.encode_frame(
+                zcl.IMAGE_BLOCK_RSP,
+                i,
+                zcl.encode_image_block_rsp(0, 0x121D, 0x84, 1, i * 255, os.urandom(255)),
+                True,
+            ),
+        )
+        for i in range(24)
+    ]
+    wire = b"".join(frames)
+
+    async def body(a: Streams, b: Streams, emu: emulator.LinkEmulator) -> float:
+        t0 = asyncio.get_running_loop().time()
+        b[1].write(wire)
+        _, t1 = await read_exactly(a[0], len(wire))
+        return t1 - t0
+
+    elapsed = run_link("uart-115200", body)
+    efficiency = 24 * 255 / elapsed / 11520
+    print(f"uart-115200 block-stream efficiency {efficiency:.3f}")
+    assert 0.85 <= efficiency <= 0.91, (efficiency, len(wire) / 24)
