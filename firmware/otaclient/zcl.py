@@ -44,59 +44,24 @@ _FC_MFR = const(0x04)
 _FC_S2C = const(0x08)
 _FC_NO_DEFAULT_RSP = const(0x10)
 
-ImageNotify = namedtuple("ImageNotify", ("payload_type", "jitter", "mfr", "image_type", "version"))
+ImageNotify = namedtuple("ImageNotify", "payload_type jitter mfr image_type version")
 QueryNextImageReq = namedtuple(
-    "QueryNextImageReq", ("field_control", "mfr", "image_type", "version", "hw_version")
+    "QueryNextImageReq", "field_control mfr image_type version hw_version"
 )
-QueryNextImageRsp = namedtuple(
-    "QueryNextImageRsp", ("status", "mfr", "image_type", "version", "size")
-)
+QueryNextImageRsp = namedtuple("QueryNextImageRsp", "status mfr image_type version size")
 ImageBlockReq = namedtuple(
-    "ImageBlockReq",
-    (
-        "field_control",
-        "mfr",
-        "image_type",
-        "version",
-        "offset",
-        "max_size",
-        "eui64",
-        "min_block_period",
-    ),
+    "ImageBlockReq", "field_control mfr image_type version offset max_size eui64 min_block_period"
 )
 ImagePageReq = namedtuple(
-    "ImagePageReq",
-    (
-        "field_control",
-        "mfr",
-        "image_type",
-        "version",
-        "offset",
-        "max_size",
-        "page_size",
-        "spacing",
-        "eui64",
-    ),
+    "ImagePageReq", "field_control mfr image_type version offset max_size page_size spacing eui64"
 )
 ImageBlockRsp = namedtuple(
     "ImageBlockRsp",
-    (
-        "status",
-        "mfr",
-        "image_type",
-        "version",
-        "offset",
-        "data",
-        "current_time",
-        "request_time",
-        "min_block_period",
-    ),
+    "status mfr image_type version offset data current_time request_time min_block_period",
 )
-UpgradeEndReq = namedtuple("UpgradeEndReq", ("status", "mfr", "image_type", "version"))
-UpgradeEndRsp = namedtuple(
-    "UpgradeEndRsp", ("mfr", "image_type", "version", "current_time", "upgrade_time")
-)
-DefaultRsp = namedtuple("DefaultRsp", ("cmd", "status"))
+UpgradeEndReq = namedtuple("UpgradeEndReq", "status mfr image_type version")
+UpgradeEndRsp = namedtuple("UpgradeEndRsp", "mfr image_type version current_time upgrade_time")
+DefaultRsp = namedtuple("DefaultRsp", "cmd status")
 
 
 _LIMITS = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}

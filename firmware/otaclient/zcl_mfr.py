@@ -33,12 +33,11 @@ RESULT_REFUSED = const(2)
 RESULT_DEFERRED = const(3)
 SIGNATURE_LEN = const(64)
 
-DeviceAnnounce = namedtuple("DeviceAnnounce", ("eui64", "hw_version", "version", "boot_status"))
+DeviceAnnounce = namedtuple("DeviceAnnounce", "eui64 hw_version version boot_status")
 ActivationAlert = namedtuple(
-    "ActivationAlert",
-    ("alert_code", "supplier", "version", "result", "timestamp", "counter", "signature"),
+    "ActivationAlert", "alert_code supplier version result timestamp counter signature"
 )
-AlertAck = namedtuple("AlertAck", ("counter",))
+AlertAck = namedtuple("AlertAck", "counter")
 
 
 def encode_device_announce(eui64, hw_version, version, boot_status):
