@@ -57,24 +57,21 @@ def push_store(ident: provision.Identity, port: str, sim: bool, dry_run: bool) -
             return 0.0
         return deploy.run(cmds, "provision")
 
-    return deploy.with_staged(go)
+    return deploy.with_private_dir(go)
 
 
 def push_agent(board: dict[str, Any], port: str, sim: bool, dry_run: bool) -> float:
     """The agent tree + board.json to the board's filesystem; returns seconds."""
     from .defs import path_of
 
-    def go(tmp: Path) -> float:
-        names = deploy.stage(board, path_of(board["name"]), tmp)
-        cmds = deploy.deploy_cmds(port, tmp, names, sim)
-        if dry_run:
-            deploy.show(cmds)
-            return 0.0
-        n = len(deploy.agent_files(board)) + 1
-        log(f"deploy: {n} files to {port}")
-        return deploy.run(cmds, "deploy")
-
-    return deploy.with_staged(go)
+    staged = deploy.stage_dir(board)
+    names = deploy.stage(board, path_of(board["name"]), staged)
+    cmds = deploy.deploy_cmds(port, staged, names, sim)
+    if dry_run:
+        deploy.show(cmds)
+        return 0.0
+    log(f"deploy: {len(deploy.agent_files(board)) + 1} files from {staged} to {port}")
+    return deploy.run(cmds, "deploy")
 
 
 def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
@@ -164,7 +161,8 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         deploy_s = push_agent(board, sb.console_path, True, False)
         provision_s = push_store(ident, sb.console_path, True, False)
     log(f"flash: {board['name']} deployed in {deploy_s:.1f} s, provisioned in {provision_s:.1f} s")
-    return {**finish_record(ident, board, opts.record), "sim_dir": str(directory),
+    record = opts.record or str(directory / "device.json")
+    return {**finish_record(ident, board, record), "sim_dir": str(directory),
             "deploy_s": round(deploy_s, 2), "provision_s": round(provision_s, 2)}  # fmt: skip
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..output import CommandError, log
-from ..paths import FIRMWARE, mpremote
+from ..paths import BUILD, FIRMWARE, mpremote
 
 STORE = "/data"
 # port files another kind of board never needs (keeps flash and import time down)
 _NOT_FOR = {"esp32": {"unix.py", "simflash.py"}, "sim": {"esp32.py", "esp32_image.py"}}
-_MKDIR_DATA = "import os\ntry:\n os.mkdir('/data')\nexcept OSError:\n pass"
+_MKDIR_DATA = 'import os; "data" in os.listdir("/") or os.mkdir("/data")'
 
 
 def refuse_production(board: dict[str, Any], what: str) -> None:
@@ -48,13 +48,20 @@ def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
 
 
 def stage(board: dict[str, Any], board_json: Path, into: Path) -> list[str]:
-    """Copy the agent tree into `into` (clean: no __pycache__); return top-level names."""
+    """Copy the agent tree into `into` (emptied first; no __pycache__); return top names."""
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
     for src, rel in agent_files(board):
         dst = into / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
     shutil.copyfile(board_json, into / "board.json")
     return sorted(p.name for p in into.iterdir())
+
+
+def stage_dir(board: dict[str, Any]) -> Path:
+    """Where the agent tree is staged: stable, so dry-run command lines can be rerun."""
+    return BUILD / "stage" / board["name"]
 
 
 def connect(port: str, sim: bool) -> list[str]:
@@ -106,6 +113,7 @@ def run(cmds: list[list[str]], what: str, timeout: float = 300) -> float:
     return time.monotonic() - t0
 
 
-def with_staged(fn: Callable[[Path], Any]) -> Any:
-    with tempfile.TemporaryDirectory(prefix="hanota-deploy-") as tmp:
+def with_private_dir(fn: Callable[[Path], Any]) -> Any:
+    """A private (0700) temporary directory for files holding the device key; removed after."""
+    with tempfile.TemporaryDirectory(prefix="hanota-provision-") as tmp:
         return fn(Path(tmp))
