@@ -1,0 +1,306 @@
+"""The Hub: the in-process Python API over state, store, event log and alerts.
+
+Supplier-facing operations (enrol, submit, discard, activate, meter priority, queries)
+live here; what is said on the wire is serving.OtaService's, the I/O is server.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import alerts as al
+from .events import Event, EventLog, read_events
+from .inventory import EnrolError, parse_record
+from .serving import OtaService
+from .state import ENDED, OPEN, HubState, Transfer
+from .store import ImageStore, SubmissionError
+from .submit import plan_submission
+
+ZB_EPOCH = 946684800  # 2000-01-01T00:00:00Z in Unix seconds
+HOLD = 0xFFFFFFFF
+
+
+def zb_now() -> int:
+    """ZigBee UTC seconds (since 2000-01-01)."""
+    return int(time.time()) - ZB_EPOCH
+
+
+class HubError(Exception):
+    """A refused request (bad record, refused submission, unknown id): user-facing text."""
+
+
+@dataclass
+class HubConfig:
+    block_size: int = 255  # largest Image Block Response data (40 HAN-like .. 255)
+    min_block_period_ms: int = 0  # told to clients in WAIT_FOR_DATA; spaces page blocks
+    meter_wait_s: int = 5  # WAIT_FOR_DATA: ask again after this while a meter upgrades
+    confirm_delay_s: float = 5.0  # version confirmation this long after due activation
+    stagger_s: float = 0.0  # alerts spread by a random 0..stagger_s seconds
+    seed: int | None = None
+    notify_jitter: int = 100
+    short_addr: int = 0x0000  # the hub's own short address (the ZigBee coordinator)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.block_size <= 255:
+            raise HubError(f"block size {self.block_size}: want 1..255")
+
+
+class Hub:
+    """A Comms Hub emulator. With `state_dir`, its event log and images persist there."""
+
+    def __init__(self, config: HubConfig | None = None, state_dir: Path | str | None = None):
+        self.config = config or HubConfig()
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        sd = self.state_dir
+        self.state = HubState()
+        if sd is not None:
+            for ev in read_events(sd / "events.jsonl"):
+                self.state.apply(ev)
+        self.log = EventLog(sd / "events.jsonl" if sd is not None else None)
+        self.store = ImageStore(sd / "images" if sd is not None else None)
+        self.stagger = al.Stagger(self.config.stagger_s, self.config.seed)
+        self.ota = OtaService(self)
+        self.links: dict[str, Any] = {}  # eui64 -> server.LinkSession while connected
+        self._subs: list[Callable[[Event], None]] = []
+        self._wake: asyncio.Event | None = None
+        self.record("hub-start", config=asdict(self.config))
+
+    # --- events ------------------------------------------------------------------------
+
+    def record(self, kind: str, **fields: Any) -> Event:
+        """Append an event, apply it to the state, tell subscribers."""
+        ev = self.log.append(kind, **fields)
+        self.state.apply(ev)
+        self.publish(ev)
+        return ev
+
+    def publish(self, ev: Event) -> None:
+        """Send an event (logged or transient, e.g. "progress") to subscribers."""
+        for fn in list(self._subs):
+            try:
+                fn(ev)
+            except Exception as exc:  # a broken view must not stop the hub
+                self._subs.remove(fn)
+                self.log.append("subscriber-error", error=repr(exc))
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        self._subs.append(fn)
+        return lambda: self._subs.remove(fn) if fn in self._subs else None
+
+    def close(self) -> None:
+        self.log.close()
+
+    # --- enrolment and submissions -----------------------------------------------------
+
+    def enrol(self, record: dict[str, Any] | str | Path) -> dict[str, Any]:
+        """Enrol a device from its provisioning record (dict or JSON file)."""
+        doc = record
+        if isinstance(record, (str, Path)):
+            try:
+                doc = json.loads(Path(record).read_text())
+            except (OSError, ValueError) as exc:
+                raise HubError(f"{record}: cannot read device record: {exc}") from None
+        try:
+            rec = parse_record(doc)
+        except EnrolError as exc:
+            raise HubError(f"device record refused: {exc}") from None
+        for other in self.state.devices.values():
+            o = other.record
+            if o.short_addr == rec.short_addr and o.eui64 != rec.eui64:
+                raise HubError(f"short address {rec.short_addr:#06x} is already {o.eui64}'s")
+        self.record("enrol", record=rec.to_json())
+        return rec.to_json()
+
+    def submit(
+        self,
+        supplier: str,
+        devices: list[str],
+        files: list[Path | str],
+        activate_at: str | int | None = None,
+    ) -> dict[str, Any]:
+        """SR 11.4: one image or a set of fragments for some devices. HubError if refused."""
+        try:
+            image_files = self.store.add([Path(f) for f in files])
+        except SubmissionError as exc:
+            self.record("submit-refused", supplier=supplier, devices=devices, reason=str(exc))
+            raise HubError(f"submission refused: {exc}") from None
+        try:
+            plan = plan_submission(self.state, supplier, devices, image_files)
+        except SubmissionError as exc:
+            self.record("submit-refused", supplier=supplier, devices=devices, reason=str(exc))
+            raise HubError(f"submission refused: {exc}") from None
+        activate = parse_activate(activate_at)
+        for sub_id, eui in plan.replaces:
+            self.discard(supplier, submission=sub_id, devices=[eui], why="replaced")
+        sub_id = f"s{len(self.state.submissions) + 1}"
+        version = image_files[0].version
+        files_json = [f.to_json() for f in image_files]
+        if plan.accepted:
+            self.record("submit", id=sub_id, supplier=supplier, devices=plan.accepted,
+                        files=files_json, activate=activate)  # fmt: skip
+        self._submission_alerts(sub_id, supplier, version, plan)
+        result = {"id": sub_id if plan.accepted else None, "supplier": supplier,
+                  "version": version, "fragments": len(image_files),
+                  "accepted": plan.accepted, "refused": plan.refused}  # fmt: skip
+        if not plan.accepted:
+            reasons = "; ".join(f"{d}: {r}" for d, r in plan.refused.items())
+            raise HubError(f"submission refused for every device: {reasons}")
+        for eui in plan.accepted:
+            self.ota.notify(eui)
+        return result
+
+    def _submission_alerts(self, sub_id: str, supplier: str, version: int, plan: Any) -> None:
+        for eui in plan.accepted:
+            self.alert(supplier, "submission-processed", eui, version,
+                       submission=sub_id, status="accepted")  # fmt: skip
+        for eui, reason in plan.refused.items():
+            self.alert(supplier, "submission-processed", eui, version,
+                       status="refused", reason=reason)  # fmt: skip
+            if eui in plan.hw_mismatch:
+                self.alert(supplier, "transfer-failure", eui, version,
+                           alert_code=al.CCS08_FAILURE, reason_code=al.REASON_HW_MISMATCH,
+                           reason=reason)  # fmt: skip
+        for eui, other in plan.conflicts.items():
+            self.alert(other, "conflict", eui, version, by=supplier,
+                       reason=f"{supplier} submitted an image while yours is pending")  # fmt: skip
+
+    def discard(
+        self,
+        supplier: str,
+        submission: str | None = None,
+        devices: list[str] | None = None,
+        why: str = "discarded by supplier",
+    ) -> dict[str, Any]:
+        """R5: drop a supplier's image before or during transfer (CCS08 reason 1)."""
+        hits = [
+            t
+            for t in self.state.transfers.values()
+            if t.submission.supplier == supplier
+            and t.state in OPEN
+            and (submission is None or t.submission.id == submission)
+            and (devices is None or t.device in devices)
+        ]
+        if not hits:
+            raise HubError(f"nothing of {supplier} to discard (already transferred or unknown)")
+        for t in hits:
+            self.record("discard", submission=t.submission.id, device=t.device, reason=why)
+            self.alert(supplier, "transfer-failure", t.device, t.submission.version,
+                       submission=t.submission.id, alert_code=al.CCS08_FAILURE,
+                       reason_code=al.REASON_DISCARDED, reason=why)  # fmt: skip
+        return {"discarded": [{"submission": t.submission.id, "device": t.device} for t in hits]}
+
+    def activate(self, submission: str, at: str | int | None = None) -> dict[str, Any]:
+        """Give a held-back submission (activate_at "hold") its activation time."""
+        sub = self.state.submissions.get(submission)
+        if sub is None:
+            raise HubError(f"unknown submission {submission!r}")
+        when = parse_activate(at)
+        upgrade = max(zb_now(), when) if isinstance(when, int) else zb_now()
+        done = []
+        for t in self.state.transfers.values():
+            if t.submission is sub and t.state == "complete" and t.upgrade_time == HOLD:
+                self.record("activate", submission=sub.id, device=t.device, upgrade_time=upgrade)
+                self.ota.activation_due(t)
+                done.append(t.device)
+        return {"submission": sub.id, "upgrade_time": upgrade, "devices": done}
+
+    def meter_upgrade(self, device: str | None = None, on: bool = True) -> dict[str, Any]:
+        """R5: while on, block requests (of `device`, or all) get WAIT_FOR_DATA."""
+        if device is not None and device not in self.state.devices:
+            raise HubError(f"unknown device {device}")
+        self.record("meter-upgrade", device=device, on=on)
+        return {"meter_all": self.state.meter_all, "devices": sorted(self.state.meter_devices)}
+
+    def meter_running(self, eui: str) -> bool:
+        return self.state.meter_all or eui in self.state.meter_devices
+
+    # --- queries ------------------------------------------------------------------------
+
+    def inventory(self) -> dict[str, Any]:
+        out = []
+        for eui, dev in sorted(self.state.devices.items()):
+            t = self.state.active(eui)
+            out.append(dev.to_json(t.to_json() if t is not None else None))
+        return {"devices": out}
+
+    def alerts(self, supplier: str | None = None, pending: bool = False) -> list[dict[str, Any]]:
+        src = list(self.state.alerts_pending.values()) if pending else self.state.alerts_raised
+        return [a.to_json() for a in src if supplier is None or a.supplier == supplier]
+
+    def transfer(self, eui: str) -> Transfer | None:
+        return self.state.active(eui)
+
+    def settled(self) -> bool:
+        """No transfer open or awaiting confirmation and no alert pending."""
+        busy = any(t.state not in ENDED for t in self.state.transfers.values())
+        return not busy and not self.state.alerts_pending
+
+    # --- alerts -------------------------------------------------------------------------
+
+    def alert(self, supplier: str, kind: str, device: str, version: int | None,
+              base: float | None = None, **fields: Any) -> al.Alert:  # fmt: skip
+        """Schedule one alert to one supplier; raised when due (stagger applied)."""
+        n = len(self.state.alerts_raised) + len(self.state.alerts_pending) + 1
+        alert = al.Alert(f"a{n}", supplier, kind, device, version, self.stagger.due(base), fields)
+        self.record("alert-scheduled", alert=alert.to_json())
+        self._kick()
+        return alert
+
+    def raise_due_alerts(self, now: float | None = None) -> list[al.Alert]:
+        now = time.time() if now is None else now
+        due = sorted(
+            (a for a in self.state.alerts_pending.values() if a.due <= now), key=lambda a: a.due
+        )
+        for a in due:
+            extra = self.ota.alert_fields(a)
+            self.record("alert-raised", id=a.id, at=time.time(), **extra)
+            self.ota.after_raised(a)
+        return due
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def alert_loop(self) -> None:
+        """Raise alerts as they fall due, until cancelled."""
+        self._wake = asyncio.Event()
+        while True:
+            self.raise_due_alerts()
+            pending = [a.due for a in self.state.alerts_pending.values()]
+            delay = min(pending) - time.time() if pending else 3600.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(delay, 3600.0)))
+            except TimeoutError:
+                pass
+
+
+def parse_activate(value: str | int | None) -> str | int:
+    """ "now" (default), "hold" (0xFFFFFFFF until `activate`), "+N" seconds from now,
+    an ISO-8601 UTC time, or a ZigBee UTC integer."""
+    if value is None or value == "now":
+        return "now"
+    if value == "hold":
+        return "hold"
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        if text.startswith("+"):
+            return zb_now() + int(float(text[1:]))
+        if text.isdigit() or text.lower().startswith("0x"):
+            return int(text, 0)
+        from datetime import datetime
+
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return int(dt.timestamp()) - ZB_EPOCH
+    except ValueError:
+        raise HubError(
+            f"activation time {value!r}: want now, hold, +SECONDS, ISO-8601 or ZigBee seconds"
+        ) from None

@@ -1,0 +1,234 @@
+"""The per-link ZCL OTA server (asyncio): bytes -> otaclient.link frames -> otaclient.zcl
+commands -> serving.OtaService -> responses, for many links at once.
+
+I/O and pacing only: the decisions are OtaService's, the codecs are the board's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from otaclient import link, zcl
+
+if TYPE_CHECKING:
+    from .core import Hub
+
+_BROADCAST = 0xFFFF
+_LOGGED_BAD = 5  # bad frames logged per session; later ones are only counted
+_READ = 4096
+
+
+class LinkSession:
+    """One device link: reads requests, answers them, pushes notifies."""
+
+    def __init__(self, hub: Hub, name: str, reader: Any, writer: Any, eui: str | None = None):
+        self.hub = hub
+        self.name = name
+        self.reader = reader
+        self.writer = writer
+        self.eui: str | None = None
+        self.dst = _BROADCAST
+        self.stats: Counter[str] = Counter()
+        self._seq = 0
+        self._zseq = 0
+        self._pages: asyncio.Queue[tuple[int, Any, int, int, int]] = asyncio.Queue()
+        self._gen = 0
+        self._next_off = -1
+        self._unknown: set[str] = set()
+        if eui is not None:
+            self._attach(eui.lower(), None)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the link closes (EOF or I/O error)."""
+        pages = asyncio.create_task(self._page_loop())
+        dec = link.Decoder()
+        try:
+            while True:
+                try:
+                    data = await self.reader.read(_READ)
+                except (OSError, ConnectionError):
+                    data = b""
+                if not data:
+                    break
+                self.stats["bytes_in"] += len(data)
+                dec.feed(data)
+                while (frame := dec.next()) is not None:
+                    self._handle(*frame)
+        finally:
+            pages.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pages
+            for k, v in dec.errors.items():
+                self.stats["link_" + k] += v
+            self._detach()
+
+    def _attach(self, eui: str, src: int | None) -> None:
+        dev = self.hub.state.devices.get(eui)
+        self.eui = eui
+        self.dst = src if src is not None else (dev.record.short_addr if dev else _BROADCAST)
+        self.hub.links[eui] = self
+        if dev is not None and not (dev.connected and dev.link == self.name):
+            self.hub.record("link-up", link=self.name, device=eui)
+
+    def _detach(self) -> None:
+        if self.eui is not None and self.hub.links.get(self.eui) is self:
+            del self.hub.links[self.eui]
+            self.hub.record("link-down", link=self.name, device=self.eui, stats=dict(self.stats))
+
+    # --- frames in ----------------------------------------------------------------------
+
+    def _handle(self, src: int, dst: int, lseq: int, payload: bytes) -> None:
+        if dst not in (self.hub.config.short_addr, _BROADCAST):
+            self.stats["not_for_us"] += 1
+            return
+        cmd = None
+        try:
+            cmd, zseq, s2c, mfr, body = zcl.decode_frame(payload)
+            if s2c:
+                raise zcl.ZclError("SERVER_TO_CLIENT", zcl.UNSUP_CLUSTER_COMMAND)
+            obj = zcl.decode_command(cmd, body, s2c, mfr)
+        except zcl.ZclError as exc:
+            self._bad(src, cmd, exc.code)
+            if cmd is not None and cmd != zcl.DEFAULT_RSP:
+                self._send(zcl.DefaultRsp(cmd, exc.status), 0)
+            return
+        eui = self._device(src, obj)
+        if eui is None:
+            return
+        self.stats["frames_in"] += 1
+        try:
+            self._dispatch(eui, obj, zseq, body)
+        except Exception as exc:  # a bug or a device answering garbage: log, keep serving
+            self.hub.record("server-error", link=self.name, device=eui, error=repr(exc))
+
+    def _bad(self, src: int, cmd: int | None, code: str) -> None:
+        self.stats["bad_frames"] += 1
+        if self.stats["bad_frames"] <= _LOGGED_BAD:
+            self.hub.record("bad-frame", link=self.name, src=src, cmd=cmd, error=code)
+
+    def _device(self, src: int, obj: Any) -> str | None:
+        state = self.hub.state
+        if isinstance(obj, zcl.DeviceAnnounce):
+            eui = obj.eui64.hex()
+            if self.eui is not None and eui != self.eui:
+                self._bad(src, zcl.DEVICE_ANNOUNCE, f"announce from {eui} on {self.eui}'s link")
+                return None
+        elif self.eui is not None:
+            eui = self.eui
+        else:
+            eui = next((e for e, d in state.devices.items() if d.record.short_addr == src), "")
+        if eui not in state.devices:
+            if (eui or str(src)) not in self._unknown:
+                self._unknown.add(eui or str(src))
+                self.hub.record("unknown-device", link=self.name, src=src, device=eui or None)
+            return None
+        if self.eui != eui or self.dst != src or self.hub.links.get(eui) is not self:
+            self._attach(eui, src)
+        return eui
+
+    def _dispatch(self, eui: str, obj: Any, zseq: int, body: bytes) -> None:
+        ota = self.hub.ota
+        if isinstance(obj, zcl.ImageBlockReq):
+            self._pages.put_nowait((self._gen, obj, zseq, obj.offset, obj.offset + 1))
+            return
+        if isinstance(obj, zcl.ImagePageReq):
+            if obj.offset != self._next_off:
+                self._gen += 1  # not a pipelined continuation: drop pages still queued
+            self._next_off = obj.offset + obj.page_size
+            self._pages.put_nowait((self._gen, obj, zseq, obj.offset, self._next_off))
+            return
+        if isinstance(obj, zcl.DeviceAnnounce):
+            out = ota.announce(eui, obj)
+        elif isinstance(obj, zcl.QueryNextImageReq):
+            out = [ota.query(eui, obj)]
+        elif isinstance(obj, zcl.UpgradeEndReq):
+            out = ota.upgrade_end(eui, obj)
+        elif isinstance(obj, zcl.ActivationAlert):
+            out = ota.activation_alert(eui, body)
+        else:
+            out = []  # a Default Response from the device: nothing to answer
+        for rsp in out:
+            self._send(rsp, zseq)
+
+    # --- frames out ---------------------------------------------------------------------
+
+    async def _page_loop(self) -> None:
+        """Block and page responses, in order; a page is spaced by its responseSpacing."""
+        while True:
+            gen, req, zseq, off, end = await self._pages.get()
+            spacing = getattr(req, "spacing", 0) or 0
+            spacing = max(spacing, self.hub.config.min_block_period_ms) / 1000.0
+            while off < end and gen == self._gen and self.eui is not None:
+                size = self.hub.ota.file_size(self.eui)
+                if off >= size and off > req.offset:
+                    break  # page runs past the end of the file
+                rsp = self.hub.ota.block(self.eui, req, off, req.max_size)
+                self._send(rsp, zseq)
+                if rsp.status != zcl.SUCCESS:
+                    break
+                off += len(rsp.data)
+                if spacing:
+                    await asyncio.sleep(spacing)
+                else:
+                    await self._drain()
+
+    async def _drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except (OSError, ConnectionError):
+            pass
+
+    def push(self, obj: Any) -> None:
+        """An unsolicited server-to-client command (Image Notify, Upgrade End Response)."""
+        self._zseq = (self._zseq + 1) & 0xFF
+        self._send(obj, self._zseq)
+
+    def _send(self, obj: Any, zseq: int) -> None:
+        frame = zcl.encode_command(obj, zseq, server_to_client=True)
+        self._seq = (self._seq + 1) & 0xFF
+        data = link.encode(self.hub.config.short_addr, self.dst, self._seq, frame)
+        try:
+            self.writer.write(data)
+        except (OSError, ConnectionError, RuntimeError):
+            self.stats["write_errors"] += 1
+            return
+        self.stats["frames_out"] += 1
+        self.stats["bytes_out"] += len(data)
+
+
+async def serve_path(
+    hub: Hub, path: str, eui: str | None = None, baud: int = 115200, retry_s: float = 1.0
+) -> None:
+    """Serve a serial port or pty path until cancelled; reopen it when it goes away."""
+    from hanota.link.transport import open_serial
+
+    failing = False
+    while True:
+        try:
+            reader, writer = await open_serial(path, baud)
+        except ConnectionError as exc:
+            if not failing:
+                hub.record("link-error", link=path, error=str(exc))
+                failing = True
+            await asyncio.sleep(retry_s)
+            continue
+        failing = False
+        try:
+            await LinkSession(hub, path, reader, writer, eui).run()
+        finally:
+            writer.close()
+        await asyncio.sleep(retry_s)
+
+
+def parse_link(spec: str) -> tuple[str, str | None]:
+    """ "PATH[=EUI64]" -> (path, eui64 or None)."""
+    path, _, eui = spec.partition("=")
+    eui = eui.strip().lower() or None
+    if eui is not None and (len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui)):
+        raise ValueError(f"--link {spec}: EUI-64 must be 16 hex digits")
+    return path, eui

@@ -1,0 +1,270 @@
+"""What the hub answers on the wire: the ZCL OTA server's decisions, one device at a time.
+
+Takes decoded requests (otaclient.zcl namedtuples), returns the responses to send;
+no I/O (server.py) and no framing (otaclient.link).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from otaclient import zcl
+
+from . import alerts as al
+from .state import OPEN, WAITING, Transfer
+
+if TYPE_CHECKING:
+    from .core import Hub
+
+_RESULT_STATE = {zcl.RESULT_SUCCESS: "activated", zcl.RESULT_FAILURE: "rolled-back",
+                 zcl.RESULT_REFUSED: "refused"}  # fmt: skip
+_STATUS_NAMES = {v: k for k, v in vars(zcl).items() if k.isupper() and isinstance(v, int)
+                 and k in ("SUCCESS", "FAILURE", "ABORT", "INVALID_IMAGE", "NOT_AUTHORIZED",
+                           "MALFORMED_COMMAND", "REQUIRE_MORE_IMAGE", "WAIT_FOR_DATA",
+                           "NO_IMAGE_AVAILABLE")}  # fmt: skip
+_PROGRESS_EVERY_S = 0.1
+Rsp = Any  # an otaclient.zcl response namedtuple
+
+
+def status_name(status: int) -> str:
+    return _STATUS_NAMES.get(status, f"0x{status:02x}")
+
+
+class OtaService:
+    """The OTA server role of one hub, for all its devices."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self._progress_t: dict[str, float] = {}
+
+    @property
+    def state(self):  # noqa: ANN201
+        return self.hub.state
+
+    def zb_now(self) -> int:
+        from .core import zb_now
+
+        return zb_now()
+
+    # --- reports -------------------------------------------------------------------------
+
+    def report(self, eui: str, version: int, hw: int | None, boot: int | None, src: str) -> None:
+        dev = self.state.devices[eui]
+        if src == "announce" or (version, hw) != (dev.version, dev.hw_version or hw):
+            self.hub.record("report", device=eui, version=version, hw_version=hw,
+                            boot_status=boot, source=src)  # fmt: skip
+
+    def announce(self, eui: str, ann: Any) -> list[Rsp]:
+        """DEVICE_ANNOUNCE (after every boot, R7): inventory, then offer what is pending."""
+        self.report(eui, ann.version, ann.hw_version, ann.boot_status, "announce")
+        t = self.state.active(eui)
+        if t is not None and t.state == "complete" and ann.version == t.submission.version:
+            if ann.boot_status == zcl.BOOT_ACTIVATED:
+                self._result(t, "activated", "success")
+        offer = self.offer(eui)
+        return [offer] if offer is not None else []
+
+    def offer(self, eui: str) -> Rsp | None:
+        """An Image Notify for the device's next file, if it has one to fetch."""
+        t = self.state.active(eui)
+        f = t.current() if t is not None else None
+        if f is None:
+            return None
+        jitter = self.hub.config.notify_jitter
+        return zcl.ImageNotify(3, jitter, f.mfr, f.image_type, f.version)
+
+    def notify(self, eui: str) -> None:
+        """Push an Image Notify to a connected device (after a submission)."""
+        msg = self.offer(eui)
+        session = self.hub.links.get(eui)
+        if msg is not None and session is not None:
+            session.push(msg)
+
+    # --- Query Next Image, blocks ---------------------------------------------------------
+
+    def query(self, eui: str, req: Any) -> Rsp:
+        self.report(eui, req.version, req.hw_version, None, "query")
+        t = self.state.active(eui)
+        f = t.current() if t is not None else None
+        if t is None or f is None or (req.mfr, req.image_type) != (f.mfr, f.image_type):
+            return zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None)
+        hw = req.hw_version
+        if hw is not None and not f.hw_min <= hw <= f.hw_max:
+            reason = f"hardware version {hw:#06x} outside {f.hw_min:#06x}..{f.hw_max:#06x}"
+            self.fail(t, al.REASON_HW_MISMATCH, reason)
+            return zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None)
+        return zcl.QueryNextImageRsp(zcl.SUCCESS, f.mfr, f.image_type, f.version, f.size)
+
+    def block(self, eui: str, req: Any, offset: int, max_size: int) -> Rsp:
+        """One Image Block Response (a page is a run of these)."""
+        t = self.state.active(eui)
+        f = t.current() if t is not None else None
+        if t is None or f is None:
+            return _block_status(zcl.ABORT)
+        if self.hub.meter_running(eui):
+            now, cfg = self.zb_now(), self.hub.config
+            return zcl.ImageBlockRsp(zcl.WAIT_FOR_DATA, None, None, None, None, None,
+                                     now, now + cfg.meter_wait_s, cfg.min_block_period_ms)  # fmt: skip
+        if (req.mfr, req.image_type, req.version) != (f.mfr, f.image_type, f.version):
+            return _block_status(zcl.ABORT)
+        n = min(max_size, self.hub.config.block_size, f.size - offset)
+        if n <= 0:
+            return _block_status(zcl.MALFORMED_COMMAND)
+        if t.state == "pending":
+            self.hub.record("transfer-start", submission=t.submission.id, device=eui,
+                            fragment=f.index)  # fmt: skip
+        data = self.hub.store.data(f.sha256)[offset : offset + n]
+        self._progress(t, offset + n, n)
+        return zcl.ImageBlockRsp(zcl.SUCCESS, f.mfr, f.image_type, f.version, offset, data,
+                                 None, None, None)  # fmt: skip
+
+    def file_size(self, eui: str) -> int:
+        """Size of the file the device is fetching now (0 if none)."""
+        t = self.state.active(eui)
+        f = t.current() if t is not None else None
+        return f.size if f is not None else 0
+
+    def _progress(self, t: Transfer, end: int, n: int) -> None:
+        now = time.time()
+        t.offset = max(t.offset, end)
+        t.sent += n
+        t.first_block = t.first_block or now
+        t.last_block = now
+        if now - self._progress_t.get(t.device, 0.0) >= _PROGRESS_EVERY_S:
+            self._progress_t[t.device] = now
+            self.publish_progress(t)
+
+    def publish_progress(self, t: Transfer) -> None:
+        doc = t.to_json()
+        self.hub.publish({"kind": "progress", "t": time.time(), "device": t.device, **doc})
+
+    # --- Upgrade End, activation ---------------------------------------------------------
+
+    def upgrade_end(self, eui: str, req: Any) -> list[Rsp]:
+        t = self.state.active(eui)
+        if t is None:
+            return []
+        sub = t.submission
+        if t.state in WAITING:
+            if req.status != zcl.SUCCESS or req.version != sub.version:
+                return []
+            f = sub.files[-1]
+            return [zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, self.zb_now(),
+                                      t.upgrade_time)]  # fmt: skip
+        f = t.current()
+        if f is None or (req.mfr, req.image_type, req.version) != (f.mfr, f.image_type, f.version):
+            return []
+        last = f.index == len(sub.files) - 1
+        if req.status == zcl.REQUIRE_MORE_IMAGE and last:
+            self.fail(t, al.REASON_TRANSFER, f"device asked for more than {len(sub.files)} files")
+            return []
+        if req.status in (zcl.REQUIRE_MORE_IMAGE, zcl.SUCCESS):
+            self.hub.record("fragment-held", submission=sub.id, device=eui, fragment=f.index)
+            self.publish_progress(t)
+            if not last:
+                offer = self.offer(eui)
+                return [offer] if offer is not None else []
+            return [self._complete(t)]
+        self.fail(t, al.REASON_TRANSFER, f"device ended the transfer: {status_name(req.status)}")
+        return []
+
+    def _complete(self, t: Transfer) -> Rsp:
+        from .core import HOLD
+
+        sub, now = t.submission, self.zb_now()
+        upgrade = HOLD if sub.activate == "hold" else now
+        if isinstance(sub.activate, int):
+            upgrade = max(now, sub.activate)
+        self.hub.record("transfer-complete", submission=sub.id, device=t.device,
+                        current_time=now, upgrade_time=upgrade)  # fmt: skip
+        self.hub.alert(sub.supplier, "transfer-success", t.device, sub.version,
+                       submission=sub.id, alert_code=al.CCS08_SUCCESS)  # fmt: skip
+        if upgrade != HOLD:
+            self._confirmations(t)
+        f = sub.files[-1]
+        return zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, now, upgrade)
+
+    def activation_due(self, t: Transfer) -> None:
+        """A held-back transfer got its time: tell the device, schedule confirmations."""
+        self._confirmations(t)
+        f = t.submission.files[-1]
+        rsp = zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, self.zb_now(), t.upgrade_time)
+        session = self.hub.links.get(t.device)
+        if session is not None:
+            session.push(rsp)
+
+    def _confirmations(self, t: Transfer) -> None:
+        from .core import ZB_EPOCH
+
+        # upgrade times are whole seconds: "now" must not put the due time in the past
+        due = max(time.time(), (t.upgrade_time or 0) + ZB_EPOCH)
+        base = due + self.hub.config.confirm_delay_s
+        for supplier in self.state.devices[t.device].record.suppliers:
+            self.hub.alert(supplier, "version-confirmation", t.device, None, base=base,
+                           submission=t.submission.id, expected=t.submission.version)  # fmt: skip
+
+    def fail(self, t: Transfer, code: int, reason: str) -> None:
+        sub = t.submission
+        self.hub.record("transfer-failed", submission=sub.id, device=t.device,
+                        reason_code=code, reason=reason)  # fmt: skip
+        self.hub.alert(sub.supplier, "transfer-failure", t.device, sub.version,
+                       submission=sub.id, alert_code=al.CCS08_FAILURE, reason_code=code,
+                       reason=reason)  # fmt: skip
+
+    def _result(self, t: Transfer, state: str, result: str) -> None:
+        if t.state != state:
+            self.hub.record("activation-result", submission=t.submission.id, device=t.device,
+                            state=state, result=result)  # fmt: skip
+
+    def activation_alert(self, eui: str, payload: bytes) -> list[Rsp]:
+        """The device's signed ACTIVATION_ALERT: check, forward to its supplier, ack."""
+        a = zcl.decode_activation_alert(payload)
+        dev = self.state.devices[eui]
+        valid = al.check_activation_alert(eui, dev.record.public_key, payload)
+        result = al.ACTIVATION_RESULTS[a.result] if a.result < 4 else str(a.result)
+        fields = dict(device=eui, supplier=a.supplier, version=a.version, result=result,
+                      counter=a.counter, device_time=a.timestamp, valid=valid)  # fmt: skip
+        if not valid:
+            self.hub.record("activation-alert", **fields, error="bad signature: not forwarded")
+            return []
+        if a.counter in self.state.counters.get(eui, set()):
+            return [zcl.AlertAck(a.counter)]  # a retry: already forwarded
+        self.hub.record("activation-alert", **fields)
+        if a.supplier in dev.record.suppliers:
+            self.hub.alert(a.supplier, "activation", eui, a.version, result=result,
+                           alert_code=a.alert_code, counter=a.counter, device_time=a.timestamp,
+                           signature="valid")  # fmt: skip
+        else:
+            self.hub.record("alert-unknown-supplier", device=eui, supplier=a.supplier)
+        t = self.state.active(eui)
+        state = _RESULT_STATE.get(a.result)
+        if t is not None and state and (t.state in WAITING or t.state in OPEN):
+            self._result(t, state, result)
+        return [zcl.AlertAck(a.counter)]
+
+    def alert_fields(self, a: al.Alert) -> dict[str, Any]:
+        """Filled in when an alert is raised: the version read back, for confirmations."""
+        if a.kind != "version-confirmation":
+            return {}
+        dev = self.state.devices.get(a.device)
+        version = dev.version if dev is not None else None
+        expected = a.fields.get("expected")
+        return {"version": version, "fields": {"matches": version == expected,
+                "reported_at": dev.reported_at if dev is not None else None}}  # fmt: skip
+
+    def after_raised(self, a: al.Alert) -> None:
+        """Close a transfer once its last version confirmation has gone out."""
+        if a.kind != "version-confirmation":
+            return
+        sub_id = a.fields.get("submission")
+        more = any(p.kind == a.kind and p.device == a.device and
+                   p.fields.get("submission") == sub_id
+                   for p in self.state.alerts_pending.values())  # fmt: skip
+        t = self.state.transfers.get((sub_id, a.device))
+        if not more and t is not None and t.state in WAITING:
+            self.hub.record("transfer-closed", submission=sub_id, device=a.device)
+
+
+def _block_status(status: int) -> Rsp:
+    return zcl.ImageBlockRsp(status, None, None, None, None, None, None, None, None)

@@ -1,0 +1,240 @@
+"""The hub's state as a fold over its event log: enrolments, submissions, transfers, alerts.
+
+`HubState.apply(event)` is the only thing that changes state, both live and on replay,
+so a hub restarted from its log is the hub that stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .alerts import Alert
+from .events import Event
+from .inventory import DeviceState, parse_record
+from .store import ImageFile
+
+# transfer states: pending -> transferring -> complete -> activated | rolled-back |
+# refused -> closed (after version confirmation); or failed / discarded at any point.
+OPEN = ("pending", "transferring")
+WAITING = ("complete", "activated", "rolled-back", "refused")
+ENDED = ("failed", "discarded", "closed")
+
+
+@dataclass
+class Submission:
+    id: str
+    supplier: str
+    devices: list[str]
+    files: list[ImageFile]
+    activate: str | int  # "now", "hold" or a ZigBee UTC time
+    t: float
+
+    @property
+    def version(self) -> int:
+        return self.files[0].version
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "supplier": self.supplier,
+            "devices": list(self.devices),
+            "version": self.version,
+            "activate": self.activate,
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+@dataclass
+class Transfer:
+    """One submission on one device."""
+
+    submission: Submission
+    device: str
+    state: str = "pending"
+    held: set[int] = field(default_factory=set)
+    upgrade_time: int | None = None  # ZigBee UTC, or 0xFFFFFFFF while held back
+    result: str | None = None
+    # transient (not in the log): what the server has sent of the current fragment
+    offset: int = 0
+    sent: int = 0
+    first_block: float | None = None
+    last_block: float | None = None
+
+    def current(self) -> ImageFile | None:
+        """The fragment to serve next: the first one the device has not acknowledged."""
+        if self.state not in OPEN:
+            return None
+        for f in self.submission.files:
+            if f.index not in self.held:
+                return f
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        sub = self.submission
+        total = sum(f.size for f in sub.files)
+        done = sum(f.size for f in sub.files if f.index in self.held)
+        cur = self.current()
+        if cur is not None:
+            done += min(self.offset, cur.size)
+        return {
+            "submission": sub.id,
+            "supplier": sub.supplier,
+            "version": sub.version,
+            "state": self.state,
+            "fragment_count": len(sub.files),
+            "fragments_held": sorted(self.held),
+            "fragment": cur.index if cur is not None else None,
+            "bytes": done,
+            "total_bytes": total,
+            "bytes_sent": self.sent,
+            "upgrade_time": self.upgrade_time,
+            "result": self.result,
+        }
+
+
+class HubState:
+    """Devices, submissions, transfers and alerts, rebuilt from events."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, DeviceState] = {}
+        self.submissions: dict[str, Submission] = {}
+        self.transfers: dict[tuple[str, str], Transfer] = {}
+        self.alerts_pending: dict[str, Alert] = {}
+        self.alerts_raised: list[Alert] = []
+        self.counters: dict[str, set[int]] = {}  # activation alert counters seen per device
+        self.meter_all = False
+        self.meter_devices: set[str] = set()
+        self.n_events = 0
+
+    def active(self, eui: str) -> Transfer | None:
+        dev = self.devices.get(eui)
+        if dev is None or dev.transfer is None:
+            return None
+        return self.transfers.get((dev.transfer, eui))
+
+    def apply(self, ev: Event) -> None:
+        self.n_events += 1
+        handler = getattr(self, "_on_" + ev["kind"].replace("-", "_"), None)
+        if handler is not None:
+            handler(ev)
+
+    def _on_enrol(self, ev: Event) -> None:
+        rec = parse_record(ev["record"])
+        dev = self.devices.get(rec.eui64)
+        if dev is None:
+            self.devices[rec.eui64] = DeviceState(record=rec)
+        else:
+            dev.record = rec
+
+    def _on_submit(self, ev: Event) -> None:
+        files = [ImageFile.from_json(f) for f in ev["files"]]
+        sub = Submission(ev["id"], ev["supplier"], ev["devices"], files, ev["activate"], ev["t"])
+        self.submissions[sub.id] = sub
+        for eui in sub.devices:
+            self.transfers[(sub.id, eui)] = Transfer(sub, eui)
+            self.devices[eui].transfer = sub.id
+
+    def _on_report(self, ev: Event) -> None:
+        dev = self.devices.get(ev["device"])
+        if dev is not None:
+            dev.version = ev["version"]
+            dev.hw_version = ev.get("hw_version", dev.hw_version)
+            if ev.get("boot_status") is not None:
+                dev.boot_status = ev["boot_status"]
+            dev.reported_at = ev["t"]
+
+    def _transfer(self, ev: Event) -> Transfer | None:
+        return self.transfers.get((ev["submission"], ev["device"]))
+
+    def _on_transfer_start(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None and t.state == "pending":
+            t.state = "transferring"
+
+    def _on_fragment_held(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None:
+            t.held.add(ev["fragment"])
+            t.offset = 0
+
+    def _on_transfer_complete(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None:
+            t.state = "complete"
+            t.upgrade_time = ev["upgrade_time"]
+
+    def _on_activate(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None:
+            t.upgrade_time = ev["upgrade_time"]
+
+    def _on_activation_result(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None and t.state in WAITING + OPEN:
+            t.state = ev["state"]
+            t.result = ev["result"]
+
+    def _end(self, ev: Event, state: str) -> None:
+        t = self._transfer(ev)
+        if t is None:
+            return
+        t.state = state
+        dev = self.devices[t.device]
+        if dev.transfer == t.submission.id:
+            dev.transfer = None
+        entry = {"submission": t.submission.id, "supplier": t.submission.supplier}
+        entry.update(version=t.submission.version, outcome=t.result or state, t=ev["t"])
+        if ev.get("reason"):
+            entry["reason"] = ev["reason"]
+        dev.history.append(entry)
+
+    def _on_transfer_failed(self, ev: Event) -> None:
+        self._end(ev, "failed")
+
+    def _on_discard(self, ev: Event) -> None:
+        self._end(ev, "discarded")
+
+    def _on_transfer_closed(self, ev: Event) -> None:
+        self._end(ev, "closed")
+
+    def _on_activation_alert(self, ev: Event) -> None:
+        if ev.get("valid"):
+            self.counters.setdefault(ev["device"], set()).add(ev["counter"])
+
+    def _on_alert_scheduled(self, ev: Event) -> None:
+        alert = Alert.from_json(ev["alert"])
+        self.alerts_pending[alert.id] = alert
+
+    def _on_alert_raised(self, ev: Event) -> None:
+        alert = self.alerts_pending.pop(ev["id"], None)
+        if alert is not None:
+            alert.at = ev["at"]
+            alert.version = ev.get("version", alert.version)
+            alert.fields.update(ev.get("fields", {}))
+            self.alerts_raised.append(alert)
+
+    def _on_meter_upgrade(self, ev: Event) -> None:
+        dev, on = ev.get("device"), ev["on"]
+        if dev is None:
+            self.meter_all = on
+            if not on:
+                self.meter_devices.clear()
+        elif on:
+            self.meter_devices.add(dev)
+        else:
+            self.meter_devices.discard(dev)
+
+    def _on_link_up(self, ev: Event) -> None:
+        dev = self.devices.get(ev.get("device") or "")
+        if dev is not None:
+            dev.connected, dev.link = True, ev["link"]
+
+    def _on_link_down(self, ev: Event) -> None:
+        dev = self.devices.get(ev.get("device") or "")
+        if dev is not None:
+            dev.connected = False
+
+    def _on_hub_start(self, ev: Event) -> None:
+        for dev in self.devices.values():  # links from a previous run are gone
+            dev.connected = False

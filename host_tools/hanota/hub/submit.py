@@ -1,0 +1,78 @@
+"""Which devices a submission goes to, which it is refused for and why (R1, R2, CCS08 2).
+
+Pure decision over the hub state; core.Hub.submit records and alerts the outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .state import OPEN, WAITING, HubState
+from .store import ImageFile, SubmissionError
+
+
+@dataclass
+class Plan:
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # eui64 -> reason
+    hw_mismatch: set[str] = field(default_factory=set)
+    conflicts: dict[str, str] = field(default_factory=dict)  # eui64 -> supplier pending
+    replaces: list[tuple[str, str]] = field(default_factory=list)  # (submission, eui64)
+
+
+def plan_submission(
+    state: HubState, supplier: str, devices: list[str], files: list[ImageFile]
+) -> Plan:
+    """SubmissionError for a request that is wrong as a whole; per-device refusals in Plan."""
+    if not devices:
+        raise SubmissionError("no device given")
+    img = files[0]
+    plan = Plan()
+    for raw in devices:
+        eui = raw.lower()
+        dev = state.devices.get(eui)
+        if dev is None:
+            raise SubmissionError(f"unknown device {raw} (enrol its record first)")
+        rec = dev.record
+        if supplier not in rec.suppliers:
+            raise SubmissionError(f"{supplier} does not serve device {eui} ({rec.suppliers})")
+        if rec.manufacturer_code is not None and rec.manufacturer_code != img.mfr:
+            raise SubmissionError(
+                f"image manufacturer {img.mfr:#06x} is not device {eui}'s "
+                f"({rec.manufacturer_code:#06x})"
+            )
+        if rec.image_type is not None and rec.image_type != img.image_type:
+            raise SubmissionError(
+                f"image type {img.image_type:#06x} is not for device {eui} "
+                f"({rec.board}, image type {rec.image_type:#06x})"
+            )
+        _plan_device(state, plan, supplier, eui, img)
+    return plan
+
+
+def _plan_device(state: HubState, plan: Plan, supplier: str, eui: str, img: ImageFile) -> None:
+    dev = state.devices[eui]
+    hw = dev.hw_version if dev.hw_version is not None else dev.record.hw_version
+    if hw is not None and not img.hw_min <= hw <= img.hw_max:
+        plan.refused[eui] = (
+            f"hardware version {hw:#06x} outside the image's {img.hw_min:#06x}..{img.hw_max:#06x}"
+        )
+        plan.hw_mismatch.add(eui)
+        return
+    t = state.active(eui)
+    if t is None:
+        plan.accepted.append(eui)
+        return
+    other = t.submission.supplier
+    if other == supplier and t.state in OPEN:
+        plan.replaces.append((t.submission.id, eui))  # R5: own image not yet fetched
+        plan.accepted.append(eui)
+    elif other == supplier:
+        plan.refused[eui] = f"your image {t.submission.id} is {t.state} on this device"
+    else:
+        what = "awaiting activation" if t.state in WAITING else t.state
+        plan.refused[eui] = (
+            f"device has {other}'s image {t.submission.id} ({what}); R2: no supplier "
+            "overrides another, submit again once it is done"
+        )
+        plan.conflicts[eui] = other
