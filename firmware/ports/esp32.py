@@ -6,6 +6,7 @@ answers the port contract of docs/porting.md. Image checks live in ports/esp32_i
 """
 
 import os
+import struct
 import time
 
 from ports import esp32_image
@@ -22,6 +23,7 @@ _BLOCK = const(4096)
 _IOCTL_BLOCK_ERASE = const(6)
 _STORE_DIR = "/data"
 _ZIGBEE_EPOCH_FROM_1970 = const(946684800)  # 2000-01-01T00:00:00Z in POSIX seconds
+_FF = b"\xff" * 256
 
 
 class PortError(ValueError):
@@ -60,10 +62,12 @@ class Esp32Port:
 
     block_size = _BLOCK
 
-    def __init__(self, board, link=None, store=None):
+    def __init__(self, board=None, link=None, store=None):
         from esp32 import Partition
 
-        self.board = board
+        self.board = board if board is not None else load_board()
+        board = self.board
+        self._scratch = bytearray(256)
         self._Partition = Partition
         self._running = Partition(Partition.RUNNING)
         self._update = self._running.get_next_update()
@@ -80,8 +84,20 @@ class Esp32Port:
 
     def write(self, offset, buf):
         self._range(offset, len(buf))
+        self._check_erased(offset, len(buf))
         # 4-arg writeblocks programs without erasing (the range was erased by erase())
         self._update.writeblocks(offset // _BLOCK, buf, offset % _BLOCK)
+
+    def _check_erased(self, offset, n):
+        # NOR flash silently ANDs bits into a programmed byte; the contract refuses it
+        mv = memoryview(self._scratch)
+        while n:
+            k = min(n, len(mv))
+            self._update.readblocks(offset // _BLOCK, mv[:k], offset % _BLOCK)
+            if mv[:k] != _FF[:k]:
+                raise PortError("NOT_ERASED", "write at %d over programmed bytes" % offset)
+            offset += k
+            n -= k
 
     def read(self, offset, buf):
         self._range(offset, len(buf))
@@ -123,9 +139,15 @@ class Esp32Port:
         return esp32_image.ota_active(e0, e1)
 
     def running_version(self):
+        """From the running app's descriptor version ("0x01020304" or "v1.28.0"); else 0."""
         head = bytearray(esp32_image.HEAD_LEN)
         self._running.readblocks(0, head)
-        return esp32_image.parse_version(bytes(head[0x30:0x50]).split(b"\x00")[0].decode())
+        if struct.unpack_from("<I", head, 0x20)[0] != esp32_image.APP_DESC_MAGIC:
+            return 0
+        try:
+            return esp32_image.parse_version(bytes(head[0x30:0x50]).split(b"\x00")[0].decode())
+        except ValueError:  # UnicodeError: not text
+            return 0
 
     def running_slot(self):
         return self._running.info()[4]
@@ -155,6 +177,22 @@ class Esp32Port:
     def log(self, msg):
         if self._console:
             print(msg)
+
+
+Port = Esp32Port  # ports.make_port() builds Port() with no arguments
+
+
+def load_board(path="/board.json"):
+    """The board definition deploy put beside main.py (or in the current directory)."""
+    import json
+
+    for p in (path, "board.json"):
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except OSError:
+            pass
+    raise PortError("NO_BOARD", "board.json not found: deploy the agent with hanota board deploy")
 
 
 def _epoch_offset():
@@ -198,7 +236,3 @@ def open_store(board):
     from otaclient.kvstore import KVStore
 
     return KVStore(store_dir(board))
-
-
-def make(board, **kw):
-    return Esp32Port(board, **kw)
