@@ -19,6 +19,7 @@ from otaclient.imagefmt import (  # noqa: F401  (re-exported: one codec module f
     OTA_MAGIC,
     PIECE_MAX,
     PIECE_SIZE,
+    SECTOR_SIZE,
     SIG_SIZE,
     STACK_VERSION,
     SUPPLIER_TAG,
@@ -35,7 +36,7 @@ from otaclient.imagefmt import (  # noqa: F401  (re-exported: one codec module f
     parse_header,
     parse_manifest,
 )
-from otaclient.inflate import inflate_into
+from otaclient.inflate import Inflater
 
 try:
     from micropython import const
@@ -51,7 +52,8 @@ _ST_BODY = const(2)
 _ST_SIG = const(3)
 _ST_TRAIL = const(4)
 _ST_END = const(5)
-_PREFIX = const(HEADER_LENGTH + MANIFEST_SIZE)
+_OUT = const(1024)  # decompressed bytes per sink call
+_PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
 
 
 class Verifier:
@@ -79,7 +81,7 @@ class Verifier:
         self._pub = self._h = self._h2 = None
         self._trailer = False
         self._fw = 0
-        self._zbuf = self._out = None
+        self._inf = self._out = self._zpre = None
         self._zfill = self._zlen = 0
 
     def feed(self, data):
@@ -169,14 +171,15 @@ class Verifier:
             self._h2 = hashlib.sha256(self._buf)
         self._fw = m.fragment_offset
         if m.compressed:
-            self._zbuf = bytearray(PIECE_MAX + 2)
-            self._out = bytearray(PIECE_SIZE)
+            self._inf = Inflater(PIECE_MAX, WBITS)
+            self._out = bytearray(_OUT)
+            self._zpre = bytearray(2)
 
     def _body(self, mv):
         self._h.update(mv)
         if self._h2:
             self._h2.update(mv)
-        if self._zbuf is None:
+        if self._inf is None:
             self._sink(self._fw, mv)
             self._fw += len(mv)
         else:
@@ -184,41 +187,54 @@ class Verifier:
 
     def _pieces(self, mv):
         # each piece: u16 compressed length, then raw deflate of one 4096-byte sector
-        z = self._zbuf
         while mv:
-            need = 2 + self._zlen if self._zfill >= 2 else 2
-            n = min(len(mv), need - self._zfill)
-            z[self._zfill : self._zfill + n] = mv[:n]
+            if self._zlen:
+                n = min(len(mv), self._zlen - self._zfill)
+                self._inf.write(mv[:n])
+            else:
+                n = 1
+                self._zpre[self._zfill] = mv[0]
             self._zfill += n
             mv = mv[n:]
-            if need == 2 and self._zfill == 2:
-                self._zlen = z[0] | z[1] << 8
+            if not self._zlen and self._zfill == 2:
+                self._zlen = self._zpre[0] | self._zpre[1] << 8
+                self._zfill = 0
                 if not 0 < self._zlen <= PIECE_MAX:
                     raise ImageError("BAD_COMPRESSION", "piece length")
-            elif self._zfill == need:
+            elif self._zlen and self._zfill == self._zlen:
                 self._piece()
 
     def _piece(self):
         m = self.manifest
         want = min(PIECE_SIZE, m.fragment_offset + m.fragment_length - self._fw)
-        if want <= 0:
-            raise ImageError("BAD_COMPRESSION", "extra piece")
-        out = memoryview(self._out)[:want]
-        try:
-            n = inflate_into(memoryview(self._zbuf)[2 : self._zfill], out, WBITS)
-        except ValueError:
-            raise ImageError("BAD_COMPRESSION", "piece at %d" % self._fw)
-        if n != want:
+        r = self._inf.reader()
+        out = memoryview(self._out)
+        got = 0
+        while True:
+            # ask for one byte more than is due, so a long piece shows
+            n = self._inflate(r, out[: min(len(out), want - got + 1)])
+            if not n:
+                break
+            if got + n > want:
+                raise ImageError("BAD_COMPRESSION", "long piece at %d" % self._fw)
+            self._sink(self._fw + got, out[:n])
+            got += n
+        if got != want:
             raise ImageError("BAD_COMPRESSION", "short piece at %d" % self._fw)
-        self._sink(self._fw, out)
-        self._fw += n
+        self._fw += got
         self._zfill = self._zlen = 0
+
+    def _inflate(self, r, mv):
+        try:
+            return r.readinto(mv)
+        except (OSError, EOFError, ValueError):
+            raise ImageError("BAD_COMPRESSION", "piece at %d" % self._fw)
 
     def _on_body_end(self):
         m = self.manifest
-        if self._zfill or self._fw != m.fragment_offset + m.fragment_length:
+        if self._zfill or self._zlen or self._fw != m.fragment_offset + m.fragment_length:
             raise ImageError("BAD_COMPRESSION", "payload ends mid-piece")
-        self._zbuf = self._out = None
+        self._inf = self._out = None
 
     def _on_signature(self):
         self.digest = self._h.digest()

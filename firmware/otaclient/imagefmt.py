@@ -26,9 +26,10 @@ MANIFEST_SIZE = const(80)
 SIG_SIZE = const(64)
 SUPPLIER_TAG = b"\x00\x40"
 TRAILER_SIZE = const(66)  # 00 40 + supplier signature
-PIECE_SIZE = const(4096)  # firmware bytes per compressed piece (one flash sector)
-PIECE_MAX = const(4096 + 64)  # largest compressed piece accepted
-WBITS = const(12)  # deflate window 4 KB
+SECTOR_SIZE = const(4096)  # fragments start on flash-sector boundaries of the firmware
+PIECE_SIZE = const(2048)  # firmware bytes per compressed piece (two per sector)
+PIECE_MAX = const(2048 + 64)  # largest compressed piece accepted
+WBITS = const(11)  # deflate window 2 KB: a 4 KB hole is not there in a used 64 KB heap
 MAX_FILE = const(750000)  # R1: a whole OTA file
 FLAG_COMPRESSED = const(1)
 _HDR = "<IHHHHHIH32sI"  # 56 bytes: magic .. total image size
@@ -168,7 +169,7 @@ def _check_fragment(m):
     end = m.fragment_offset + m.fragment_length
     if end > m.total_length:
         raise ImageError("BAD_FRAGMENT", "offset beyond total")
-    if m.fragment_offset % PIECE_SIZE or (end < m.total_length and end % PIECE_SIZE):
+    if m.fragment_offset % SECTOR_SIZE or (end < m.total_length and end % SECTOR_SIZE):
         raise ImageError("BAD_FRAGMENT", "not sector aligned")
     if (m.fragment_index == 0) != (m.fragment_offset == 0):
         raise ImageError("BAD_FRAGMENT", "first fragment must start at 0")

@@ -1,7 +1,10 @@
-"""Decode one raw-deflate piece (window 4 KB) into a caller's buffer.
+"""Collect one raw-deflate piece (window 4 KB), then read it back decompressed.
 
-MicroPython's `deflate.DeflateIO` on the board, CPython's zlib on the host; nothing else.
+MicroPython's `deflate.DeflateIO` over a preallocated native `io.BytesIO` (it pulls input
+a byte at a time, so a Python-level stream would cost a call per byte); CPython's zlib.
 """
+
+import io
 
 try:
     import deflate
@@ -9,57 +12,50 @@ except ImportError:
     deflate = None
     import zlib
 
-import io
+
+class _ZReader:
+    # CPython stand-in for DeflateIO: readinto() until 0
+    def __init__(self, src, wbits):
+        self._d = zlib.decompressobj(-wbits)
+        self._src = src
+
+    def readinto(self, out):
+        try:
+            data = self._d.decompress(self._src, len(out))
+        except zlib.error:
+            raise ValueError("bad deflate data")
+        self._src = self._d.unconsumed_tail
+        out[: len(data)] = data
+        return len(data)
 
 
-class _Src(io.IOBase):
-    # a readable stream over a memoryview, so DeflateIO reads without a copy
-    def __init__(self, mv):
-        self._mv = mv
-        self._pos = 0
+class Inflater:
+    """One reusable compressed-piece buffer of `size` bytes."""
 
-    def readinto(self, buf):
-        n = min(len(buf), len(self._mv) - self._pos)
-        buf[:n] = self._mv[self._pos : self._pos + n]
-        self._pos += n
-        return n
+    def __init__(self, size, wbits=12):
+        self._wbits = wbits
+        self._n = 0
+        if deflate is not None:
+            self._buf = io.BytesIO(size)  # MicroPython: preallocated, written in place
+        else:
+            self._buf = bytearray(size)
 
+    def write(self, mv):
+        """Append compressed bytes (the caller keeps the total within `size`)."""
+        if deflate is not None:
+            if not self._n:
+                self._buf.seek(0)  # the last piece's reader left the position at its end
+            self._buf.write(mv)
+        else:
+            self._buf[self._n : self._n + len(mv)] = mv
+        self._n += len(mv)
 
-def _mpy(src, out, wbits):
-    d = deflate.DeflateIO(_Src(src), deflate.RAW, wbits)
-    got = 0
-    mv = memoryview(out)
-    try:
-        while got < len(out):
-            n = d.readinto(mv[got:])
-            if not n:
-                break
-            got += n
-        extra = d.read(1)
-    except OSError:
-        raise ValueError("bad deflate data")
-    if extra:
-        raise ValueError("piece too long")
-    return got
-
-
-def _cpy(src, out, wbits):
-    d = zlib.decompressobj(-wbits)
-    try:
-        data = d.decompress(src, len(out) + 1)
-    except zlib.error:
-        raise ValueError("bad deflate data")
-    if len(data) > len(out) or not d.eof:
-        raise ValueError("piece too long or unterminated")
-    out[: len(data)] = data
-    return len(data)
-
-
-def inflate_into(src, out, wbits=12):
-    """Decompress the whole raw-deflate stream `src` into `out`; return the byte count.
-
-    ValueError if the data is corrupt, unterminated, or decodes to more than len(out).
-    """
-    if deflate is not None:
-        return _mpy(src, out, wbits)
-    return _cpy(src, out, wbits)
+    def reader(self):
+        """A stream over the collected piece: readinto(buf) -> n, 0 at its end; then
+        the buffer is free for the next piece. Bad data: OSError, EOFError or ValueError."""
+        n = self._n
+        self._n = 0
+        if deflate is not None:
+            self._buf.seek(0)
+            return deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)
+        return _ZReader(bytes(self._buf[:n]), self._wbits)

@@ -37,7 +37,7 @@ class Target:
 
 
 def pieces(payload: bytes, compress: bool) -> list[bytes]:
-    """Payload split per 4096-byte sector; compressed pieces carry a u16 length prefix."""
+    """Payload split per PIECE_SIZE bytes; compressed pieces carry a u16 length prefix."""
     sectors = [payload[i : i + image.PIECE_SIZE] for i in range(0, len(payload), image.PIECE_SIZE)]
     if not compress:
         return sectors
@@ -49,13 +49,19 @@ def pieces(payload: bytes, compress: bool) -> list[bytes]:
     return out
 
 
+def sectors(parts: list[bytes]) -> list[bytes]:
+    """Pieces joined per flash sector: fragments may only start on a sector boundary."""
+    step = image.SECTOR_SIZE // image.PIECE_SIZE
+    return [b"".join(parts[i : i + step]) for i in range(0, len(parts), step)]
+
+
 def plan(sizes: list[int], budget: int) -> list[tuple[int, int]]:
     """Greedy split of consecutive pieces into fragments whose payload fits the budget."""
     groups: list[tuple[int, int]] = []
     start, used = 0, 0
     for i, size in enumerate(sizes):
         if size > budget:
-            raise CommandError(f"max-size too small: a {size}-byte piece does not fit")
+            raise CommandError(f"max-size too small: a {size}-byte sector does not fit")
         if used + size > budget:
             groups.append((start, i))
             start, used = i, 0
@@ -81,7 +87,7 @@ def build(
     target.validate()
     overhead = image.HEADER_LENGTH + image.MANIFEST_SIZE + image.SIG_SIZE
     overhead += image.TRAILER_SIZE if supplier_key else 0
-    parts = pieces(payload, compress)
+    parts = sectors(pieces(payload, compress))
     groups = plan([len(p) for p in parts], max_size - overhead)
     if len(groups) > 0xFFFF:
         raise CommandError(f"{len(groups)} fragments: more than 65535, raise --max-size")
@@ -90,8 +96,8 @@ def build(
     files = []
     for index, (a, b) in enumerate(groups):
         body = b"".join(parts[a:b])
-        offset = a * image.PIECE_SIZE
-        length = min(b * image.PIECE_SIZE, len(payload)) - offset
+        offset = a * image.SECTOR_SIZE
+        length = min(b * image.SECTOR_SIZE, len(payload)) - offset
         m = image.Manifest(
             image.MANIFEST_VERSION,
             target.manufacturer_code,

@@ -1,0 +1,152 @@
+"""The same Verifier under the real MicroPython unix port with a 64 KB heap."""
+
+import hashlib
+import os
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hanota.image import build, keys
+from mpy import check_mpy
+
+pytestmark = pytest.mark.micropython
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+PUB = keys.raw_public(KEY.public_key())
+TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF)
+
+STREAM = """
+import hashlib, binascii, gc, time
+from otaclient import image
+pub = binascii.unhexlify({pub!r})
+trust = {{image.key_id(pub): pub}}
+BLOCK = {block}
+
+def stream(path, h, pos):
+    def sink(off, mv):
+        assert off == pos[0], (off, pos[0])
+        h.update(mv)
+        pos[0] = off + len(mv)
+    v = image.Verifier(trust.get, sink, image.make_check(0x1234, 0x0084, 0x0100))
+    buf = bytearray(BLOCK)
+    peak = 0
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            v.feed(memoryview(buf)[:k])
+            n += 1
+            if n % (16384 // BLOCK or 1) == 0:
+                gc.collect()
+                peak = max(peak, gc.mem_alloc() - base)
+    m = v.finish()
+    return peak
+
+gc.collect()
+base = gc.mem_alloc()
+h = hashlib.sha256()
+pos = [0]
+peak = 0
+t0 = time.ticks_ms()
+for path in {paths!r}:
+    peak = max(peak, stream(path, h, pos))
+dt = time.ticks_diff(time.ticks_ms(), t0)
+print("digest", binascii.hexlify(h.digest()).decode())
+print("length", pos[0])
+print("peak", peak)
+print("ms", dt)
+"""
+
+
+def stream_under_mpy(tmp_path, files, block=64):
+    paths = []
+    for name, data in files:
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    out = check_mpy(STREAM.format(pub=PUB.hex(), block=block, paths=paths), timeout=300)
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_fragmented_two_megabytes_stream_in_64_byte_blocks_with_64k_heap(tmp_path):
+    payload = os.urandom(2 * 1024 * 1024)
+    files = build.build(payload, TARGET, KEY)
+    assert len(files) == 3
+    res = stream_under_mpy(tmp_path, files)
+    assert res["digest"] == hashlib.sha256(payload).hexdigest()
+    assert int(res["length"]) == len(payload)
+    assert int(res["peak"]) < 16 * 1024, res
+
+
+def test_compressed_image_decodes_with_deflate_module_in_bounded_memory(tmp_path):
+    payload = bytes(range(256)) * 1500 + os.urandom(20000) + bytes(300000)
+    files = build.build(payload, TARGET, KEY, compress=True, max_size=12000)
+    assert len(files) >= 2
+    res = stream_under_mpy(tmp_path, files, block=255)
+    assert res["digest"] == hashlib.sha256(payload).hexdigest()
+    assert int(res["length"]) == len(payload)
+    assert int(res["peak"]) < 20 * 1024, res
+
+
+BAD = """
+from otaclient import image
+import binascii
+pub = binascii.unhexlify({pub!r})
+trust = {{image.key_id(pub): pub}}
+for path in {paths!r}:
+    v = image.Verifier(trust.get, lambda off, mv: None, image.make_check(0x1234, 0x0084, 0x0100))
+    try:
+        with open(path, "rb") as f:
+            while True:
+                b = f.read(64)
+                if not b:
+                    break
+                v.feed(b)
+        v.finish()
+        print(path, "OK")
+    except image.ImageError as e:
+        print(path, e.code)
+"""
+
+
+def test_bad_files_get_the_same_codes_under_micropython(tmp_path):
+    good = build.build(os.urandom(5000), TARGET, KEY)[0][1]
+    other = build.build(os.urandom(5000), TARGET, ec.generate_private_key(ec.SECP256R1()))[0][1]
+    wrong_type = build.build(os.urandom(500), build.Target(0x1234, 0x85, 1, 0, 0xFFFF), KEY)[0][1]
+    comp = build.build(bytes(9000), TARGET, KEY, compress=True)[0][1]
+    broken = bytearray(comp)
+    broken[142:150] = b"\xff" * 8
+    body = bytes(broken[:-64])
+    cases = {
+        "good": (good, "OK"),
+        "magic": (good[:1] + b"\x00" + good[2:], "BAD_MAGIC"),
+        "hlen": (good[:6] + struct.pack("<H", 61) + good[8:], "BAD_HEADER_LENGTH"),
+        "trunc": (good[:-1], "TRUNCATED"),
+        "junk": (good + b"!", "TRAILING_DATA"),
+        "key": (other, "UNKNOWN_KEY"),
+        "type": (wrong_type, "WRONG_IMAGE_TYPE"),
+        "flip": (good[:3000] + bytes([good[3000] ^ 4]) + good[3001:], "INVALID_SIGNATURE"),
+        "comp": (body + keys.sign_raw(KEY, body), "BAD_COMPRESSION"),
+    }
+    out = stream_codes(tmp_path, cases)
+    assert out == {k: v[1] for k, v in cases.items()}
+
+
+def stream_codes(tmp_path, cases):
+    paths = []
+    for name, (data, _) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    out = check_mpy(BAD.format(pub=PUB.hex(), paths=paths))
+    return {os.path.basename(p): code for p, code in (line.split() for line in out.splitlines())}
+
+
+def test_throughput_and_heap_figures_under_micropython(tmp_path):
+    """Not a bar (that is `make bench`): just prints the figures for the record."""
+    payload = os.urandom(700000)
+    files = build.build(payload, TARGET, KEY)
+    res = stream_under_mpy(tmp_path, files, block=4096)
+    mbps = len(payload) / (int(res["ms"]) / 1000) / 1e6
+    print(f"micropython verifier: {mbps:.1f} MB/s with 4 KB blocks, peak heap {res['peak']} B")
+    assert res["digest"] == hashlib.sha256(payload).hexdigest()

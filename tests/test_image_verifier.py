@@ -1,0 +1,261 @@
+"""The device-side streaming Verifier: good files, every file-level bad input, fuzzing."""
+
+import hashlib
+import os
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hanota.image import build, keys
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from otaclient import image
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER = ec.generate_private_key(ec.SECP256R1())
+SUPPLIER = ec.generate_private_key(ec.SECP256R1())
+PUB = keys.raw_public(KEY.public_key())
+TRUST = {image.key_id(PUB): PUB}
+TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF, 7)
+
+
+def make(payload, key=KEY, **kw):
+    return build.build(payload, TARGET, key, **kw)
+
+
+def run(data, chunk=64, check=None, trust=TRUST, max_size=image.MAX_FILE):
+    """Stream data through a Verifier; return (manifest, firmware bytes by offset, verifier)."""
+    out = {}
+
+    def sink(off, mv):
+        assert off not in out
+        out[off] = bytes(mv)
+
+    v = image.Verifier(trust.get, sink, check, max_size)
+    for i in range(0, len(data), chunk):
+        v.feed(data[i : i + chunk])
+    m = v.finish()
+    fw = b"".join(out[k] for k in sorted(out))
+    return m, fw, v
+
+
+def code_of(data, **kw):
+    with pytest.raises(image.ImageError) as exc:
+        run(data, **kw)
+    assert str(exc.value).startswith(exc.value.code)
+    return exc.value.code
+
+
+SMALL = os.urandom(9000)
+SMALL_FILE = make(SMALL)[0][1]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 255, 100000])
+def test_single_file_streams_in_any_chunking(chunk):
+    m, fw, v = run(SMALL_FILE, chunk)
+    assert fw == SMALL and m.total_length == len(SMALL) and m.fragment_count == 1
+    assert m.firmware_sha256 == hashlib.sha256(SMALL).digest() and m.security_counter == 7
+    assert v.signature == SMALL_FILE[-64:] and v.supplier_signature is None
+    assert v.header.total_size == len(SMALL_FILE) and v.header.hw_min == 0x0100
+
+
+def test_compressed_fragments_reassemble_and_land_on_sector_boundaries():
+    payload = os.urandom(30000) + bytes(60000) + os.urandom(5000)
+    files = make(payload, compress=True, max_size=20000)
+    assert len(files) >= 2
+    whole = {}
+    for _, data in files:
+        assert len(data) <= 20000
+        m, fw, _ = run(data, 61)
+        assert m.compressed and m.fragment_offset % image.PIECE_SIZE == 0
+        whole[m.fragment_offset] = fw
+    assert b"".join(whole[k] for k in sorted(whole)) == payload
+
+
+def test_supplier_trailer_is_exposed_and_checks_out():
+    data = make(SMALL, supplier_key=SUPPLIER)[0][1]
+    _, fw, v = run(data)
+    assert fw == SMALL and v.supplier_signature == data[-64:] and data[-66:-64] == b"\x00\x40"
+    assert v.supplier_digest == hashlib.sha256(data[:-66]).digest()
+    from otaclient import p256
+
+    assert p256.verify(
+        keys.raw_public(SUPPLIER.public_key()), v.supplier_digest, v.supplier_signature
+    )
+
+
+def test_two_megabytes_default_max_size_gives_three_fragments():
+    files = make(os.urandom(2 * 1024 * 1024))
+    assert len(files) >= 3 and all(len(d) <= 750000 for _, d in files)
+    assert [n for n, _ in files][0] == "1234-0084-01020304-1-of-3.zigbee"
+
+
+def patch(data, off, fmt, value):
+    b = bytearray(data)
+    struct.pack_into(fmt, b, off, value)
+    return bytes(b)
+
+
+def resign(data, key=KEY):
+    """Re-sign a (modified) single file so only the intended defect remains."""
+    body = data[:-64]
+    return body + keys.sign_raw(key, body)
+
+
+def test_bad_inputs_each_get_their_specific_code():
+    f = SMALL_FILE
+    cases = {
+        "BAD_MAGIC": patch(f, 0, "<I", 0x0BEEF11F),
+        "BAD_HEADER_VERSION": patch(f, 4, "<H", 0x0200),
+        "BAD_HEADER_LENGTH": patch(f, 6, "<H", 61),
+        "BAD_FIELD_CONTROL": patch(f, 8, "<H", 0),
+        "SIZE_MISMATCH": patch(f, 52, "<I", len(f) + 1),
+        "TRUNCATED": f[:-1],
+        "TRAILING_DATA": f + b"\x00",
+        "BAD_MANIFEST": patch(f, 60, "<4s", b"XXXX"),
+        "UNKNOWN_KEY": make(SMALL, key=OTHER)[0][1],
+        "INVALID_SIGNATURE": f[:1000] + bytes([f[1000] ^ 0x80]) + f[1001:],
+    }
+    for code, data in cases.items():
+        assert code_of(data) == code, code
+    assert code_of(f[:30]) == "TRUNCATED"
+    assert code_of(b"") == "TRUNCATED"
+
+
+def test_oversized_file_is_too_large_before_its_payload():
+    big = make(os.urandom(800000), max_size=900000)[0][1]
+    v = image.Verifier(TRUST.get, lambda o, m: None)
+    with pytest.raises(image.ImageError) as exc:
+        v.feed(big[:60])
+    assert exc.value.code == "TOO_LARGE"
+    assert code_of(SMALL_FILE, max_size=len(SMALL_FILE) - 1) == "TOO_LARGE"
+
+
+def test_target_checks_refuse_other_manufacturer_type_and_hardware():
+    sunk = []
+    for code, check in [
+        ("WRONG_MANUFACTURER", image.make_check(0x1235, 0x0084, 0x0100)),
+        ("WRONG_IMAGE_TYPE", image.make_check(0x1234, 0x0085, 0x0100)),
+        ("HW_MISMATCH", image.make_check(0x1234, 0x0084, 0x0200)),
+        ("HW_MISMATCH", image.make_check(0x1234, 0x0084, 0x00FF)),
+    ]:
+        v = image.Verifier(TRUST.get, lambda o, m: sunk.append(o), check)
+        with pytest.raises(image.ImageError) as exc:
+            v.feed(SMALL_FILE)
+        assert exc.value.code == code
+    assert not sunk  # refused before any payload byte
+    run(SMALL_FILE, check=image.make_check(0x1234, 0x0084, 0x01FF))
+
+
+def test_valid_signature_over_a_different_image_is_refused():
+    a = make(SMALL)[0][1]
+    b = make(bytes(reversed(SMALL)))[0][1]
+    assert code_of(b[:-64] + a[-64:]) == "INVALID_SIGNATURE"
+    assert (
+        code_of(a[:140] + b[140:]) == "INVALID_SIGNATURE"
+    )  # header+manifest of one, body of other
+
+
+def _manifest_edit(data, off, fmt, value):
+    return resign(patch(data, 60 + off, fmt, value))
+
+
+def test_fragment_descriptor_defects_are_bad_fragment():
+    f = SMALL_FILE
+    assert code_of(_manifest_edit(f, 36, "<I", 4096)) == "BAD_FRAGMENT"  # offset beyond total
+    assert code_of(_manifest_edit(f, 44, "<I", 100)) == "BAD_FRAGMENT"  # total < length
+    assert code_of(_manifest_edit(f, 32, "<H", 1)) == "BAD_FRAGMENT"  # index 1 of 1
+    assert code_of(_manifest_edit(f, 34, "<H", 0)) == "BAD_FRAGMENT"  # count 0
+    assert code_of(_manifest_edit(f, 36, "<I", 10)) == "BAD_FRAGMENT"  # unaligned
+
+
+def test_corrupt_compressed_piece_is_bad_compression():
+    data = make(bytes(20000), compress=True)[0][1]
+    n = struct.unpack_from("<H", data, 140)[0]
+    assert code_of(resign(patch(data, 140, "<H", n + 1))) == "BAD_COMPRESSION"
+    assert code_of(resign(patch(data, 140, "<H", 0))) == "BAD_COMPRESSION"
+    assert code_of(resign(data[:142] + b"\xff" * 8 + data[150:])) == "BAD_COMPRESSION"
+
+
+def test_every_single_byte_flip_of_a_small_file_is_caught():
+    f = make(os.urandom(300))[0][1]
+    for i in range(len(f)):
+        flipped = f[:i] + bytes([f[i] ^ 0x01]) + f[i + 1 :]
+        with pytest.raises(image.ImageError):
+            run(flipped, 4096)
+
+
+def test_every_single_byte_flip_of_a_compressed_supplier_file_is_caught():
+    f = make(bytes(3000) + os.urandom(100), compress=True, supplier_key=SUPPLIER)[0][1]
+    for i in range(len(f)):
+        flipped = f[:i] + bytes([f[i] ^ 0x80]) + f[i + 1 :]
+        try:
+            _, _, v = run(flipped, 4096)
+        except image.ImageError:
+            continue
+        # only the supplier trailer is outside the manufacturer signature
+        assert i >= len(f) - 64 and v.supplier_signature != f[-64:]
+
+
+def test_errors_stick_after_the_first_one():
+    v = image.Verifier(TRUST.get, lambda o, m: None)
+    with pytest.raises(image.ImageError):
+        v.feed(b"\x00" * 60)
+    with pytest.raises(image.ImageError):
+        v.feed(SMALL_FILE)
+    with pytest.raises(image.ImageError):
+        v.finish()
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _only_image_errors(data, check=None):
+    try:
+        run(data, 37)
+    except image.ImageError as e:
+        assert e.code in CODES
+    try:
+        image.parse_header(data)
+    except image.ImageError:
+        pass
+
+
+CODES = set(
+    "BAD_MAGIC BAD_HEADER_VERSION BAD_HEADER_LENGTH BAD_FIELD_CONTROL SIZE_MISMATCH TRUNCATED "
+    "TRAILING_DATA TOO_LARGE BAD_MANIFEST WRONG_MANUFACTURER WRONG_IMAGE_TYPE HW_MISMATCH "
+    "UNKNOWN_KEY INVALID_SIGNATURE BAD_COMPRESSION BAD_FRAGMENT".split()
+)
+CFILE = make(bytes(5000) + os.urandom(50), compress=True)[0][1]
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_fuzz_random_bytes_raise_only_image_errors(data):
+    _only_image_errors(data)
+    _only_image_errors(SMALL_FILE[:60] + data)
+
+
+@FUZZ
+@given(
+    st.sampled_from([SMALL_FILE, CFILE]),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+    st.integers(0, 10**6),
+)
+def test_fuzz_mutated_files_raise_only_image_errors(base, edits, cut):
+    b = bytearray(base)
+    for pos, val in edits:
+        b[pos % len(b)] = val
+    data = bytes(b[: len(b) - cut % 3 * (cut % 70)])
+    _only_image_errors(data)
+
+
+@FUZZ
+@given(st.binary(min_size=80, max_size=80))
+def test_fuzz_manifest_parser_raises_only_image_errors(raw):
+    header = image.parse_header(SMALL_FILE)
+    for buf in (raw, image.MANIFEST_MAGIC + b"\x01" + raw[5:]):
+        try:
+            image.parse_manifest(buf, header)
+        except image.ImageError as e:
+            assert e.code in CODES
