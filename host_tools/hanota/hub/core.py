@@ -69,6 +69,9 @@ class Hub:
         self.links: dict[str, Any] = {}  # eui64 -> server.LinkSession while connected
         self._subs: list[Callable[[Event], None]] = []
         self._wake: asyncio.Event | None = None
+
+    def started(self) -> None:
+        """Log that this hub now serves links (previous links are gone)."""
         self.record("hub-start", config=asdict(self.config))
 
     # --- events ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class LinkSession:
         self._gen = 0
         self._next_off = -1
         self._unknown: set[str] = set()
+        self.decoder = link.Decoder()
         if eui is not None:
             self._attach(eui.lower(), None)
 
@@ -46,7 +47,7 @@ class LinkSession:
     async def run(self) -> None:
         """Serve until the link closes (EOF or I/O error)."""
         pages = asyncio.create_task(self._page_loop())
-        dec = link.Decoder()
+        dec = self.decoder
         try:
             while True:
                 try:
@@ -63,9 +64,13 @@ class LinkSession:
             pages.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pages
-            for k, v in dec.errors.items():
-                self.stats["link_" + k] += v
             self._detach()
+
+    def counters(self) -> dict[str, int]:
+        """Frame and byte counters, with the link decoder's errors as link_crc etc."""
+        out = dict(self.stats)
+        out.update({"link_" + k: v for k, v in self.decoder.errors.items()})
+        return out
 
     def _attach(self, eui: str, src: int | None) -> None:
         dev = self.hub.state.devices.get(eui)
@@ -78,7 +83,7 @@ class LinkSession:
     def _detach(self) -> None:
         if self.eui is not None and self.hub.links.get(self.eui) is self:
             del self.hub.links[self.eui]
-            self.hub.record("link-down", link=self.name, device=self.eui, stats=dict(self.stats))
+            self.hub.record("link-down", link=self.name, device=self.eui, stats=self.counters())
 
     # --- frames in ----------------------------------------------------------------------
 

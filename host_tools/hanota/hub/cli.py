@@ -1,0 +1,172 @@
+"""`hanota hub serve|enrol|submit|discard|activate|meter|inventory|alerts`.
+
+Every command but serve goes to the hub serving --state (control socket) or, when
+none runs, opens that state directory itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..output import CommandError, emit_json, log, parse_int
+from ..paths import BUILD
+
+DEFAULT_STATE = BUILD / "hub"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("hub", help="Comms Hub emulator: serve links, submit images, alerts")
+    p.set_defaults(area_parser=p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = _cmd(sub, "serve", "serve ZCL OTA on device links until interrupted", cmd_serve)
+    s.add_argument("--link", action="append", default=[], metavar="PATH[=EUI64]",
+                   help="serial port or pty of one device (repeatable)")  # fmt: skip
+    s.add_argument("--profile", default="direct", help="link profile: block size and baud")
+    s.add_argument("--block-size", type=parse_int, help="largest block data (1..255)")
+    s.add_argument("--baud", type=parse_int, help="serial baud rate (default from profile)")
+    s.add_argument("--min-block-period", type=parse_int, default=0, help="ms")
+    s.add_argument("--meter-wait", type=parse_int, default=5, help="WAIT_FOR_DATA seconds")
+    s.add_argument("--confirm-delay", type=float, default=5.0, help="version confirmation delay (s)")  # fmt: skip
+    s.add_argument("--stagger", type=float, default=0.0, help="spread alerts over 0..S seconds")
+    s.add_argument("--quiet", action="store_true", help="no progress view")
+    s = _cmd(sub, "enrol", "enrol devices from provisioning records", cmd_enrol)
+    s.add_argument("records", nargs="+", type=Path, metavar="RECORD.json")
+    s = _cmd(sub, "submit", "submit an image or a set of fragments (SR 11.4)", cmd_submit)
+    s.add_argument("--supplier", required=True)
+    s.add_argument("--device", required=True, action="append", nargs="+", metavar="EUI64")
+    s.add_argument("--activate-at", help="now (default), hold, +SECONDS, ISO time, ZigBee secs")
+    s.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    s = _cmd(sub, "discard", "discard a supplier's image before or during transfer", cmd_discard)
+    s.add_argument("--supplier", required=True)
+    s.add_argument("--submission")
+    s.add_argument("--device", action="append", nargs="+", metavar="EUI64")
+    s = _cmd(sub, "activate", "give a held submission its activation time", cmd_activate)
+    s.add_argument("submission")
+    s.add_argument("--at", help="now (default), +SECONDS, ISO time or ZigBee seconds")
+    s = _cmd(sub, "meter", "R5: a meter upgrade is running (on) or done (off)", cmd_meter)
+    s.add_argument("switch", choices=("on", "off"))
+    s.add_argument("--device", help="only this device (default: all)")
+    _cmd(sub, "inventory", "devices, versions, transfers, history", cmd_inventory)
+    s = _cmd(sub, "alerts", "supplier alerts raised so far", cmd_alerts)
+    s.add_argument("--supplier")
+    s.add_argument("--pending", action="store_true", help="scheduled, not yet due")
+
+
+def _cmd(sub: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+    s = sub.add_parser(name, help=help_)
+    s.add_argument("--state", type=Path, default=DEFAULT_STATE, help="hub state directory")
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.set_defaults(func=func)
+    return s
+
+
+def request(state: Path, op: str, **args: Any) -> Any:
+    """Ask the hub serving `state`; without one, open the state directory here."""
+    from . import control
+    from .core import Hub, HubError
+    from .service import locked
+
+    try:
+        try:
+            return control.call(state, op, **args)
+        except control.NoHub:
+            with locked(state):
+                hub = Hub(state_dir=state)
+                try:
+                    return control.execute(hub, op, args)
+                finally:
+                    hub.close()
+    except HubError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _flat(groups: list[list[str]] | None) -> list[str]:
+    return [d.lower() for g in groups or [] for d in g]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import serve_command
+
+    return serve_command(args)
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        docs = [json.loads(p.read_text()) for p in args.records]
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read device record: {exc}") from None
+    out = [request(args.state, "enrol", record=d) for d in docs]
+    return _show(
+        args,
+        out,
+        lambda rs: "\n".join(
+            f"enrolled {r['eui64']} ({r['board']}, suppliers {', '.join(r['suppliers'])})"
+            for r in rs
+        ),
+    )
+
+
+def _split_devices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """`--device A B FILE...`: EUI-64s (16 hex digits, not a file) first, then files."""
+    devices, files = [], [str(f) for f in args.files]
+    for item in _flat(args.device):
+        is_eui = len(item) == 16 and all(c in "0123456789abcdef" for c in item)
+        (devices if is_eui and not Path(item).exists() else files).append(item)
+    if not files:
+        raise CommandError("no image FILE given")
+    return devices, [str(Path(f).resolve()) for f in files]
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    devices, files = _split_devices(args)
+    res = request(args.state, "submit", supplier=args.supplier, devices=devices,
+                  files=files, activate_at=args.activate_at)  # fmt: skip
+    for eui, why in res["refused"].items():
+        log(f"hanota: refused for {eui}: {why}")
+    return _show(args, res, lambda r: f"submission {r['id']}: version 0x{r['version']:08x}, "
+                 f"{r['fragments']} file(s), devices {', '.join(r['accepted'])}")  # fmt: skip
+
+
+def cmd_discard(args: argparse.Namespace) -> int:
+    res = request(args.state, "discard", supplier=args.supplier, submission=args.submission,
+                  devices=_flat(args.device))  # fmt: skip
+    return _show(args, res, lambda r: "discarded " + ", ".join(
+        f"{d['submission']} on {d['device']}" for d in r["discarded"]))  # fmt: skip
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    res = request(args.state, "activate", submission=args.submission, at=args.at)
+    return _show(args, res, lambda r: f"{r['submission']}: upgrade time {r['upgrade_time']} "
+                 f"for {', '.join(r['devices']) or 'no device waiting'}")  # fmt: skip
+
+
+def cmd_meter(args: argparse.Namespace) -> int:
+    res = request(args.state, "meter", device=args.device, on=args.switch == "on")
+    return _show(args, res, lambda r: f"meter upgrade: all={r['meter_all']} devices={r['devices']}")
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from .view import inventory_lines
+
+    res = request(args.state, "inventory")
+    return _show(args, res, lambda r: "\n".join(inventory_lines(r)))
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from .view import format_alert
+
+    res = request(args.state, "alerts", supplier=args.supplier, pending=args.pending)
+    return _show(args, res, lambda r: "\n".join(f"{a['at'] or a['due']} {format_alert(a)}"
+                                                 for a in r) or "no alerts")  # fmt: skip
+
+
+def _show(args: argparse.Namespace, result: Any, text: Any) -> int:
+    if args.json:
+        emit_json(result)
+    else:
+        print(text(result))
+    return 0
