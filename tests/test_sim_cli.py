@@ -167,3 +167,13 @@ def test_app_build_for_esp32_board_names_the_missing_toolchain(tmp_path):
     res = subprocess.run([*HANOTA, "app", "build", "--board", "ppmid-esp32s3", "--version", "1",
                           "-o", str(tmp_path / "a.bin")], capture_output=True, text=True, env=env)  # fmt: skip
     assert res.returncode == 2 and "ESP-IDF" in res.stderr and "IDF_PATH" in res.stderr
+
+
+def test_create_without_agent_main_py_says_what_to_do(tmp_path, monkeypatch):
+    from hanota import paths
+    from hanota.sim import appimage, create
+
+    monkeypatch.setattr(paths, "FIRMWARE", tmp_path / "firmware")
+    with pytest.raises(appimage.AppError, match="main.py does not exist yet.*--source"):
+        create.create(tmp_path / "b", "sim-ppmid")
+    assert not (tmp_path / "b").exists()

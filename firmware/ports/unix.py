@@ -194,13 +194,13 @@ class Link:
     def write(self, buf):
         mv = memoryview(buf)
         tries = 0
-        while len(mv) and tries < 100:  # nobody reading for ~1 s: bytes fall on the floor
+        while len(mv) and tries < 20:  # nobody reading for ~100 ms: bytes fall on the floor
             n = self._f.write(mv)
             if n:
                 mv = mv[n:]
             else:
                 tries += 1
-                time.sleep_ms(10)
+                time.sleep_ms(5)
         return len(buf) - len(mv)
 
 
