@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from otaclient import zcl
-
 from hanota.link.pty import close_pty, open_pty
 from hanota.link.transport import open_fd
 from hanota.rig import factory
 from hanota.rig.double import ClientDouble
+from otaclient import zcl
 
 HANOTA = str(Path(sys.executable).parent / "hanota")
 V1, V2 = 0x01000000, 0x02000000

@@ -8,13 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from otaclient import zcl
-
 from hanota.hub import Hub, HubConfig, HubError
 from hanota.hub.events import read_events
 from hanota.hub.server import LinkSession
 from hanota.rig import factory
 from hanota.rig.double import ClientDouble
+from otaclient import zcl
 
 V1, V2 = 0x01000000, 0x02000000
 SUPS = ["supplier-a", "supplier-b"]

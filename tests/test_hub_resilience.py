@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from otaclient import link, zcl
-from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run
-
 from hanota.hub import HubError
 from hanota.hub.core import HOLD
 from hanota.rig import factory
+from otaclient import link, zcl
+from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run
 
 
 @pytest.fixture(scope="module")
