@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -120,3 +121,21 @@ def test_power_cut_mid_erase_erases_half_the_sector(tmp_path):
         board.wait_for("power_cut")
         wait_console(board, "APP boot=2")
     assert flash.read(base, 4096) == b"\xff" * 2048 + b"\x00" * 2048
+
+
+def test_console_off_board_offers_no_repl(tmp_path):
+    directory = make_board(tmp_path, ECHO)
+    doc = board_json(directory)
+    doc["console"] = "off"
+    (directory / "board.json").write_text(json.dumps(doc))
+    with SimBoard(directory) as board:
+        wait_console(board, "APP confirmed")
+        fd = os.open(board.console_path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"\x03\r\x01print(6*7)\r\x04")
+            time.sleep(0.5)
+        finally:
+            os.close(fd)
+        text = board.console_text()
+        assert "KeyboardInterrupt" not in text and "42" not in text and ">>>" not in text
+        assert [e["event"] for e in board.events] == ["boot"]

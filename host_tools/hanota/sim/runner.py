@@ -25,6 +25,7 @@ from .flash import FlashFile
 from .process import kill_group, spawn_micropython
 
 _POLL_S = 0.02
+_EXIT_BACKOFF_S = 0.5
 _OPS, _CUT, _EXIT = 0, 12, 24
 
 
@@ -136,10 +137,18 @@ class SimBoard:
                 return
             for ev in decision.events:
                 self._event(**ev)
-            self._launch(decision)
+            try:
+                self._launch(decision)
+            except (OSError, ValueError) as exc:  # unpack or spawn failed: the board is dead
+                self.halted = f"runner error: {exc}"
+                self._event("runner_error", error=str(exc))
+                return
             reason = self._watch(decision)
             kill_group(self._proc)
             self._event(reason)
+            if reason.startswith("exit"):  # main.py ended or crashed without a REPL
+                with self._cond:
+                    self._cond.wait(_EXIT_BACKOFF_S)  # no tight reboot loop
 
     def _launch(self, d: bootloader.BootDecision) -> None:
         assert self.han and self.console
