@@ -1,0 +1,108 @@
+"""`hanota rig update`: one board, fresh from the factory, updated through the hub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from ..output import CommandError, emit_json, log, parse_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("rig", help="hardware-in-the-loop rig: update a board end to end")
+    p.set_defaults(area_parser=p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = sub.add_parser("update", help="fresh board + hub + images: run one update to its end")
+    s.add_argument("--board", default="sim-ppmid", help="board definition (sim-* boards)")
+    s.add_argument("--image", required=True, nargs="+", type=Path, metavar="FILE")
+    s.add_argument("--trust", required=True, action="append", type=Path, metavar="PUB.pem")
+    s.add_argument("--factory-version", type=parse_int, default=0x01000000)
+    s.add_argument("--link", default="direct", help="link profile (direct, uart-115200, ...)")
+    s.add_argument("--heap", help="MicroPython heap of the sim board (e.g. 64k)")
+    s.add_argument("--cut-at", type=parse_int, help="cut power at flash operation N")
+    s.add_argument("--supplier", action="append", help="suppliers (first one submits)")
+    s.add_argument("--activate-at", help="now (default), +SECONDS, ISO time")
+    s.add_argument("--drop", type=float, default=0.0, help="link: drop this share of frames")
+    s.add_argument("--ber", type=float, default=0.0, help="link: bit error rate")
+    s.add_argument("--seed", type=int, default=0, help="link fault seed")
+    s.add_argument("--timeout", type=float, default=240.0, help="seconds")
+    s.add_argument("--workdir", type=Path, help="keep the board, hub state and logs here")
+    s.add_argument("--port", help="real board: its console port (board already flashed)")
+    s.add_argument("--hub-port", help="real board: its HAN UART, served by the hub")
+    s.add_argument("--record", type=Path, help="real board: its provisioning record")
+    s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.set_defaults(func=cmd_update)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from hanota.hub import HubError
+    from hanota.hub.view import make_view
+    from hanota.link import profiles
+    from hanota.link.faults import Faults
+
+    from .update import UpdateOptions, run_update
+
+    try:
+        prof = profiles.get(args.link)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    opts = UpdateOptions(
+        images=args.image, trust=args.trust, board=args.board,
+        factory_version=args.factory_version, link=prof.name, heap=args.heap,
+        cut_at=args.cut_at, faults=Faults(seed=args.seed, drop=args.drop, ber=args.ber),
+        suppliers=args.supplier or ["supplier-a"], activate_at=args.activate_at,
+        timeout_s=args.timeout, workdir=args.workdir, port=args.hub_port, record=args.record,
+        baud=int(prof.baud * 10) or 115200,
+    )  # fmt: skip
+    if args.dry_run:
+        return _plan(opts, args.json)
+    if args.hub_port and not args.record:
+        raise CommandError("--hub-port needs --record (the board's provisioning record)")
+    try:
+        res = asyncio.run(run_update(opts, view=lambda hub: _view(hub, make_view)))
+    except (HubError, TimeoutError, OSError) as exc:
+        raise CommandError(f"rig update: {exc}") from None
+    if args.json:
+        emit_json(res)
+    else:
+        _text(res)
+    return 0 if res["ok"] else 1
+
+
+def _view(hub, make_view) -> None:  # noqa: ANN001
+    view = make_view(hub)
+    if view is not None:
+        view.start()
+
+
+def _plan(opts, as_json: bool) -> int:  # noqa: ANN001
+    board = f"real board on {opts.port}" if opts.port else f"fresh {opts.board} sim board"
+    steps = [
+        f"board: {board}, factory version 0x{opts.factory_version:08x}, trusting "
+        + ", ".join(map(str, opts.trust)),
+        f"hub: in process, link profile {opts.link}, suppliers {', '.join(opts.suppliers)}",
+        "submit: " + " ".join(map(str, opts.images)),
+        "run: until activation/rollback/refusal and every due alert",
+    ]
+    if as_json:
+        emit_json({"dry_run": True, "steps": steps})
+    else:
+        for s in steps:
+            log(s)
+    return 0
+
+
+def _text(res: dict) -> None:
+    def v(x: int | None) -> str:
+        return "unknown" if x is None else f"0x{x:08x}"
+
+    print(f"{'ok' if res['ok'] else 'FAILED'}: {v(res['before_version'])} -> running "
+          f"{v(res['running_version'])} (reported {v(res['reported_version'])}), "
+          f"activation {res['activation']}" +
+          (f", rejected: {res['rejected']}" if res["rejected"] else ""))  # fmt: skip
+    print(f"{res['image_bytes']} image bytes in {res['transfer_seconds']} s over "
+          f"{res['link_profile']} ({res['link_bytes']} link bytes), peak heap {res['peak_heap']}")  # fmt: skip
+    for a in res["alerts"]:
+        print(f"  {a['at']} {a['supplier']:<12} {a['kind']:<22} {v(a['version'])}")

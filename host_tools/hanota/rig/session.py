@@ -1,0 +1,136 @@
+"""A hub in process with boards linked to it: sim boards through the link emulator
+(profile + faults), or a real board's HAN UART. Used by `hanota rig`, the pytest
+fixtures and the demo.
+
+Wiring only: the hub decides, the emulator paces, the SimBoard runs MicroPython.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hanota.hub import Hub, HubConfig
+from hanota.hub.server import LinkSession
+from hanota.link import profiles
+from hanota.link.emulator import LinkEmulator
+from hanota.link.faults import Faults
+from hanota.link.transport import open_serial
+
+
+@dataclass
+class BoardLink:
+    """One board on the rig hub."""
+
+    name: str
+    record: dict[str, Any]
+    board: Any = None  # SimBoard, or None for a real board
+    emulator: LinkEmulator | None = None
+    session: LinkSession | None = None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @property
+    def eui(self) -> str:
+        return self.record["eui64"]
+
+    def link_bytes(self) -> int:
+        if self.emulator is None:
+            return (
+                self.session.counters().get("bytes_in", 0)
+                + self.session.counters().get("bytes_out", 0)
+                if self.session
+                else 0
+            )
+        return sum(d.get("bytes_out", 0) for d in self.emulator.stats().values())
+
+
+class RigHub:
+    """`async with RigHub(...) as rig:` a served hub; `await rig.add_sim(...)` boards."""
+
+    def __init__(self, state_dir: Path | None = None, config: HubConfig | None = None,
+                 profile: str = profiles.DEFAULT):  # fmt: skip
+        self.profile = profiles.get(profile)
+        cfg = config or HubConfig(confirm_delay_s=3.0)
+        cfg.block_size = min(cfg.block_size, self.profile.max_block)
+        self.hub = Hub(cfg, state_dir=state_dir)
+        self.boards: dict[str, BoardLink] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> RigHub:
+        self.hub.started()
+        self._tasks.append(asyncio.create_task(self.hub.alert_loop()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for b in self.boards.values():
+            await self._unlink(b)
+            if b.board is not None:
+                await asyncio.to_thread(b.board.stop)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.hub.close()
+
+    async def add_sim(self, sim: Any, record: dict[str, Any], faults: Faults | None = None,
+                      name: str | None = None) -> BoardLink:  # fmt: skip
+        """Enrol a started SimBoard and link its HAN pty through the emulator."""
+        self.hub.enrol(record)
+        b = BoardLink(name or record["board"], record, board=sim)
+        ra, wa = await open_serial(sim.han_path)
+        s_emu, s_hub = socket.socketpair()
+        rb, wb = await asyncio.open_connection(sock=s_emu)
+        rh, wh = await asyncio.open_connection(sock=s_hub)
+        b.emulator = LinkEmulator(self.profile, faults)
+        b.session = LinkSession(self.hub, f"{b.name}:{sim.han_path}", rh, wh, record["eui64"])
+        b.tasks = [asyncio.create_task(b.emulator.run(ra, wa, rb, wb)),
+                   asyncio.create_task(b.session.run())]  # fmt: skip
+        b.tasks.append(asyncio.create_task(_close_after(b.tasks[0], [wa, wb, wh])))
+        self.boards[b.name] = b
+        return b
+
+    async def add_port(self, path: str, record: dict[str, Any], baud: int) -> BoardLink:
+        """Enrol a real board and serve its HAN UART directly (no emulator)."""
+        self.hub.enrol(record)
+        b = BoardLink(record["board"], record)
+        reader, writer = await open_serial(path, baud)
+        b.session = LinkSession(self.hub, path, reader, writer, record["eui64"])
+        b.tasks = [asyncio.create_task(b.session.run())]
+        self.boards[b.name] = b
+        return b
+
+    async def _unlink(self, b: BoardLink) -> None:
+        if b.emulator is not None:
+            b.emulator.close()
+        for t in b.tasks:
+            t.cancel()
+        await asyncio.gather(*b.tasks, return_exceptions=True)
+
+    async def wait(self, pred: Callable[[], Any], timeout: float, what: str,
+                   poll: float = 0.05) -> Any:  # fmt: skip
+        """Poll pred() until truthy; TimeoutError naming `what` otherwise."""
+        end = time.monotonic() + timeout
+        while True:
+            got = pred()
+            if got:
+                return got
+            if time.monotonic() > end:
+                raise TimeoutError(f"rig: timed out after {timeout:.0f} s waiting for {what}")
+            await asyncio.sleep(poll)
+
+    def reported(self, eui: str) -> int | None:
+        dev = self.hub.state.devices.get(eui)
+        return dev.version if dev is not None else None
+
+
+async def _close_after(task: asyncio.Task, writers: list[Any]) -> None:
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.shield(task)
+    for w in writers:
+        with contextlib.suppress(Exception):
+            w.close()

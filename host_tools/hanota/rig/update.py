@@ -1,0 +1,169 @@
+"""`hanota rig update` as a function: a fresh provisioned board (sim, or a real one), the
+hub, the images submitted, run to the end, one summary dict with the issue's JSON keys.
+
+Orchestration only (session.RigHub wires, the hub decides, the board updates itself).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hanota.hub import HubConfig, HubError
+from hanota.link.faults import Faults
+
+from . import simboards
+from .session import BoardLink, RigHub
+
+HEAP_RE = re.compile(rb"heap[ =:]+(\d+)")
+FINAL = ("failed", "discarded", "closed")
+
+
+@dataclass
+class UpdateOptions:
+    images: list[Path]
+    trust: list[Path]
+    board: str = "sim-ppmid"
+    factory_version: int = 0x01000000
+    link: str = "direct"
+    heap: str | None = None
+    cut_at: int | None = None
+    faults: Faults | None = None
+    suppliers: list[str] = field(default_factory=lambda: ["supplier-a"])
+    activate_at: str | None = None
+    confirm_delay_s: float = 2.0
+    timeout_s: float = 240.0
+    workdir: Path | None = None
+    port: str | None = None  # real board: its HAN UART (--hub-port) ...
+    record: Path | None = None  # ... and its provisioning record
+    baud: int = 115200
+    seed: str = "rig"
+
+
+async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
+    """Run one update to its end; the summary (ok, versions, activation, alerts, ...)."""
+    work = Path(opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
+    cfg = HubConfig(confirm_delay_s=opts.confirm_delay_s, confirm_wait_s=opts.timeout_s)
+    async with RigHub(work / "hub", cfg, opts.link) as rig:
+        if view is not None:
+            view(rig.hub)
+        b = await _board(rig, opts, work)
+        return await _drive(rig, b, opts)
+
+
+async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
+    if opts.port:
+        import json
+
+        if opts.record is None:
+            raise HubError("a real board needs --record (from 'hanota board provision')")
+        return await rig.add_port(opts.port, json.loads(opts.record.read_text()), opts.baud)
+    from hanota.sim.runner import SimBoard
+
+    _ident, record = simboards.fresh(
+        work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
+        suppliers=opts.suppliers, seed=f"{opts.seed}:{work}",
+    )  # fmt: skip
+    sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
+    return await rig.add_sim(sim, record, opts.faults)
+
+
+async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, Any]:
+    hub, eui = rig.hub, b.eui
+    before = await rig.wait(lambda: rig.reported(eui), 60, "the board's DEVICE_ANNOUNCE")
+    out: dict[str, Any] = {"before_version": before, "rejected": None}
+    try:
+        sub = hub.submit(opts.suppliers[0], [eui], opts.images, opts.activate_at)
+    except HubError as exc:
+        out["rejected"] = str(exc)
+        return _summary(rig, b, None, out, ok=True)
+    key = (sub["id"], eui)
+    end = time.monotonic() + opts.timeout_s
+    await rig.wait(lambda: hub.state.transfers[key].state in FINAL and
+                   not hub.state.alerts_pending, opts.timeout_s, "the update to end")  # fmt: skip
+    t = hub.state.transfers[key]
+    if t.result is not None:  # the device's own alerts follow its activation report
+        want = len(b.record["suppliers"])
+        left = max(1.0, min(10.0, end - time.monotonic()))
+        await rig.wait(lambda: len(_kind(hub, eui, "activation")) >= want or None, left,
+                       "activation alerts")  # fmt: skip
+    if t.state == "failed":
+        out["rejected"] = hub.state.devices[eui].history[-1].get("reason", "transfer failed")
+    elif t.state == "discarded":
+        out["rejected"] = "discarded"
+    return _summary(rig, b, t, out, ok=True)
+
+
+def _kind(hub: Any, eui: str, kind: str) -> list[dict[str, Any]]:
+    return [a for a in hub.alerts() if a["device"] == eui and a["kind"] == kind]
+
+
+def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -> dict[str, Any]:
+    hub, eui = rig.hub, b.eui
+    acts = _kind(hub, eui, "activation")
+    activation = acts[-1]["result"] if acts else "none"
+    activation = activation if activation in ("success", "failure", "refused") else "none"
+    reported = rig.reported(eui)
+    running = b.board.running_version if b.board is not None else reported
+    target = t.submission.version if t is not None else None
+    expect = target if activation == "success" else out["before_version"]
+    checks = {
+        "reported_matches_running": reported == running,
+        "running_as_expected": running == expect,
+        "alerts_settled": not hub.state.alerts_pending,
+    }
+    return {
+        "ok": ok and all(checks.values()),
+        "before_version": out["before_version"],
+        "reported_version": reported,
+        "running_version": running,
+        "target_version": target,
+        "activation": activation,
+        "rejected": out["rejected"],
+        "alerts": [
+            {
+                k: a.get(k)
+                for k in (
+                    "supplier",
+                    "kind",
+                    "version",
+                    "at",
+                    "device",
+                    "result",
+                    "reason_code",
+                    "reason",
+                    "matches",
+                )
+            }
+            for a in hub.alerts()
+            if a["device"] == eui
+        ],  # fmt: skip
+        "image_bytes": t.sent if t is not None else 0,
+        "link_bytes": b.link_bytes(),
+        "transfer_seconds": _seconds(t),
+        "peak_heap": peak_heap(b),
+        "checks": checks,
+        "link_profile": rig.profile.name,
+    }
+
+
+def _seconds(t: Any) -> float:
+    if t is None or t.first_block is None or t.last_block is None:
+        return 0.0
+    return round(t.last_block - t.first_block, 3)
+
+
+def peak_heap(b: BoardLink) -> int | None:
+    """Largest `heap N` the agent logged on the console (gc.mem_alloc() after collect)."""
+    if b.board is None:
+        return None
+    try:
+        text = b.board.console_log.read_bytes()
+    except OSError:
+        return None
+    found = [int(m) for m in HEAP_RE.findall(text)]
+    return max(found) if found else None
