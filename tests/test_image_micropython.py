@@ -18,6 +18,7 @@ TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF)
 STREAM = """
 import hashlib, binascii, gc, time
 from otaclient import image
+image.prepare()
 pub = binascii.unhexlify({pub!r})
 trust = {{image.key_id(pub): pub}}
 BLOCK = {block}
@@ -92,6 +93,7 @@ def test_compressed_image_decodes_with_deflate_module_in_bounded_memory(tmp_path
 BAD = """
 from otaclient import image
 import binascii
+image.prepare()
 pub = binascii.unhexlify({pub!r})
 trust = {{image.key_id(pub): pub}}
 for path in {paths!r}:

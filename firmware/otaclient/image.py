@@ -6,7 +6,7 @@ policy (that is `check`'s job) and never trusts them before `finish()` returns.
 
 import hashlib
 
-from otaclient import p256
+from otaclient import inflate, p256
 from otaclient.imagefmt import (  # noqa: F401  (re-exported: one codec module for users)
     FIELD_CONTROL,
     FLAG_COMPRESSED,
@@ -36,7 +36,6 @@ from otaclient.imagefmt import (  # noqa: F401  (re-exported: one codec module f
     parse_header,
     parse_manifest,
 )
-from otaclient.inflate import Inflater
 
 try:
     from micropython import const
@@ -54,6 +53,14 @@ _ST_TRAIL = const(4)
 _ST_END = const(5)
 _OUT = const(1024)  # decompressed bytes per sink call
 _PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
+
+
+def prepare():
+    """Allocate the long-lived buffers now (P-256 table, compressed-piece and output
+    buffers, ~8 KB): call once at boot, while the heap still has large holes."""
+    p256.prepare()
+    inflate.shared(PIECE_MAX, WBITS)
+    inflate.out_buffer(_OUT)
 
 
 class Verifier:
@@ -171,8 +178,8 @@ class Verifier:
             self._h2 = hashlib.sha256(self._buf)
         self._fw = m.fragment_offset
         if m.compressed:
-            self._inf = Inflater(PIECE_MAX, WBITS)
-            self._out = bytearray(_OUT)
+            self._inf = inflate.shared(PIECE_MAX, WBITS)
+            self._out = inflate.out_buffer(_OUT)
             self._zpre = bytearray(2)
 
     def _body(self, mv):
@@ -219,6 +226,8 @@ class Verifier:
                 raise ImageError("BAD_COMPRESSION", "long piece at %d" % self._fw)
             self._sink(self._fw + got, out[:n])
             got += n
+        r = None
+        self._inf.rearm()
         if got != want:
             raise ImageError("BAD_COMPRESSION", "short piece at %d" % self._fw)
         self._fw += got

@@ -34,9 +34,13 @@ class Inflater:
 
     def __init__(self, size, wbits=12):
         self._wbits = wbits
+        self._size = size
         self._n = 0
         if deflate is not None:
             self._buf = io.BytesIO(size)  # MicroPython: preallocated, written in place
+            # keep a window-sized hole reserved next to it; freed just before DeflateIO
+            # allocates its window, so a fragmented heap still has room for it
+            self._hole = bytearray(1 << wbits)
         else:
             self._buf = bytearray(size)
 
@@ -57,5 +61,37 @@ class Inflater:
         self._n = 0
         if deflate is not None:
             self._buf.seek(0)
+            self._hole = None
             return deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)
         return _ZReader(bytes(self._buf[:n]), self._wbits)
+
+    def rearm(self):
+        """After a piece: reserve the window's hole again (best effort)."""
+        if deflate is not None and self._hole is None:
+            try:
+                self._hole = bytearray(1 << self._wbits)
+            except MemoryError:
+                pass
+
+
+_shared = None
+
+
+def shared(size, wbits):
+    """One Inflater for the whole program: its buffers are allocated once, early."""
+    global _shared
+    if _shared is None or _shared._wbits != wbits or _shared._size != size:
+        _shared = Inflater(size, wbits)
+    _shared._n = 0
+    return _shared
+
+
+_out = None
+
+
+def out_buffer(size):
+    """The shared decompressed-output buffer (one per program, like the Inflater)."""
+    global _out
+    if _out is None or len(_out) != size:
+        _out = bytearray(size)
+    return _out

@@ -101,6 +101,12 @@ def _g_table():
     return _gtab
 
 
+def prepare():
+    """Build the fixed-base table now (first verify/sign does it otherwise): call at boot,
+    before the heap fragments."""
+    _g_table()
+
+
 def _g_point(tab, d, p):
     # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(WG-1) - 1))
     xy = tab[(d if d < 128 else 256 - d) >> 1]
