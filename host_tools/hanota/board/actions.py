@@ -147,8 +147,10 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
 
 def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     """Create (or reuse) build/sim/<board>/, start it, deploy + provision, stop it."""
-    directory = simboard.sim_dir(board)
-    seed = f"sim:{board['name']}:{directory}"  # same identity each time this sim is flashed
+    directory = Path(opts.sim_dir) if opts.sim_dir else simboard.sim_dir(board)
+    seed = (
+        f"sim:{board['name']}:{directory.resolve()}"  # same identity each time this sim is flashed
+    )
     ident = make_identity(board, opts, seed=seed)
     if opts.dry_run:
         if not (directory / "flash.bin").exists():
@@ -166,11 +168,13 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
             "deploy_s": round(deploy_s, 2), "provision_s": round(provision_s, 2)}  # fmt: skip
 
 
-def deploy_to(board: dict[str, Any], port: str | None, dry_run: bool) -> dict[str, Any]:
+def deploy_to(
+    board: dict[str, Any], port: str | None, dry_run: bool, sim_dir: str | None = None
+) -> dict[str, Any]:
     """Redeploy the agent only: to --port, or to the sim board build/sim/<board>/."""
     deploy.refuse_production(board, "deploy")
     if port is None and board["kind"] == "sim":
-        directory = simboard.sim_dir(board)
+        directory = Path(sim_dir) if sim_dir else simboard.sim_dir(board)
         if not dry_run and not (directory / "flash.bin").exists():
             raise CommandError(
                 f"no sim board in {directory}: run 'make flash BOARD={board['name']}' first"

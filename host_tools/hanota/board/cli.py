@@ -41,6 +41,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--port", help="serial port of a real board")
     s.add_argument("--firmware", help="merged MicroPython firmware .bin for a real board")
     s.add_argument("--baud", type=int, default=460800)
+    s.add_argument("--sim-dir", help="sim boards: the board directory (default build/sim/<board>)")
     _identity_args(s)
     s.add_argument("--json", action="store_true")
     s.add_argument("--dry-run", action="store_true", help="print the esptool/mpremote lines only")
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--port", help="serial port or console pty (default for sim boards: build/sim/<board>)"
     )
+    s.add_argument("--sim-dir", help="sim boards: the board directory (default build/sim/<board>)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_deploy)
@@ -148,7 +150,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from . import actions, defs
 
-    summary = actions.deploy_to(defs.load(args.board), args.port, args.dry_run)
+    summary = actions.deploy_to(defs.load(args.board), args.port, args.dry_run, args.sim_dir)
     _report(args, summary)
     return 0
 

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,15 +74,19 @@ def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool) -> list[li
     dirs = [str(staged / n) for n in names if (staged / n).is_dir()]
     files = [str(staged / n) for n in names if (staged / n).is_file()]
     cmd = connect(port, sim)
+    # ":." (the board's current directory: "/" on ESP32, DIR/run on a sim, whose "/" is the
+    # host's); "-r d :." copies d's files into ./d, unchanged files are skipped by hash
     if dirs:
-        cmd += ["fs", "cp", "-r", *dirs, ":", "+"]
-    cmd += ["fs", "cp", *files, ":"]
+        cmd += ["fs", "cp", "-r", *dirs, ":.", "+"]
+    cmd += ["fs", "cp", *files, ":."]
     return [cmd]
 
 
 def provision_cmds(port: str, staged: Path, sim: bool) -> list[list[str]]:
     files = [str(staged / n) for n in ("identity.json", "trust.json")]
-    return [connect(port, sim) + ["exec", _MKDIR_DATA, "+", "fs", "cp", *files, f":{STORE}/"]]
+    # a sim's /data is mounted by its port (its "/" is the host's: never mkdir there)
+    mkdir = [] if sim else ["exec", _MKDIR_DATA, "+"]
+    return [connect(port, sim) + mkdir + ["fs", "cp", *files, f":{STORE}/"]]
 
 
 def reset_cmd(port: str) -> list[str]:
@@ -93,24 +98,43 @@ def show(cmds: list[list[str]]) -> None:
         print(shlex.join(c))
 
 
-def run(cmds: list[list[str]], what: str, timeout: float = 300) -> float:
-    """Run mpremote commands, streaming their per-file lines to stderr as progress;
-    returns the seconds taken."""
+def run(cmds: list[list[str]], what: str, timeout: float = 60, retries: int = 1) -> float:
+    """Run mpremote commands, streaming their per-file lines to stderr as progress; a
+    command that hangs (a REPL that missed the Ctrl-C) is killed and retried. Returns secs."""
     t0 = time.monotonic()
     for c in cmds:
-        log(f"{what}: {shlex.join(c)}")
-        tail: list[str] = []
-        proc = subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for attempt in range(retries + 1):
+            log(f"{what}: {shlex.join(c)}")
+            if _run_one(c, what, timeout):
+                break
+            if attempt == retries:
+                raise CommandError(
+                    f"{what}: mpremote did not finish in {timeout:.0f} s (tried {retries + 1}x)"
+                )
+            log(f"{what}: mpremote timed out after {timeout:.0f} s; retrying")
+    return time.monotonic() - t0
+
+
+def _run_one(cmd: list[str], what: str, timeout: float) -> bool:
+    """True when done, False on timeout; raises CommandError when mpremote fails."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    tail: list[str] = []
+    try:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail = (tail + [line.rstrip()])[-5:]
             log(f"  {line.rstrip()}")
-            if time.monotonic() - t0 > timeout:
-                proc.kill()
-                raise CommandError(f"{what}: mpremote did not finish in {timeout:.0f} s")
-        if proc.wait() != 0:
-            raise CommandError(f"{what}: mpremote failed ({proc.returncode}): " + " | ".join(tail))
-    return time.monotonic() - t0
+        proc.wait()
+    finally:
+        timed_out = not timer.is_alive()
+        timer.cancel()
+    if timed_out and proc.returncode != 0:
+        return False
+    if proc.returncode != 0:
+        raise CommandError(f"{what}: mpremote failed ({proc.returncode}): " + " | ".join(tail))
+    return True
 
 
 def with_private_dir(fn: Callable[[Path], Any]) -> Any:

@@ -6,6 +6,7 @@ Only orchestration: the flash file, bootloader and runner are hanota.sim's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Any
 
 from ..output import CommandError, log
 from ..paths import BUILD
+
+BOOT_TIMEOUT_S = 20.0
+SETTLE_S = 0.5
 
 
 def sim_dir(board: dict[str, Any]) -> Path:
@@ -46,6 +50,10 @@ def running(directory: Path) -> Iterator[Any]:
     sb = SimBoard(directory)
     sb.start()
     try:
+        sb.wait_for("boot", timeout=BOOT_TIMEOUT_S)
+        # MicroPython must be past start-up (its SIGINT handler installed) before mpremote's
+        # Ctrl-C arrives; an early one kills it and the runner boots again
+        time.sleep(SETTLE_S)
         log(f"sim: {directory.name} running, console {sb.console_path}")
         yield sb
     finally:
