@@ -96,15 +96,16 @@ import binascii
 image.prepare()
 pub = binascii.unhexlify({pub!r})
 trust = {{image.key_id(pub): pub}}
+buf = bytearray(64)
 for path in {paths!r}:
     v = image.Verifier(trust.get, lambda off, mv: None, image.make_check(0x1234, 0x0084, 0x0100))
     try:
         with open(path, "rb") as f:
             while True:
-                b = f.read(64)
-                if not b:
+                n = f.readinto(buf)
+                if not n:
                     break
-                v.feed(b)
+                v.feed(memoryview(buf)[:n])
         v.finish()
         print(path, "OK")
     except image.ImageError as e:
