@@ -72,7 +72,7 @@ def run_hypothesis(target: str, seconds: int) -> Result:
             path = CRASHES / f"{target}-crash-hyp-{hashlib.sha1(data).hexdigest()}"
             path.write_bytes(data)
             res.findings.append(str(path.relative_to(ROOT)))
-            res.error = f"{type(e).__name__}: {e}"[:300]
+            res.detail = f"{type(e).__name__}: {e}"[:300]
             break
     res.seconds = time.time() - start
     res.exec_per_s = int(res.executions / max(res.seconds, 1e-9))

@@ -37,6 +37,7 @@ class Result:
     coverage: int = 0  # libFuzzer "cov:" (edges), 0 for hypothesis
     corpus: int = 0  # inputs in the working corpus at the end
     findings: list[str] = field(default_factory=list)  # artifact paths, repo-relative
+    detail: str = ""  # the exception line of the finding, from the log
     error: str = ""  # the run itself failed (not a finding)
     log: str = ""
 
@@ -48,12 +49,15 @@ class Result:
         )
         for f in self.findings:
             s += f"\n  finding: {f}"
+        if self.detail:
+            s += f"\n  exception: {self.detail}"
         if self.error:
             s += f"\n  error: {self.error}"
         return s
 
 
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.M)
+_EXC = re.compile(r"^(\w+(?:Error|Exception|Exit|Interrupt)\b.*)$", re.M)
 _PULSE = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: \d+ corp: (\d+)", re.M)
 
 
@@ -68,6 +72,13 @@ def parse_libfuzzer(text: str) -> dict[str, int]:
         "coverage": int(last[1]),
         "corpus": int(last[2]),
     }
+
+
+def exception_line(text: str) -> str:
+    """The last `SomeError: message` line before libFuzzer's report (atheris' traceback)."""
+    head = text.split("ERROR: libFuzzer", 1)[0]
+    found = _EXC.findall(head)
+    return found[-1][:300] if found else ""
 
 
 def atheris_available() -> bool:
@@ -126,6 +137,8 @@ def run_atheris(target: str, seconds: int, max_len: int) -> Result:
     for k, v in parse_libfuzzer(text).items():
         setattr(res, k, v)
     res.findings = new_findings(target, start - 1)
+    if res.findings:
+        res.detail = exception_line(text)
     if proc is not None and proc.returncode and not res.findings:
         res.error = f"exit status {proc.returncode} without an artifact; see {res.log}"
     return res

@@ -7,6 +7,7 @@ aborts the fragment. After every step the invariants are checked:
   access outside the slot, writes onto unerased bytes, erasing a done fragment);
 - every fragment recorded as done is one the fixture key really signed, its bytes are
   in the slot, and the persisted progress equals the in-memory one;
+- a file that is refused, truncated or skipped leaves the done fragments as they were;
 - complete() means the done fragments tile the firmware and verify_slot() passes.
 """
 
@@ -77,20 +78,31 @@ class Board:
                 raise _Staged()
 
         ver = image.Verifier(fixtures.lookup_key, reasm.sink, check)
+        before = self._done()
         try:
             for chunk in chunks(data[:cut], random.Random(seed)):
                 ver.feed(chunk)
             if cut is not None:  # transfer abandoned (abort) or power lost (reboot)
-                return reasm.abort() if abort else self.reboot()
+                reasm.abort() if abort else self.reboot()
+                return self._unchanged(before, "a truncated file")
             m = ver.finish()
             complete = reasm.finish(m)
         except _Staged:
-            return
-        except (image.ImageError, PolicyError):
+            return self._unchanged(before, "a staged fragment")
+        except (image.ImageError, PolicyError) as e:
             reasm.abort()
-            return
+            return self._unchanged(before, f"a refused file ({e.code})")
         if complete:
             self._check_complete()
+
+    def _done(self) -> list:
+        p = self.reasm.progress
+        return list(p["done"]) if p else []
+
+    def _unchanged(self, before: list, what: str) -> None:
+        # bad input changes nothing persistent (QUALITY.md): staged progress survives it
+        if self._done() != before:
+            raise InvariantError(f"{what} changed staged progress: {before} -> {self._done()}")
 
     def _check_complete(self) -> None:
         p = self.reasm.progress
