@@ -90,6 +90,7 @@ def test_power_cut_mid_transfer_then_update_completes(capsys, images, tmp_path):
     rc, res = rig_update(capsys, "--image", *map(str, files), "--trust", str(images.pub_path),
                          "--cut-at", "40", "--workdir", str(tmp_path))  # fmt: skip
     assert rc == 0 and res["ok"] and res["running_version"] == V2, res
+    assert res["power_cuts"] == 1 and res["boots"] >= 3, res
 
 
 @pytest.mark.slow

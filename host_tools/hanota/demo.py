@@ -73,11 +73,11 @@ async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[st
     from .sim.runner import SimBoard
 
     work: Path = args.workdir
-    cfg = HubConfig(confirm_delay_s=2.0, stagger_s=1.0, confirm_wait_s=args.timeout)
+    cfg = HubConfig(confirm_delay_s=2.0, stagger_s=0.5, confirm_wait_s=args.timeout)
     checks: list[tuple[str, bool]] = []
     async with RigHub(work / "hub", cfg, args.link) as rig:
         view = make_view(rig.hub)
-        ticker = asyncio.create_task(_ticker(rig)) if not sys.stderr.isatty() else None
+        ticker = asyncio.create_task(_ticker(rig, progress=not sys.stderr.isatty()))
         links = {}
         for n, (name, sups) in enumerate(BOARDS.items(), 1):
             _i, rec = simboards.fresh(work / name, name, factory_version=V1,
@@ -108,8 +108,7 @@ async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[st
             log(f"demo: {exc}")
         if view is not None:
             view.stop()
-        if ticker is not None:
-            ticker.cancel()
+        ticker.cancel()
         checks += _checks(rig, links, subs)
         _table(rig, links)
     return checks
@@ -124,10 +123,23 @@ def _done(rig: Any, subs: dict[str, Any], links: dict[str, Any]) -> bool:
     return ended and not st.alerts_pending and len(acts) >= want
 
 
-async def _ticker(rig: Any) -> None:
-    """Without a terminal: a progress line per transferring device every 2 s."""
+async def _ticker(rig: Any, progress: bool) -> None:
+    """Board events (boots, reboots) as they happen; without a terminal also a progress
+    line per transferring device every 2 s."""
+    seen: dict[str, int] = {}
+    n = 0
     while True:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(0.5)
+        n += 1
+        for b in rig.boards.values():
+            for ev in b.board.events[seen.get(b.name, 0) :]:
+                if ev["event"] in ("boot", "confirmed", "power_cut", "watchdog", "rollback"):
+                    ver = f" v0x{ev['version']:08x}" if ev.get("version") else ""
+                    slot = f" {ev['slot']}" if ev.get("slot") else ""
+                    log(f"demo: {b.name}: {ev['event']}{slot}{ver}")
+            seen[b.name] = len(b.board.events)
+        if not progress or n % 4:
+            continue
         for b in rig.boards.values():
             t = rig.hub.transfer(b.eui)
             if t is not None and t.state == "transferring":
@@ -168,7 +180,7 @@ def _table(rig: Any, links: dict[str, Any]) -> None:
     for col in ("board", "supplier", "alert", "version", "at", "detail"):
         t.add_column(col)
     names = {b.eui: n for n, b in links.items()}
-    for a in rig.hub.alerts():
+    for a in sorted(rig.hub.alerts(), key=lambda a: (names.get(a["device"], ""), a["t"])):
         ver = f"0x{a['version']:08x}" if a.get("version") is not None else ""
         detail = a.get("result") or a.get("status") or ("matches" if a.get("matches") else "")
         t.add_row(names.get(a["device"], a["device"]), a["supplier"], a["kind"], ver,

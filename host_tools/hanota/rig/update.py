@@ -148,7 +148,16 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
         "peak_heap": peak_heap(b),
         "checks": checks,
         "link_profile": rig.profile.name,
+        **_board_facts(b),
     }
+
+
+def _board_facts(b: BoardLink) -> dict[str, Any]:
+    """Boots and power cuts the sim runner saw (empty for a real board)."""
+    if b.board is None:
+        return {}
+    events = [e["event"] for e in b.board.events]
+    return {"boots": b.board.boot_count, "power_cuts": events.count("power_cut")}
 
 
 def _seconds(t: Any) -> float:
