@@ -88,8 +88,10 @@ def test_dry_run_for_s3_writes_at_zero_with_chip_esp32s3(fw):
 
 
 def test_staged_tree_holds_only_this_kind_of_port(fw):
-    assert flash_dry("ihd-esp32", fw("fw.bin", merged_firmware("ihd-esp32"))).returncode == 0
-    staged = ROOT / "build" / "stage" / "ihd-esp32"
+    res = flash_dry("ihd-esp32", fw("fw.bin", merged_firmware("ihd-esp32")))
+    assert res.returncode == 0
+    staged = Path(res.stdout.splitlines()[1].split()[6]).parent
+    assert staged.name.startswith("ihd-esp32-")
     ports = sorted(p.name for p in (staged / "ports").iterdir())
     assert "esp32.py" in ports and "esp32_image.py" in ports and "unix.py" not in ports
     assert (staged / "board.json").exists() and not list(staged.rglob("__pycache__"))

@@ -64,8 +64,7 @@ def push_agent(board: dict[str, Any], port: str, sim: bool, dry_run: bool) -> fl
     """The agent tree + board.json to the board's filesystem; returns seconds."""
     from .defs import path_of
 
-    staged = deploy.stage_dir(board)
-    names = deploy.stage(board, path_of(board["name"]), staged)
+    staged, names = deploy.stage(board, path_of(board["name"]))
     cmds = deploy.deploy_cmds(port, staged, names, sim)
     if dry_run:
         deploy.show(cmds)

@@ -6,6 +6,8 @@ A production board (console "off") has no REPL: everything here refuses it up fr
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
 import shutil
 import subprocess
@@ -48,21 +50,26 @@ def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
     return out
 
 
-def stage(board: dict[str, Any], board_json: Path, into: Path) -> list[str]:
-    """Copy the agent tree into `into` (emptied first; no __pycache__); return top names."""
-    shutil.rmtree(into, ignore_errors=True)
-    into.mkdir(parents=True)
-    for src, rel in agent_files(board):
-        dst = into / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-    shutil.copyfile(board_json, into / "board.json")
-    return sorted(p.name for p in into.iterdir())
-
-
-def stage_dir(board: dict[str, Any]) -> Path:
-    """Where the agent tree is staged: stable, so dry-run command lines can be rerun."""
-    return BUILD / "stage" / board["name"]
+def stage(board: dict[str, Any], board_json: Path) -> tuple[Path, list[str]]:
+    """Copy the agent tree + board.json into build/stage/<board>-<hash>/ (no __pycache__);
+    returns it and its top-level names. The directory is named by its content and never
+    changed once made, so concurrent runs and printed dry-run lines stay valid."""
+    files = [*agent_files(board), (board_json, "board.json")]
+    h = hashlib.sha256()
+    for src, rel in files:
+        h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+    final = BUILD / "stage" / f"{board['name']}-{h.hexdigest()[:10]}"
+    if not final.exists():
+        tmp = final.with_name(f".{final.name}.{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for src, rel in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / rel)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another run made the same tree first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final, sorted(p.name for p in final.iterdir())
 
 
 def connect(port: str, sim: bool) -> list[str]:
