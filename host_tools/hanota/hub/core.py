@@ -41,6 +41,7 @@ class HubConfig:
     min_block_period_ms: int = 0  # told to clients in WAIT_FOR_DATA; spaces page blocks
     meter_wait_s: int = 5  # WAIT_FOR_DATA: ask again after this while a meter upgrades
     confirm_delay_s: float = 5.0  # version confirmation this long after due activation
+    confirm_wait_s: float = 60.0  # ... held up to this much longer until the device reports
     stagger_s: float = 0.0  # alerts spread by a random 0..stagger_s seconds
     seed: int | None = None
     notify_jitter: int = 100
@@ -258,8 +259,10 @@ class Hub:
     def raise_due_alerts(self, now: float | None = None) -> list[al.Alert]:
         now = time.time() if now is None else now
         due = sorted(
-            (a for a in self.state.alerts_pending.values() if a.due <= now), key=lambda a: a.due
-        )
+            (a for a in self.state.alerts_pending.values()
+             if a.due <= now and not self.ota.hold_back(a, now)),
+            key=lambda a: a.due,
+        )  # fmt: skip
         for a in due:
             extra = self.ota.alert_fields(a)
             self.record("alert-raised", id=a.id, at=time.time(), **extra)
@@ -277,6 +280,7 @@ class Hub:
             self.raise_due_alerts()
             pending = [a.due for a in self.state.alerts_pending.values()]
             delay = min(pending) - time.time() if pending else 3600.0
+            delay = max(delay, 0.2)  # held-back confirmations are re-checked at this pace
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(delay, 3600.0)))

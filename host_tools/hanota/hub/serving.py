@@ -253,6 +253,14 @@ class OtaService:
         return {"version": version, "fields": {"matches": version == expected,
                 "reported_at": dev.reported_at if dev is not None else None}}  # fmt: skip
 
+    def hold_back(self, a: al.Alert, now: float) -> bool:
+        """Hold a version confirmation while the device has not reported its activation
+        outcome yet (trial boot, rollback in progress), at most confirm_wait_s."""
+        if a.kind != "version-confirmation" or now > a.due + self.hub.config.confirm_wait_s:
+            return False
+        t = self.state.transfers.get((a.fields.get("submission"), a.device))
+        return t is not None and t.state == "complete"
+
     def after_raised(self, a: al.Alert) -> None:
         """Close a transfer once its last version confirmation has gone out."""
         if a.kind != "version-confirmation":
