@@ -25,7 +25,7 @@ STORE = "/data"
 # port files another kind of board never needs (keeps flash and import time down)
 _NOT_FOR = {"esp32": {"unix.py", "simflash.py"}, "sim": {"esp32.py", "esp32_image.py"}}
 # stat, not listdir("/"): on a sim "/" is the host's root and /data is a mount point
-_MKDIR_DATA = 'import os\ntry:\n os.stat("/data")\nexcept OSError:\n os.mkdir("/data")'
+_MKDIR_DATA = 'import os; exec(\'try:\\n os.stat("/data")\\nexcept OSError:\\n os.mkdir("/data")\')'
 
 
 def refuse_production(board: dict[str, Any], what: str) -> None:
