@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (runs under MicroPython too: %-formatting, no f-strings)
 """Strict fake board for the agent: flash that refuses writes to unerased bytes, counted
 operations, power cuts, a two-slot bootloader, a virtual clock and a modelled serial line.
 
@@ -43,14 +44,14 @@ class FakeFlash:
         self.f = open(path, "w+b")
         if fill:
             for _ in range(size // block_size):
-                self.f.write(_FF[:block_size])
+                self.f.write(memoryview(_FF)[:block_size])
 
     def erase(self, block):
         if not 0 <= block < self.size // self.bs:
             raise ValueError("erase out of slot")
         self.port._op("erase", block)
         self.f.seek(block * self.bs)
-        self.f.write(_FF[: self.bs])
+        self.f.write(memoryview(_FF)[: self.bs])
 
     def write(self, offset, buf):
         n = len(buf)

@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (runs under MicroPython too: %-formatting, no f-strings)
 """Run the real agent on the fake board against the CH double, through reboots and power cuts.
 
 CPython and MicroPython. The fake bootloader (FakePort.reboot) decides what boots; an app
@@ -46,9 +47,9 @@ def run(port, until, limit_ms=3600000, cuts=None, on_agent=None):
                     _restart(port, "crash")  # the watchdog resets the dead trial app
                     continue
                 agent = Agent(port)
+                agent.boot()
                 if on_agent:
                     on_agent(agent)
-                agent.boot()
             agent.step()
         except Reset:
             _restart(port, "reset")

@@ -31,7 +31,7 @@ class Download:
         self.offer = offer  # QueryNextImageRsp: mfr, image_type, version, size
         self._feed = feed
         self._max = min(cfg["max_block"], 255)
-        self._page = cfg["page_size"]
+        self._page = cfg["page_size"] // self._max * self._max  # whole blocks per page
         self._window = max(1, cfg["window"])
         self._spacing = cfg["spacing_ms"]
         self._timeout = cfg["block_timeout_ms"]
@@ -101,7 +101,7 @@ class Download:
                 self.stats[2] += 1
                 self._ask(now)
             return
-        if n < self._max and self.offset + n < o.size:
+        if not self._page and n < self._max and self.offset + n < o.size:
             self._max = n  # the server's blocks are smaller: ask for what it sends
         self._feed(rsp.data)
         self.offset += n

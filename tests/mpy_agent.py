@@ -1,0 +1,112 @@
+"""Drive the agent under the real MicroPython (64 KB heap) on the fake board; CPython side."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from hanota.bench.mpy import compiled
+from hanota.paths import FIRMWARE, micropython
+
+TESTS = Path(__file__).parent
+
+# The script runs under MicroPython: fakes + double + harness from tests/, files from disk.
+_SCRIPT = """
+import sys, gc, json, time
+import harness
+cfg = json.loads(open(%(cfg)r).read())
+store = {}
+for name in cfg["store"]:
+    store[name] = open(cfg["dir"] + "/" + name, "rb").read()
+port, dbl = harness.make(cfg["dir"], cfg["files"], store, cfg["slot"], cfg["baud"], cfg["latency"])
+res = {"idle": 0, "peak": 0, "boundaries": 0}
+def boundary(c):
+    gc.collect()
+    m = gc.mem_alloc()
+    res["boundaries"] += 1
+    if m > res["peak"]:
+        res["peak"] = m
+def on_agent(a):
+    if not res["idle"]:
+        gc.collect()
+        res["idle"] = gc.mem_alloc()
+    a.client.on_boundary = boundary if cfg["measure"] else None
+t0 = time.ticks_ms()
+target = cfg["target"]
+def until(a):
+    return port.running_version() == target and not a.alerts.pending()
+a = harness.run(port, until, cfg["limit_ms"], cfg["cuts"], on_agent)
+res["wall_ms"] = time.ticks_diff(time.ticks_ms(), t0)
+res["clock_ms"] = port.clock
+res["ops"] = port.ops
+res["boots"] = port.boots
+res["events"] = dbl.events
+res["served"] = dbl.bytes
+res["alerts"] = [(x.result, x.version) for x, ok in dbl.alerts]
+print("RESULT " + json.dumps(res))
+"""
+
+
+def run_agent_mpy(
+    tmp: Path,
+    files: list[bytes],
+    store: dict,
+    target: int,
+    *,
+    slot: int = 1 << 20,
+    baud=None,
+    latency: float = 0.0,
+    measure: bool = True,
+    cuts=(),
+    limit_ms: int = 3_600_000,
+    heap: str = "64k",
+    timeout: float = 300,
+) -> dict:
+    """Run one update under MicroPython; returns the script's RESULT dict."""
+    paths = []
+    for i, data in enumerate(files):
+        p = tmp / f"f{i}.zigbee"
+        p.write_bytes(data)
+        paths.append(str(p))
+    for name, data in store.items():
+        (tmp / name).write_bytes(data)
+    cfg = {
+        "dir": str(tmp),
+        "files": paths,
+        "store": list(store),
+        "slot": slot,
+        "baud": baud,
+        "latency": latency,
+        "measure": measure,
+        "target": target,
+        "cuts": list(cuts),
+        "limit_ms": limit_ms,
+    }
+    (tmp / "cfg.json").write_text(json.dumps(cfg))
+    code = _SCRIPT % {"cfg": str(tmp / "cfg.json")}
+    res = _run(tmp, code, heap, timeout)
+    for line in res.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError(
+        f"micropython failed ({res.returncode})\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
+
+
+def _run(tmp: Path, code: str, heap: str, timeout: float) -> subprocess.CompletedProcess:
+    # Precompiled (.mpy) as frozen code is on a board: no compiler heap in a 64 KB run.
+    mods = [TESTS / "fakes.py", TESTS / "harness.py", TESTS / "ota_double.py"]
+    out = compiled(tmp / "mpy", mods)
+    env = dict(os.environ, MICROPYPATH=f"{out}:{FIRMWARE}:.frozen")
+    script = tmp / "script.py"
+    script.write_text(code)
+    return subprocess.run(
+        [micropython(), "-X", f"heapsize={heap}", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=tmp,
+    )
