@@ -27,16 +27,15 @@ def _restart(port, why):
     port.reboot()
 
 
-def run(port, until, limit_ms=3600000, cuts=None, on_agent=None):
+def run(port, until, limit_ms=3600000, cuts=None, on_agent=None, agent=None):
     """Boot and step the agent until until(agent); reboots on reset, crash and power cut.
 
     cuts: list of flash-operation indexes at which power is cut, in increasing order.
-    Returns the agent running at the end.
+    Pass the returned agent back in to go on without a reboot.
     """
     from otaclient.agent import Agent
 
     cuts = list(cuts or [])
-    agent = None
     end = port.clock + limit_ms
     while port.clock < end:
         if port.cut_at is None and cuts:

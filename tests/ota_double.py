@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (runs under MicroPython too: %-formatting, no f-strings)
 """A scripted test double of the Comms Hub's OTA server: link frames in, link frames out.
 
 Serves a list of OTA files in order (REQUIRE_MORE_IMAGE / INVALID_IMAGE move to the
@@ -49,6 +50,7 @@ class OtaDouble:
         self.wait = (0, 0, 0)  # current_time, request_time, min_block_period of those
         self.abort_at = None  # answer ABORT to a request at/after this offset (once)
         self.ack_alerts = True
+        self.reoffer = True  # offer the files again to a device still on an older version
         self.blocks = 0
         self.bytes = 0
         self._dec = link.Decoder()
@@ -85,6 +87,9 @@ class OtaDouble:
         if cmd == zcl.QUERY_NEXT_IMAGE_REQ:
             self.events.append(("query", o.version))
             f = self.current()
+            if f is None and self.reoffer and self.files and o.version < self.files[0].version:
+                self.idx = 0
+                f = self.current()
             if f is None:
                 return [(zcl.QUERY_NEXT_IMAGE_RSP, zcl.encode_query_next_image_rsp(0x98), None)]
             p = zcl.encode_query_next_image_rsp(0, f.mfr, f.type, f.version, f.size)

@@ -43,10 +43,12 @@ def activate(agent, c):
         c._goto(_client.IDLE)
         return
     p = c.reasm.progress
-    rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "n": p["n"]}
+    rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "armed": 0}
     agent.state.update(activating=rec, deferred=None)
     port.log("ota: activating %08x" % p["v"])
     port.set_pending()
+    rec["armed"] = 1  # a cut before this line: the bootloader was maybe never armed
+    agent.state.update(activating=rec)
     port.reset()
 
 
@@ -81,13 +83,22 @@ def after_boot(agent):
     if running == act["v"]:
         sc = max(state.get("sec_counter", 0), act["sc"])
         agent.alerts.queue(running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc)
+        port.store.delete(PROGRESS)
+        agent.client.reasm.progress = None
         status = zcl.BOOT_ACTIVATED
+    elif not act.get("armed"):
+        state.update(activating=None)  # cut before set_pending completed: not an attempt
+        status = zcl.BOOT_NORMAL
     else:
-        failed = (state.get("failed", []) + [act["v"]])[-8:]
+        failed = _count_failure(state.get("failed", []), act["v"])
         agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
-        status = zcl.BOOT_ROLLED_BACK
-    port.store.delete(PROGRESS)
-    c = agent.client
-    c.reasm.progress = None
+        status = zcl.BOOT_ROLLED_BACK  # staged progress kept: the CH may try once more
     port.log("ota: boot after activation of %08x: status %d" % (act["v"], status))
     return status
+
+
+def _count_failure(failed, version):
+    """[[version, attempts], ...] of the last few versions that did not survive a trial."""
+    out = [f for f in failed if f[0] != version]
+    n = sum(f[1] for f in failed if f[0] == version)
+    return (out + [[version, n + 1]])[-8:]

@@ -36,7 +36,7 @@ DEFAULTS = {
     "wait_poll_s": 60,  # re-send Upgrade End Request while upgrade time is 0xFFFFFFFF
     "alert_retry_s": 15,  # re-send an unacknowledged activation alert
     "alert_stagger_s": 1,  # spacing between the alerts of different suppliers (R3)
-    "log_blocks": 0,
+    "max_attempts": 2,  # trial boots of one version that may fail before it is refused
 }
 
 
@@ -99,7 +99,10 @@ class Policy:
             return False
         if rsp.image_type == KEYS_IMAGE_TYPE:
             return rsp.version > self.keys_version
-        return rsp.version > running and rsp.version not in failed
+        if rsp.version <= running:
+            return False
+        attempts = sum(f[1] for f in failed if f[0] == rsp.version)
+        return attempts < self.cfg["max_attempts"]
 
     def check(self, m, offered, running, sec_counter):
         """Manifest of a file being fetched; raise PolicyError to refuse it."""

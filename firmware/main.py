@@ -1,0 +1,31 @@
+"""Boot entry of the agent app: board config -> port (ports.make_port) -> OTA agent, forever.
+
+A crash anywhere in the agent is logged and the agent restarted after a back-off, so the
+device keeps answering the CH; a trial boot is confirmed only by the agent's self-test.
+"""
+
+import time
+
+
+def _port():
+    # No port, no agent: retry slowly (a board without its config stays reachable by REPL).
+    delay = 1000
+    while True:
+        try:
+            from ports import make_port
+
+            return make_port()
+        except Exception as e:  # top level: never give up on the board
+            print("main: no port: %r; retry in %d ms" % (e, delay))
+            time.sleep_ms(delay) if hasattr(time, "sleep_ms") else time.sleep(delay / 1000)
+            delay = min(delay * 2, 60000)
+
+
+def main():
+    port = _port()
+    from otaclient import agent
+
+    agent.main(port)
+
+
+main()

@@ -1,0 +1,211 @@
+"""The agent end to end in-process (CPython): fake board, CH double, virtual clock."""
+
+from __future__ import annotations
+
+import json
+
+import agent_util as U
+import harness as H
+import pytest
+from fakes import fake_app
+from otaclient import zcl
+
+V2 = 0x01000100
+
+
+def _board(tmp_path, files, store=None, **kw):
+    port, dbl = H.make(str(tmp_path), files, store or U.store(), **kw)
+    dbl.device_pub = U.device_pub()
+    dbl.eui64 = U.EUI64
+    return port, dbl
+
+
+def _settled(port, version):
+    return lambda a: port.running_version() == version and not a.alerts.pending()
+
+
+def _agent_state(port):
+    return json.loads(port.store.get("agent.json") or b"{}")
+
+
+@pytest.fixture
+def frag_files():
+    return U.images(fake_app(V2, 300_000), V2, max_size=120_000, counter=3)
+
+
+def test_fragmented_update_activates_confirms_and_reports(tmp_path, frag_files):
+    assert len(frag_files) == 3
+    port, dbl = _board(tmp_path, frag_files)
+    H.run(port, _settled(port, V2))
+    assert [b[0] for b in port.boots] == ["reset", "trial"]
+    assert not port.trial  # confirmed
+    ends = [e for e in dbl.events if e[0] == "end"]
+    assert [e[1] for e in ends] == [zcl.REQUIRE_MORE_IMAGE] * 2 + [zcl.SUCCESS]
+    assert ("announce", V2, zcl.BOOT_ACTIVATED) in dbl.events
+    assert dbl.events[-1] == ("query", V2)
+    alerts = [(a.supplier, a.result, a.version, ok) for a, ok in dbl.alerts]
+    assert alerts == [(s, zcl.RESULT_SUCCESS, V2, True) for s in U.SUPPLIERS]
+    st = _agent_state(port)
+    assert st["sec_counter"] == 3 and st["alert_counter"] == 2 and "activating" not in st
+    assert port.store.get("progress.json") is None
+    assert port.ops < 200, port.ops  # sector-buffered: ~1 erase + 1 write per 4 KB
+
+
+def test_fragments_served_in_any_order(tmp_path, frag_files):
+    port, dbl = _board(tmp_path, [frag_files[2], frag_files[0], frag_files[1]])
+    H.run(port, _settled(port, V2))
+    assert dbl.bytes == sum(map(len, frag_files))
+
+
+def test_duplicate_fragment_is_skipped_after_its_manifest(tmp_path, frag_files):
+    files = [frag_files[0], frag_files[0], frag_files[1], frag_files[2]]
+    port, dbl = _board(tmp_path, files)
+    H.run(port, _settled(port, V2))
+    ends = [e[1] for e in dbl.events if e[0] == "end"]
+    assert ends == [zcl.REQUIRE_MORE_IMAGE] * 3 + [zcl.SUCCESS]
+    assert dbl.bytes <= sum(map(len, frag_files)) + 4096  # the duplicate cost one page
+
+
+def test_crashing_new_app_is_rolled_back_and_reported(tmp_path):
+    files = U.images(fake_app(V2, 100_000, crash=True), V2)
+    port, dbl = _board(tmp_path, files)
+    H.run(port, lambda a: port.boots and _settled(port, U.V1)(a), limit_ms=60_000)
+    H.run(port, lambda a: port.clock > 600_000, agent=None)  # the CH keeps offering it
+    attempt = ["reset", "trial", "crash", "rollback"]
+    assert [b[0] for b in port.boots] == attempt * 2  # max_attempts, then refused
+    assert ("announce", U.V1, zcl.BOOT_ROLLED_BACK) in dbl.events
+    assert [(a.result, a.version, ok) for a, ok in dbl.alerts] == [(1, U.V1, True)] * 4
+    assert _agent_state(port)["failed"] == [[V2, 2]]
+
+
+def test_failed_version_is_not_fetched_again(tmp_path):
+    files = U.images(fake_app(V2, 50_000), V2)
+    store = U.store(extra={"agent.json": {"failed": [[V2, 2]]}})
+    port, dbl = _board(tmp_path, files, store)
+    H.run(port, lambda a: port.clock > 5000)
+    assert dbl.bytes == 0 and port.ops == 0
+
+
+@pytest.mark.parametrize("cut", [3, 17, 40, 75])
+def test_power_cut_mid_transfer_resumes_losing_at_most_one_fragment(tmp_path, frag_files, cut):
+    port, dbl = _board(tmp_path, frag_files)
+    H.run(port, _settled(port, V2), cuts=[cut])
+    assert ("cut", None) in port.boots
+    biggest = max(map(len, frag_files))
+    assert dbl.bytes <= sum(map(len, frag_files)) + biggest + 4096, dbl.bytes
+
+
+def test_power_cut_sweep_every_operation(tmp_path):
+    """A cut at every counted flash/store operation of a small fragmented update."""
+    files = U.images(fake_app(V2, 40_000), V2, max_size=16_500)
+    (tmp_path / "clean").mkdir()
+    port, _ = _board(tmp_path / "clean", files)
+    H.run(port, _settled(port, V2))
+    total = port.ops
+    for i in range(total):
+        d = tmp_path / str(i)
+        d.mkdir()
+        port, dbl = _board(d, files)
+        H.run(port, _settled(port, V2), cuts=[i], limit_ms=600_000)
+        assert port.running_version() == V2, i
+        reported = [e for e in dbl.events if e[0] == "announce"][-1]
+        assert reported[1] == port.running_version(), (i, reported)
+        assert dbl.bytes <= sum(map(len, files)) + max(map(len, files)) + 4096, i
+
+
+def test_lossy_link_completes(tmp_path, frag_files):
+    port, dbl = _board(tmp_path, frag_files)
+    lost = set()
+
+    def drop(off):
+        if off % 7 == 3 and off not in lost:  # lose each such block once
+            lost.add(off)
+            return True
+        return False
+
+    dbl.drop = drop
+    H.run(port, _settled(port, V2))
+    assert lost
+
+
+def test_block_requests_when_server_has_no_pages(tmp_path, frag_files):
+    port, dbl = _board(tmp_path, frag_files)
+    dbl.pages = False
+    H.run(port, _settled(port, V2))
+
+
+def test_wait_for_data_storm_keeps_waiting(tmp_path):
+    files = U.images(fake_app(V2, 30_000), V2)
+    port, dbl = _board(tmp_path, files)
+    dbl.wait_for_data = 200
+    dbl.wait = (100, 102, 50)  # wait 2 s + 50 ms each time
+    H.run(port, _settled(port, V2), limit_ms=10 * 3600 * 1000)
+    assert dbl.wait_for_data == 0
+    assert port.clock >= 200 * 2050
+
+
+def test_abort_mid_transfer_keeps_progress_for_the_same_image(tmp_path, frag_files):
+    port, dbl = _board(tmp_path, frag_files)
+    a = H.run(port, lambda a: dbl.idx == 1)
+    dbl.abort_at = 60_000  # inside the second fragment
+    a = H.run(port, lambda a: dbl.abort_at is None and a.client.st == 0, agent=a)
+    prog = json.loads(port.store.get("progress.json"))
+    assert [d[0] for d in prog["done"]] == [0]
+    H.run(port, _settled(port, V2), agent=a)
+
+
+@pytest.mark.parametrize(
+    "current,upgrade,expect_ms",
+    [(0, 30, 30_000), (800_000_000, 800_000_060, 60_000), (1, 5, 0)],
+)
+def test_upgrade_time_relative_absolute_and_past(tmp_path, current, upgrade, expect_ms):
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    dbl.current_time, dbl.upgrade_time = current, upgrade
+    a = H.run(port, lambda a: a.client.st == 5 or port.boots)
+    t0 = port.clock
+    H.run(port, lambda a: bool(port.boots), limit_ms=200_000, agent=a)
+    assert expect_ms <= port.clock - t0 <= expect_ms + 2000
+
+
+def test_upgrade_time_wait_resends_end_request(tmp_path):
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    dbl.upgrade_time = 0xFFFFFFFF
+    a = H.run(port, lambda a: port.clock > 200_000)
+    ends = [e for e in dbl.events if e[0] == "end"]
+    assert len(ends) >= 3 and port.running_version() == U.V1
+    dbl.upgrade_time = 0  # the CH now says: go
+    dbl.idx = 0
+    H.run(port, _settled(port, V2), limit_ms=120_000, agent=a)
+
+
+def test_consent_refuse_reports_and_keeps_firmware(tmp_path):
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files, U.store(extra={"consent.json": {"mode": "refuse"}}))
+    H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
+    assert port.running_version() == U.V1 and not port.boots
+    assert [(a.result, a.version) for a, _ in dbl.alerts] == [(zcl.RESULT_REFUSED, V2)] * 2
+    assert ("announce", U.V1, zcl.BOOT_REFUSED) in dbl.events
+
+
+def test_consent_defer_activates_after_the_time(tmp_path):
+    files = U.images(fake_app(V2, 20_000), V2)
+    until = 800_000_000 + 120
+    store = U.store(extra={"consent.json": {"mode": "defer", "until": until}})
+    port, dbl = _board(tmp_path, files, store)
+    H.run(port, _settled(port, V2), limit_ms=600_000)
+    assert port.clock >= 120_000
+    results = [a.result for a, _ in dbl.alerts]
+    assert results == [zcl.RESULT_DEFERRED] * 2 + [zcl.RESULT_SUCCESS] * 2
+
+
+def test_link_efficiency_at_115200_with_2ms_latency(tmp_path):
+    """Image bytes per second over line rate, on the modelled full-duplex UART."""
+    files = U.images(fake_app(V2, 200_000), V2)
+    port, dbl = _board(tmp_path, files, baud=115200, latency_ms=2.0)
+    t = {}
+    H.run(port, lambda a: a.client.st == 2 and t.setdefault("start", port.clock) is not None)
+    H.run(port, lambda a: a.client.st == 3)
+    rate = dbl.bytes / ((port.clock - t["start"]) / 1000) / 11520
+    assert rate >= 0.85, rate
