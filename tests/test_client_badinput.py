@@ -1,0 +1,239 @@
+"""Every protocol/file bad input of QUALITY.md: the right ZCL status, and nothing staged,
+flashed or recorded changes (CPython, fake board, CH double)."""
+
+from __future__ import annotations
+
+import json
+
+import agent_util as U
+import harness as H
+import pytest
+from fakes import Reset, fake_app
+from hanota.image.build import Target
+from hanota.image.keys import generate, sign_raw
+from otaclient import image, link, zcl
+
+V2 = 0x01000100
+
+
+def _board(tmp_path, files, store=None):
+    return H.make(str(tmp_path), files, store or U.store())
+
+
+def _ends(dbl):
+    return [e[1] for e in dbl.events if e[0] == "end"]
+
+
+def _refused_cleanly(port, dbl, status=zcl.INVALID_IMAGE):
+    """Run until the device ended the file; assert status and an untouched device."""
+    snapshot = (port.store.get("progress.json"), port.store.get("agent.json"))
+    a = H.run(port, lambda a: _ends(dbl) and a.client.st == 0)
+    assert _ends(dbl) == [status]
+    writes = [op for op in port.oplog if op[0] == "write" or op[0] == "put"]
+    assert writes == [], writes
+    assert (port.store.get("progress.json"), port.store.get("agent.json")) == snapshot
+    assert port.running_version() == U.V1 and not port.pending
+    return a
+
+
+def _one(payload_size=20_000, **kw):
+    return U.images(fake_app(kw.pop("version", V2), payload_size), kw.pop("v", V2), **kw)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"hw": (0x0200, 0x0300)},  # hardware version outside min/max
+        {"key": generate()},  # signed by a key the device does not trust
+        {"counter": 4},  # security counter lower than the stored one (5)
+    ],
+    ids=["hw_out_of_range", "unknown_key", "counter_lower"],
+)
+def test_refused_before_any_payload_byte(tmp_path, kw):
+    store = U.store(extra={"agent.json": {"sec_counter": 5}})
+    port, dbl = _board(tmp_path, _one(**kw), store)
+    _refused_cleanly(port, dbl)
+    assert dbl.bytes <= 4096  # stopped at the manifest (first page)
+
+
+def test_wrong_manufacturer_or_type_offer_is_ignored(tmp_path):
+    for i, kw in enumerate(({"mfr": 0x4321}, {"itype": 0x0099})):
+        (tmp_path / str(i)).mkdir()
+        port, dbl = _board(tmp_path / str(i), _one(**kw))
+        H.run(port, lambda a: port.clock > 20_000)
+        assert dbl.bytes == 0 and _ends(dbl) == [] and port.ops == 0
+
+
+def test_downgrade_and_replay_offers_are_ignored(tmp_path):
+    files = U.images(fake_app(U.V1, 20_000), U.V1)  # same version as running (replay)
+    port, dbl = _board(tmp_path, files)
+    H.run(port, lambda a: port.clock > 20_000)
+    assert dbl.bytes == 0 and port.ops == 0
+
+
+def test_offer_version_differs_from_manifest(tmp_path):
+    files = _one()
+    port, dbl = _board(tmp_path, files)
+    dbl.files[0].version = V2 + 1  # the CH advertises another version than the file holds
+    _refused_cleanly(port, dbl)
+
+
+def test_tampered_payload_byte_is_refused_and_erased_back(tmp_path):
+    f = bytearray(_one()[0])
+    f[5000] ^= 1
+    port, dbl = _board(tmp_path, [bytes(f)])
+    H.run(port, lambda a: _ends(dbl) and a.client.st == 0)
+    assert _ends(dbl) == [zcl.INVALID_IMAGE]
+    assert port.store.get("progress.json") is None
+    buf = bytearray(4096)
+    port.read(0, buf)
+    assert buf == b"\xff" * 4096  # the sectors it wrote were erased back
+
+
+def test_valid_signature_over_a_different_image(tmp_path):
+    a, b = _one(), U.images(fake_app(V2, 20_000, seed=7), V2)
+    forged = a[0][:-64] + b[0][-64:]
+    port, dbl = _board(tmp_path, [forged])
+    H.run(port, lambda x: _ends(dbl) and x.client.st == 0)
+    assert _ends(dbl) == [zcl.INVALID_IMAGE] and port.store.get("progress.json") is None
+
+
+def test_fragment_of_an_older_image_leaves_progress_alone(tmp_path):
+    v3 = V2 + 1
+    new = U.images(fake_app(v3, 100_000), v3, max_size=40_000)
+    old = U.images(fake_app(V2, 100_000), V2, max_size=40_000)
+    port, dbl = _board(tmp_path, [new[0], old[1]])
+    H.run(port, lambda a: len(_ends(dbl)) == 2 and a.client.st == 0)
+    assert _ends(dbl) == [zcl.REQUIRE_MORE_IMAGE, zcl.INVALID_IMAGE]
+    prog = json.loads(port.store.get("progress.json"))
+    assert prog["v"] == v3 and [d[0] for d in prog["done"]] == [0]
+
+
+def test_fragment_of_a_newer_image_starts_over(tmp_path):
+    v3 = V2 + 1
+    old = U.images(fake_app(V2, 100_000), V2, max_size=40_000)
+    new = U.images(fake_app(v3, 100_000), v3, max_size=40_000)
+    port, dbl = _board(tmp_path, [old[0]] + new)
+    H.run(port, lambda a: port.running_version() == v3 and not a.alerts.pending())
+
+
+def test_offset_beyond_total_is_refused(tmp_path):
+    """A correctly signed file whose manifest claims bytes past the firmware's end."""
+    key = U.mkey()
+    payload = fake_app(V2, 8192)
+    t = Target(U.MFR, U.ITYPE, V2, U.HW, U.HW)
+    import hashlib
+
+    m = image.Manifest(1, t.manufacturer_code, t.image_type, U.HW, U.HW, V2, 0, 0, 4096,
+                       hashlib.sha256(payload).digest(), False, 1, 2, 8192, 4096, 8192)  # fmt: skip
+    m = m._replace(key_id=int(U.kid_hex(key), 16))
+    total = 60 + 80 + 4096 + 64
+    head = image.pack_header(U.MFR, U.ITYPE, V2, U.HW, U.HW, total)
+    signed = head + image.pack_manifest(m) + payload[4096:]
+    port, dbl = _board(tmp_path, [signed + sign_raw(key, signed)])
+    _refused_cleanly(port, dbl)
+
+
+def test_blocks_at_wrong_offset_or_larger_than_asked_are_ignored(tmp_path):
+    files = _one()
+    port, dbl = _board(tmp_path, files)
+    real = dbl._blocks
+    bad = {"n": 0}
+
+    def mangled(offset, max_size, span):
+        out = real(offset, max_size, span)
+        if bad["n"] < 5:
+            bad["n"] += 1
+            f = dbl.current()
+            wrong = zcl.encode_image_block_rsp(0, f.mfr, f.type, f.version, offset + 7, b"x" * 10)
+            big = zcl.encode_image_block_rsp(0, f.mfr, f.type, f.version, offset, b"y" * 255)
+            out = [(zcl.IMAGE_BLOCK_RSP, wrong, None)] + out
+            if max_size < 255:
+                out.insert(0, (zcl.IMAGE_BLOCK_RSP, big, None))
+        return out
+
+    dbl._blocks = mangled
+    H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
+
+
+def test_bad_crc_and_oversize_frames_are_dropped_by_the_link(tmp_path):
+    files = _one()
+    port, dbl = _board(tmp_path, files)
+    n = {"i": 0}
+
+    def mangle(data):
+        n["i"] += 1
+        if n["i"] % 5 == 0:
+            data = bytearray(data)
+            data[len(data) // 2] ^= 0x40  # bit error somewhere in the burst
+            return bytes(data)
+        if n["i"] % 7 == 0:
+            return b"\x07" * 2000 + b"\x00" + data  # an oversize frame first
+        return data
+
+    port.link.mangle = mangle
+    H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
+
+
+def _frame(src, cmd, payload, mfr=None, dst=1):
+    return link.encode(src, dst, 9, zcl.encode_frame(cmd, 33, payload, True, mfr))
+
+
+def _inject(port, a, frame):
+    port.link.down.append((port.clock, frame))
+    a.step()
+
+
+def _answers(port, dbl):
+    return [e for e in dbl.events if e[0] == "other"]
+
+
+def test_foreign_node_is_not_authorized_and_reaches_nothing(tmp_path):
+    files = _one()
+    port, dbl = _board(tmp_path, [])
+    a = H.run(port, lambda a: port.clock > 1000)
+    rsp = zcl.encode_query_next_image_rsp(0, U.MFR, U.ITYPE, V2, len(files[0]))
+    sent = []
+    port.link.peer = lambda data: sent.append(data) or b""
+    for cmd, p in [(zcl.IMAGE_NOTIFY, zcl.encode_image_notify(0, 100)),
+                   (zcl.QUERY_NEXT_IMAGE_RSP, rsp)]:  # fmt: skip
+        _inject(port, a, _frame(0x0042, cmd, p))
+    dec = link.Decoder()
+    for s in sent:
+        dec.feed(s)
+    frames = []
+    while (x := dec.next()) is not None:
+        frames.append(x)
+    assert [(fr[1], zcl.decode_frame(fr[3])[1]) for fr in frames] == [(0x0042, 33)] * 2
+    for fr in frames:
+        cmd, _seq, _s2c, _m, p = zcl.decode_frame(fr[3])
+        assert cmd == zcl.DEFAULT_RSP and zcl.decode_default_rsp(p).status == zcl.NOT_AUTHORIZED
+    assert a.refused == 2 and a.client.st == 0 and port.ops == 0
+
+
+def test_unknown_command_gets_unsup_cluster_command(tmp_path):
+    port, dbl = _board(tmp_path, [])
+    a = H.run(port, lambda a: port.clock > 1000)
+    sent = []
+    port.link.peer = lambda data: sent.append(data) or b""
+    _inject(port, a, _frame(0, 0x42, b"\x01\x02"))
+    dec = link.Decoder()
+    dec.feed(b"".join(sent))
+    fr = dec.next()
+    cmd, seq, _s2c, _m, p = zcl.decode_frame(fr[3])
+    assert (cmd, seq) == (zcl.DEFAULT_RSP, 33)
+    assert zcl.decode_default_rsp(p) == (0x42, zcl.UNSUP_CLUSTER_COMMAND)
+
+
+def test_upgrade_end_response_for_another_image_is_ignored(tmp_path):
+    files = _one()
+    port, dbl = _board(tmp_path, files)
+    dbl.upgrade_time = 0xFFFFFFFF
+    a = H.run(port, lambda a: a.client.st == 4)
+    other = zcl.encode_upgrade_end_rsp(U.MFR, U.ITYPE, V2 + 5, 0, 0)
+    _inject(port, a, _frame(0, zcl.UPGRADE_END_RSP, other))
+    assert a.client.st == 4 and not port.pending
+    mine = zcl.encode_upgrade_end_rsp(U.MFR, U.ITYPE, V2, 0, 0)
+    with pytest.raises(Reset):  # the right one activates at once
+        _inject(port, a, _frame(0, zcl.UPGRADE_END_RSP, mine))
+    assert port.pending
