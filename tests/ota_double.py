@@ -142,14 +142,13 @@ class OtaDouble:
         f = self.current()
         if f is None or o.version != f.version:
             return None
+        self.idx += 1  # any status: the next file (SUCCESS: normally the last one)
         if o.status == zcl.SUCCESS:
-            self.idx = len(self.files)
             self.ended = f
             t = zcl.encode_upgrade_end_rsp(
                 f.mfr, f.type, f.version, self.current_time, self.upgrade_time
             )
             return [(zcl.UPGRADE_END_RSP, t, None)]
-        self.idx += 1  # REQUIRE_MORE_IMAGE, INVALID_IMAGE, ABORT: next file
         return None
 
     def _alert(self, a):

@@ -60,7 +60,7 @@ def test_wrong_manufacturer_or_type_offer_is_ignored(tmp_path):
     for i, kw in enumerate(({"mfr": 0x4321}, {"itype": 0x0099})):
         (tmp_path / str(i)).mkdir()
         port, dbl = _board(tmp_path / str(i), _one(**kw))
-        H.run(port, lambda a: port.clock > 20_000)
+        H.run(port, lambda a, p=port: p.clock > 20_000)
         assert dbl.bytes == 0 and _ends(dbl) == [] and port.ops == 0
 
 

@@ -162,7 +162,7 @@ class Client:
             self.policy.check_supplier(self._ver)
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
-                return self._end_req(zcl.SUCCESS, IDLE)
+                return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?
             complete = self.reasm.finish(m)
         except (image.ImageError, PolicyError) as e:
             return self._refuse(e.code)

@@ -1,0 +1,115 @@
+"""Reassembly unit tests: sector-buffered staging, progress, abort, slot read-back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import namedtuple
+
+import harness as H
+import pytest
+from fakes import FakePort, fake_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from otaclient.policy import PolicyError
+from otaclient.reassembly import Reassembly
+
+M = namedtuple(
+    "M",
+    "file_version firmware_sha256 total_length fragment_count security_counter"
+    " fragment_index fragment_offset fragment_length",
+)
+
+
+def _port(tmp_path, slot=1 << 18):
+    return FakePort(H.BOARD, {}, str(tmp_path), slot)
+
+
+def _frags(fw, size):
+    digest = hashlib.sha256(fw).digest()
+    n = (len(fw) + size - 1) // size
+    return [
+        M(2, digest, len(fw), n, 0, i, i * size, min(size, len(fw) - i * size)) for i in range(n)
+    ]
+
+
+def _stage(r, m, fw, chunk=255):
+    assert r.begin(m)
+    for off in range(m.fragment_offset, m.fragment_offset + m.fragment_length, chunk):
+        end = min(off + chunk, m.fragment_offset + m.fragment_length)
+        r.sink(off, memoryview(fw)[off:end])
+    return r.finish(m)
+
+
+def test_whole_firmware_staged_with_one_erase_and_write_per_sector(tmp_path):
+    port = _port(tmp_path)
+    fw = fake_app(2, 50_000)
+    r = Reassembly(port, bytearray(4096))
+    done = [_stage(r, m, fw) for m in _frags(fw, 16384)]
+    assert done == [False, False, False, True]
+    r.verify_slot()
+    kinds = [op[0] for op in port.oplog]
+    assert kinds.count("erase") == kinds.count("write") == 13  # ceil(50000 / 4096)
+    assert kinds.count("put") == 4
+
+
+def test_progress_survives_a_new_instance_and_duplicates_are_skipped(tmp_path):
+    port = _port(tmp_path)
+    fw = fake_app(2, 20_000)
+    frags = _frags(fw, 8192)
+    _stage(Reassembly(port, bytearray(4096)), frags[1], fw)
+    r = Reassembly(port, bytearray(4096))
+    assert r.begin(frags[1]) is False
+    assert json.loads(port.store.get("progress.json"))["done"] == [[1, 8192, 8192]]
+
+
+def test_overlapping_or_foreign_fragments_are_refused(tmp_path):
+    port = _port(tmp_path)
+    fw = fake_app(2, 20_000)
+    frags = _frags(fw, 8192)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, frags[0], fw)
+    with pytest.raises(PolicyError, match="BAD_FRAGMENT"):
+        r.begin(frags[1]._replace(fragment_offset=4096))
+    with pytest.raises(PolicyError, match="OTHER_IMAGE"):
+        r.begin(frags[1]._replace(file_version=1))
+    with pytest.raises(PolicyError, match="BAD_FRAGMENT"):
+        r.begin(frags[1]._replace(total_length=1 << 20))  # beyond the slot
+
+
+def test_abort_erases_back_what_the_fragment_wrote(tmp_path):
+    port = _port(tmp_path)
+    fw = fake_app(2, 20_000)
+    m = _frags(fw, 20_000)[0]
+    r = Reassembly(port, bytearray(4096))
+    r.begin(m)
+    r.sink(0, memoryview(fw)[:10_000])
+    r.abort()
+    buf = bytearray(12288)
+    port.read(0, buf)
+    assert buf == b"\xff" * len(buf)
+    assert port.store.get("progress.json") is None
+
+
+def test_slot_readback_catches_a_changed_flash_byte(tmp_path):
+    port = _port(tmp_path)
+    fw = fake_app(2, 10_000)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(fw, 10_000)[0], fw)
+    f = port.slots[1].f
+    f.seek(5000)
+    f.write(b"\x00")
+    with pytest.raises(PolicyError, match="SLOT_DIGEST"):
+        r.verify_slot()
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.permutations(range(5)), chunk=st.integers(1, 300))
+def test_fragments_in_any_order_and_chunking_give_the_same_slot(tmp_path_factory, order, chunk):
+    port = _port(tmp_path_factory.mktemp("r"))
+    fw = fake_app(2, 4096 * 4 + 100, seed=3)
+    frags = _frags(fw, 4096)
+    r = Reassembly(port, bytearray(4096))
+    results = [_stage(r, frags[i], fw, chunk) for i in order]
+    assert results == [False] * 4 + [True]
+    r.verify_slot()
