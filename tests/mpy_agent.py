@@ -21,13 +21,18 @@ store = {}
 for name in cfg["store"]:
     store[name] = open(cfg["dir"] + "/" + name, "rb").read()
 port, dbl = harness.make(cfg["dir"], cfg["files"], store, cfg["slot"], cfg["baud"], cfg["latency"])
+port.oplog = None
 res = {"idle": 0, "peak": 0, "boundaries": 0}
 def boundary(c):
     gc.collect()
     m = gc.mem_alloc()
     res["boundaries"] += 1
-    if m > res["peak"]:
-        res["peak"] = m
+    q = 0
+    for e in port.link.down:
+        q += len(e[1]) + 48  # frames still queued in the fake line are not the agent's
+    if m - q > res["peak"]:
+        res["peak"] = m - q
+        res["at"] = [c.st, c.dl.offset if c.dl else -1, len(port.link.down), m]
 def on_agent(a):
     if not res["idle"]:
         gc.collect()
@@ -36,6 +41,8 @@ def on_agent(a):
 t0 = time.ticks_ms()
 target = cfg["target"]
 def until(a):
+    if len(port.boots) < cfg["boots"]:
+        return False
     return port.running_version() == target and not a.alerts.pending()
 a = harness.run(port, until, cfg["limit_ms"], cfg["cuts"], on_agent)
 res["wall_ms"] = time.ticks_diff(time.ticks_ms(), t0)
@@ -61,6 +68,7 @@ def run_agent_mpy(
     measure: bool = True,
     cuts=(),
     limit_ms: int = 3_600_000,
+    boots: int = 0,
     heap: str = "64k",
     timeout: float = 300,
 ) -> dict:
@@ -83,6 +91,7 @@ def run_agent_mpy(
         "target": target,
         "cuts": list(cuts),
         "limit_ms": limit_ms,
+        "boots": boots,
     }
     (tmp / "cfg.json").write_text(json.dumps(cfg))
     code = _SCRIPT % {"cfg": str(tmp / "cfg.json")}

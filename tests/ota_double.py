@@ -62,7 +62,7 @@ class OtaDouble:
         while True:
             f = self._dec.next()
             if f is None:
-                return b"".join(out)
+                return out  # a list of frames (no big joined buffer on a 64 KB heap)
             src, dst, _s, payload = f
             cmd, seq, _s2c, mfr, p = zcl.decode_frame(payload)
             obj = zcl.decode_command(cmd, p, False, mfr)
