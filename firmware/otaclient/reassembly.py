@@ -26,6 +26,7 @@ class Reassembly:
         self._frag = None  # (index, start, end, total) of the fragment in flight
         self._sec = -1  # sector held in the buffer
         self._erased = None  # (first, last) sectors this fragment erased
+        self._replace = False  # the fragment in flight belongs to a newer firmware
 
     def _same(self, m):
         p = self.progress
@@ -91,12 +92,29 @@ class Reassembly:
     def _flush(self):
         sec = self._sec
         base = sec * self._bs
+        if self._replace:
+            self._trim(base, base + self._bs)
         n = min(self._bs, self._frag[3] - base)
         self.port.erase(sec)
         self.port.write(base, self._mv[:n])
         first = sec if self._erased is None else self._erased[0]
         self._erased = (first, sec)
         self._sec = -1
+
+    def _trim(self, lo, hi):
+        # Before overwriting [lo, hi): forget the old fragments stored there (cut-safe).
+        p = self.progress
+        if p is None:
+            return
+        keep = [d for d in p["done"] if d[1] + d[2] <= lo or d[1] >= hi]
+        if len(keep) == len(p["done"]):
+            return
+        if not keep:
+            return self.cancel()
+        p = dict(p)
+        p["done"] = keep
+        save_json(self.port.store, PROGRESS, p)
+        self.progress = p
 
     def finish(self, m):
         """After the fragment's signature verified: flush, persist. True when all are in."""
@@ -105,7 +123,7 @@ class Reassembly:
             self._flush()
         if self._pos != end:
             raise PolicyError("BAD_FRAGMENT")
-        p = self.progress
+        p = None if self._replace else self.progress
         if p is None:
             p = {"v": m.file_version, "sha": _hex(m.firmware_sha256), "total": total}
             p.update({"n": m.fragment_count, "sc": m.security_counter, "done": []})
@@ -114,6 +132,7 @@ class Reassembly:
         save_json(self.port.store, PROGRESS, p)
         self.progress = p
         self._frag = None
+        self._replace = False
         return self.complete()
 
     def complete(self):
