@@ -1,0 +1,107 @@
+"""The agent on a real simulated board (hanota.sim runner, flash file, bootloader, watchdog)
+driven by the CH test double over the HAN pty.
+
+Heap: the unix port loads the agent's bytecode into the MicroPython heap (~70 KB of
+code, see test_agent_micropython.py), so these boards run with 256k, not the board's 64k.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from pathlib import Path
+
+import pytest
+from hanota.board import defs
+from hanota.rig import simboards
+from hanota.rig.factory import Images
+from hanota.sim import appimage
+from hanota.sim.runner import SimBoard
+from ota_double import OtaDouble
+from otaclient import zcl
+
+pytestmark = pytest.mark.micropython
+V1, V2 = 0x01000000, 0x01000100
+HEAP = "256k"
+FIRMWARE = Path(__file__).parents[1] / "firmware"
+
+
+def _app(version, pad_to=None, source=FIRMWARE):
+    board = defs.load("sim-ppmid")
+    return appimage.build(appimage.collect(source), version, board, pad_to=pad_to)
+
+
+def _board(tmp, app, max_size=750_000, watchdog_ms=None):
+    imgs = Images(tmp / "keys")
+    ident, record = simboards.fresh(
+        tmp / "b", "sim-ppmid", factory_version=V1, trust=[imgs.pub_path],
+        suppliers=["supplier-a", "supplier-b"], seed=str(tmp),
+    )  # fmt: skip
+    paths = imgs.build(V2, board="sim-ppmid", payload=app, max_size=max_size)
+    dbl = OtaDouble([p.read_bytes() for p in paths], dev_addr=record["short_addr"])
+    dbl.device_pub = bytes.fromhex(record["public_key"])
+    dbl.eui64 = bytes.fromhex(record["eui64"])
+    return SimBoard(tmp / "b", heap=HEAP, watchdog_ms=watchdog_ms), dbl
+
+
+def _serve(sb, dbl, until, timeout):
+    """Relay the HAN pty to the double until until() or timeout (s)."""
+    fd = os.open(sb.han_path, os.O_RDWR | os.O_NOCTTY)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until():
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if not r:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # the board is rebooting
+                time.sleep(0.1)
+                continue
+            for frame in dbl(data):
+                os.write(fd, frame)
+    finally:
+        os.close(fd)
+    assert until(), f"timeout; events {dbl.events[-8:]}, board {sb.events[-6:]}"
+
+
+def _results(dbl):
+    return [(a.supplier, a.result, a.version, ok) for a, ok in dbl.alerts]
+
+
+def test_sim_update_activates_and_reports(tmp_path):
+    sb, dbl = _board(tmp_path, _app(V2))
+    with sb:
+        sb.wait_for("boot", timeout=30)
+        _serve(sb, dbl, lambda: len(dbl.alerts) >= 2, timeout=120)
+    assert ("announce", V2, zcl.BOOT_ACTIVATED) in dbl.events
+    assert _results(dbl) == [(s, 0, V2, True) for s in ("supplier-a", "supplier-b")]
+
+
+def test_sim_crashing_app_rolls_back_and_reports(tmp_path):
+    src = tmp_path / "crash"
+    src.mkdir()
+    (src / "main.py").write_text("raise RuntimeError('new app dies on line 1')\n")
+    sb, dbl = _board(tmp_path, _app(V2, source=src), watchdog_ms=3000)
+    dbl.reoffer = False  # one attempt
+    with sb:
+        sb.wait_for("boot", timeout=30)
+        _serve(sb, dbl, lambda: len(dbl.alerts) >= 2, timeout=180)
+    assert ("announce", V1, zcl.BOOT_ROLLED_BACK) in dbl.events
+    assert _results(dbl)[:2] == [(s, 1, V1, True) for s in ("supplier-a", "supplier-b")]
+
+
+def test_sim_fragmented_2mb_update_with_a_reset_mid_transfer(tmp_path):
+    sb, dbl = _board(tmp_path, _app(V2, pad_to=2_100_000))
+    assert len(dbl.files) >= 3
+    with sb:
+        sb.wait_for("boot", timeout=30)
+        _serve(sb, dbl, lambda: dbl.idx >= 1 and dbl.bytes > 900_000, timeout=600)
+        sb.power_cycle()
+        served = dbl.bytes
+        _serve(sb, dbl, lambda: len(dbl.alerts) >= 2, timeout=900)
+    assert ("announce", V2, zcl.BOOT_ACTIVATED) in dbl.events
+    assert any(e["event"] == "power_cycle" for e in sb.events)
+    total = sum(f.size for f in dbl.files)
+    assert dbl.bytes - served <= total - served + max(f.size for f in dbl.files) + 4096
