@@ -44,7 +44,8 @@ agent.boot()
 gc.collect()
 idle = gc.mem_alloc()
 peak = [0, 0, 0]  # raw, net of bytes queued in the fake line, boundaries
-frag_peaks = []
+frag_peaks = []  # net peak within each fragment (a new Download object = a new fragment)
+cur = [None]
 def probe(c):
     gc.collect()
     raw = gc.mem_alloc() - idle
@@ -55,8 +56,11 @@ def probe(c):
     peak[0] = max(peak[0], raw)
     peak[1] = max(peak[1], net)
     peak[2] += 1
-    if c.dl is None:
-        frag_peaks.append(peak[1])
+    if c.dl is not None and c.dl is not cur[0]:
+        cur[0] = c.dl
+        frag_peaks.append(0)
+    if frag_peaks:
+        frag_peaks[-1] = max(frag_peaks[-1], net)
 if {probe}:
     agent.client.on_boundary = probe
 t0 = time.ticks_us()

@@ -44,6 +44,7 @@ async def mpremote_cp(console_path: str, profile: LinkProfile, src: Path,
         for w in (wc, wm):
             with contextlib.suppress(Exception):
                 w.close()
+        await asyncio.sleep(0.3)  # let the transports close the (exclusively locked) port
         close_pty(master)
     return {
         "seconds": seconds,

@@ -100,9 +100,10 @@ def measure_heap(quick: bool = False) -> Section:
         "the MicroPython heap, on a board). Each update is run at `-X heapsize=64k` first; if "
         "it fails with MemoryError it is rerun at the next larger heap (256k, then 2m) so the "
         "above-idle figure still exists, and the table says so. 'Flat' is read as growth "
-        "≤ 1 KB from the smallest to the largest image."
+        "≤ 1 KB from the smallest to the largest image. The run stops once the last fragment "
+        "is verified in flash (activation is not part of the transfer)."
     )
     s.tables.append((["image bytes", "fragments", "boundaries", "heap", "idle alloc",
-                      "peak raw", "peak net", "peak net at each fragment end",
+                      "peak raw", "peak net", "peak net per fragment",
                       "heap note"], rows))  # fmt: skip
     return s
