@@ -23,7 +23,9 @@ def _port():
 
 def main():
     port = _port()
-    from otaclient import agent
+    from otaclient import agent, image
+
+    image.prepare()  # long-lived verifier buffers while the heap still has big holes
 
     agent.main(port)
 
