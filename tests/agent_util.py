@@ -27,7 +27,7 @@ def mkey():
 
 
 def kid_hex(key) -> str:
-    return "%08x" % image.key_id(raw_public(key.public_key()))
+    return f"{image.key_id(raw_public(key.public_key())):08x}"
 
 
 def store(key=None, extra: dict | None = None) -> dict:
