@@ -88,7 +88,7 @@ async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, An
     t = hub.state.transfers[key]
     if t.result is not None:  # the device's own alerts follow its activation report
         want = len(b.record["suppliers"])
-        left = max(1.0, min(10.0, end - time.monotonic()))
+        left = max(1.0, min(40.0, end - time.monotonic()))  # one alert re-send (15 s) fits
         await rig.wait(lambda: len(_kind(hub, eui, "activation")) >= want or None, left,
                        "activation alerts")  # fmt: skip
     if t.state == "failed":
