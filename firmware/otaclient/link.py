@@ -90,8 +90,8 @@ class Decoder:
         A bytes/bytearray is referenced, not copied: feed(buf, n) after readinto(buf)
         allocates nothing.
         """
-        if n < 0:
-            n = len(data)
+        if n < 0 or n > len(data):
+            n = len(data)  # never trust a count beyond the buffer (fuzz finding)
         if self._pos < self._end:  # fed twice without draining: keep both
             data = bytes(self._pend[self._pos : self._end]) + bytes(data[:n])
             n = len(data)
