@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-quick lint bench sweep fuzz flash deploy sim monitor lock clean
+.PHONY: help setup demo test test-quick lint bench fuzz flash deploy sim monitor lock clean
 
 help: ## list the targets
 	@echo "hanota make targets:"
@@ -41,9 +41,6 @@ lint: $(STAMP) ## ruff check and format check
 
 bench: $(STAMP) ## measure speed, memory and fleet figures; writes docs/benchmarks.md
 	$(HANOTA) bench --out docs/benchmarks.md
-
-sweep: $(STAMP) ## full power-cut sweep over a fragmented update
-	$(BIN)/python -m hanota.sweep
 
 fuzz: $(STAMP) ## run each fuzz target for FUZZ_SECONDS (installs atheris)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-fuzz.txt
