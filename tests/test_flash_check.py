@@ -99,8 +99,10 @@ def test_staged_tree_holds_only_this_kind_of_port(fw):
 
 def test_make_n_flash_expands_to_the_hanota_command():
     res = subprocess.run(
-        ["make", "-n", "flash", "BOARD=ihd-esp32", "PORT=/dev/ttyUSB0", "FIRMWARE=x.bin"],
+        ["make", "--no-print-directory", "-n", "flash", "BOARD=ihd-esp32", "PORT=/dev/ttyUSB0",
+         "FIRMWARE=x.bin"],
         capture_output=True, text=True, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     last = res.stdout.strip().splitlines()[-1].split()
