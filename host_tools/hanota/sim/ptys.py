@@ -78,11 +78,13 @@ class ConsolePty:
         return slave
 
     def _relay(self) -> None:
+        # poll(), not select(): select() fails on fds above FD_SETSIZE (1024), which a
+        # fleet of boards in one runner process reaches (issue 3: 64 boards)
         while not self._stop:
             inner = self._inner
             live = inner is not None and inner != self._dead
             fds = [self._wake_r, self._outer] + ([inner] if live else [])
-            ready, _, _ = select.select(fds, [], [], 1.0)
+            ready = _wait_readable(fds, 1.0)
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
             if live and inner in ready:
@@ -121,6 +123,18 @@ class ConsolePty:
             if fd is not None:
                 os.close(fd)
         self._log.close()
+
+
+def _wait_readable(fds: list[int], timeout_s: float) -> set[int]:
+    """The fds of `fds` that are readable (or hung up / in error: a read will say which)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    try:
+        events = poller.poll(int(timeout_s * 1000))
+    except InterruptedError:
+        return set()
+    return {fd for fd, _ev in events}
 
 
 def _write_some(fd: int, data: bytes) -> None:
