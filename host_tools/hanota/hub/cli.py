@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--meter-wait", type=parse_int, default=5, help="WAIT_FOR_DATA seconds")
     s.add_argument("--confirm-delay", type=float, default=5.0, help="version confirmation delay (s)")  # fmt: skip
     s.add_argument("--stagger", type=float, default=0.0, help="spread alerts over 0..S seconds")
+    s.add_argument("--stall-timeout", type=float, default=120.0,
+                   help="transfer-failure alert after S s without a request mid-transfer (0 off)")  # fmt: skip
     s.add_argument("--quiet", action="store_true", help="no progress view")
     s = _cmd(sub, "enrol", "enrol devices from provisioning records", cmd_enrol)
     s.add_argument("records", nargs="+", type=Path, metavar="RECORD.json")

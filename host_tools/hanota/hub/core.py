@@ -46,10 +46,13 @@ class HubConfig:
     seed: int | None = None
     notify_jitter: int = 100
     short_addr: int = 0x0000  # the hub's own short address (the ZigBee coordinator)
+    stall_timeout_s: float = 120.0  # a transfer with no request this long: failure alert (0 off)
 
     def __post_init__(self) -> None:
         if not 1 <= self.block_size <= 255:
             raise HubError(f"block size {self.block_size}: want 1..255")
+        if self.stall_timeout_s < 0:
+            raise HubError(f"stall timeout {self.stall_timeout_s}: want >= 0 (0 = off)")
 
 
 class Hub:
@@ -70,9 +73,11 @@ class Hub:
         self.links: dict[str, Any] = {}  # eui64 -> server.LinkSession while connected
         self._subs: list[Callable[[Event], None]] = []
         self._wake: asyncio.Event | None = None
+        self._since = time.time()  # stall timer start for transfers replayed from the log
 
     def started(self) -> None:
         """Log that this hub now serves links (previous links are gone)."""
+        self._since = time.time()
         self.record("hub-start", config=asdict(self.config))
 
     # --- events ------------------------------------------------------------------------
@@ -82,6 +87,8 @@ class Hub:
         ev = self.log.append(kind, **fields)
         self.state.apply(ev)
         self.publish(ev)
+        if kind in ("transfer-start", "transfer-resumed"):
+            self._kick()  # the alert loop times stalls too: a transfer to watch
         return ev
 
     def publish(self, ev: Event) -> None:
@@ -273,13 +280,42 @@ class Hub:
         if self._wake is not None:
             self._wake.set()
 
+    # --- stalls -------------------------------------------------------------------------
+
+    def check_stalls(self, now: float | None = None) -> list[Transfer]:
+        """Transfers whose device has asked nothing for stall_timeout_s: each is marked
+        `stalled` (still open: the device resumes it when it comes back) and its supplier
+        gets a CCS08-like transfer-failure alert (reason 3), once per silence."""
+        limit = self.config.stall_timeout_s
+        if not limit:
+            return []
+        now = time.time() if now is None else now
+        out = []
+        for t in list(self.state.transfers.values()):
+            if t.state != "transferring":
+                continue
+            idle = now - (t.last_request or self._since)
+            if idle >= limit:
+                self.ota.stalled(t, idle)
+                out.append(t)
+        return out
+
+    def _next_stall_check(self, now: float) -> float:
+        """Seconds until the next transfer could reach the stall timeout."""
+        limit = self.config.stall_timeout_s
+        times = [(t.last_request or self._since) + limit - now
+                 for t in self.state.transfers.values() if t.state == "transferring"]  # fmt: skip
+        return min(times) if limit and times else 3600.0
+
     async def alert_loop(self) -> None:
-        """Raise alerts as they fall due, until cancelled."""
+        """Raise alerts as they fall due (and find stalled transfers), until cancelled."""
         self._wake = asyncio.Event()
         while True:
+            self.check_stalls()
             self.raise_due_alerts()
             pending = [a.due for a in self.state.alerts_pending.values()]
             delay = min(pending) - time.time() if pending else 3600.0
+            delay = min(delay, self._next_stall_check(time.time()))
             delay = max(delay, 0.2)  # held-back confirmations are re-checked at this pace
             self._wake.clear()
             try:

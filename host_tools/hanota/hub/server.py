@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 _BROADCAST = 0xFFFF
 _LOGGED_BAD = 5  # bad frames logged per session; later ones are only counted
 _READ = 4096
+# what a device asks while it fetches: each restarts the hub's stall timer
+_TRANSFER_REQUESTS = (zcl.QueryNextImageReq, zcl.ImageBlockReq, zcl.ImagePageReq,
+                      zcl.UpgradeEndReq)  # fmt: skip
 
 
 class LinkSession:
@@ -138,6 +141,8 @@ class LinkSession:
 
     def _dispatch(self, eui: str, obj: Any, zseq: int, body: bytes) -> None:
         ota = self.hub.ota
+        if isinstance(obj, _TRANSFER_REQUESTS):
+            ota.seen(eui)
         if isinstance(obj, zcl.ImageBlockReq):
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, obj.offset + 1))
             return

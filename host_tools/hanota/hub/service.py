@@ -74,7 +74,8 @@ def serve_command(args: Any) -> int:
         links = [parse_link(spec) for spec in args.link]
         cfg = HubConfig(block_size=args.block_size or prof.max_block,
                         min_block_period_ms=args.min_block_period, meter_wait_s=args.meter_wait,
-                        confirm_delay_s=args.confirm_delay, stagger_s=args.stagger)  # fmt: skip
+                        confirm_delay_s=args.confirm_delay, stagger_s=args.stagger,
+                        stall_timeout_s=args.stall_timeout)  # fmt: skip
     except (ValueError, HubError) as exc:
         raise CommandError(str(exc)) from None
     baud = args.baud or (int(prof.baud * 10) if prof.baud else 115200)

@@ -119,6 +119,30 @@ class OtaService:
         return zcl.ImageBlockRsp(zcl.SUCCESS, f.mfr, f.image_type, f.version, offset, data,
                                  None, None, None)  # fmt: skip
 
+    def seen(self, eui: str) -> None:
+        """The device asked something about its transfer (query, block, page, end): it is
+        alive, so the stall timer of its open transfer restarts."""
+        t = self.state.active(eui)
+        if t is None:
+            return
+        t.last_request = time.time()
+        if t.state == "stalled":  # back after a stall: the same transfer goes on
+            self.hub.record("transfer-resumed", submission=t.submission.id, device=eui,
+                            offset=t.offset)  # fmt: skip
+
+    def stalled(self, t: Transfer, idle: float) -> None:
+        """No request for stall_timeout_s mid-transfer: CCS08-like transfer failure to the
+        submitting supplier; the transfer stays open and resumes if the device returns."""
+        sub, f = t.submission, t.current()
+        reason = (f"transfer stalled: no request from the device for {idle:.0f} s "
+                  f"(fragment {f.index if f else '?'} at byte {t.offset}); it resumes if "
+                  "the device comes back")  # fmt: skip
+        self.hub.record("transfer-stalled", submission=sub.id, device=t.device,
+                        idle_s=round(idle, 1), offset=t.offset, reason=reason)  # fmt: skip
+        self.hub.alert(sub.supplier, "transfer-failure", t.device, sub.version,
+                       submission=sub.id, alert_code=al.CCS08_FAILURE,
+                       reason_code=al.REASON_TRANSFER, reason=reason, stalled=True)  # fmt: skip
+
     def file_size(self, eui: str) -> int:
         """Size of the file the device is fetching now (0 if none)."""
         t = self.state.active(eui)

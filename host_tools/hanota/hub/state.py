@@ -16,7 +16,9 @@ from .store import ImageFile
 
 # transfer states: pending -> transferring -> complete -> activated | rolled-back |
 # refused -> closed (after version confirmation); or failed / discarded at any point.
-OPEN = ("pending", "transferring")
+# transferring -> stalled when the device stops asking for blocks (stall timeout), and
+# back to transferring when it asks again: a stalled transfer is still open.
+OPEN = ("pending", "transferring", "stalled")
 WAITING = ("complete", "activated", "rolled-back", "refused")
 ENDED = ("failed", "discarded", "closed")
 
@@ -55,11 +57,13 @@ class Transfer:
     held: set[int] = field(default_factory=set)
     upgrade_time: int | None = None  # ZigBee UTC, or 0xFFFFFFFF while held back
     result: str | None = None
+    stalls: int = 0  # times the device went silent mid-transfer (stall timeout)
     # transient (not in the log): what the server has sent of the current fragment
     offset: int = 0
     sent: int = 0
     first_block: float | None = None
     last_block: float | None = None
+    last_request: float | None = None  # last request of the device for this transfer
 
     def current(self) -> ImageFile | None:
         """The fragment to serve next: the first one the device has not acknowledged."""
@@ -90,6 +94,8 @@ class Transfer:
             "bytes_sent": self.sent,
             "upgrade_time": self.upgrade_time,
             "result": self.result,
+            "stalls": self.stalls,
+            "last_request": self.last_request,
         }
 
 
@@ -150,6 +156,22 @@ class HubState:
     def _on_transfer_start(self, ev: Event) -> None:
         t = self._transfer(ev)
         if t is not None and t.state == "pending":
+            t.state = "transferring"
+
+    def _on_transfer_stalled(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is None or t.state not in OPEN:
+            return
+        t.state = "stalled"
+        t.stalls += 1
+        entry = {"submission": t.submission.id, "supplier": t.submission.supplier,
+                 "version": t.submission.version, "outcome": "stalled", "t": ev["t"],
+                 "reason": ev.get("reason")}  # fmt: skip
+        self.devices[t.device].history.append(entry)
+
+    def _on_transfer_resumed(self, ev: Event) -> None:
+        t = self._transfer(ev)
+        if t is not None and t.state == "stalled":
             t.state = "transferring"
 
     def _on_fragment_held(self, ev: Event) -> None:
