@@ -74,6 +74,8 @@ class SimBoard:
         self._set_field(_CUT, b"%11d\n" % n)
 
     def start(self) -> SimBoard:
+        """Power on (again, after stop(): new ptys, as a re-plugged board gets)."""
+        self._stopping = False
         self.console_log.write_bytes(b"")
         write_ops(self.dir)
         if self._first_cut:
