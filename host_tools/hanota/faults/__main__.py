@@ -1,0 +1,5 @@
+import sys
+
+from hanota.faults.cli import main
+
+sys.exit(main())
