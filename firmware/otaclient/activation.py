@@ -6,7 +6,7 @@ parses images. The confirm happens last, on the success path only.
 
 from otaclient import client as _client
 from otaclient import policy as _policy
-from otaclient import zcl
+from otaclient import zcl_client as zcl
 from otaclient.state import PROGRESS
 
 

@@ -4,7 +4,8 @@ R4 lives here: frames from any node but the bound CH are answered NOT_AUTHORIZED
 go no further. It holds no image logic (client.py) and no hardware access (the port).
 """
 
-from otaclient import activation, link, zcl
+from otaclient import activation, link
+from otaclient import zcl_client as zcl
 from otaclient.alerts import Alerts
 from otaclient.client import Client
 from otaclient.policy import Policy

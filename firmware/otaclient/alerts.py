@@ -7,7 +7,8 @@ counter; the records live in agent.json so they survive resets. It decides nothi
 import hashlib
 from binascii import hexlify, unhexlify
 
-from otaclient import p256, zcl
+from otaclient import p256
+from otaclient import zcl_client as zcl
 
 try:
     from time import ticks_diff

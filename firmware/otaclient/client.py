@@ -7,7 +7,8 @@ before its fragment's signature and the slot read-back have passed.
 
 import random
 
-from otaclient import download, image, zcl
+from otaclient import download, image
+from otaclient import zcl_client as zcl
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
 from otaclient.reassembly import Reassembly
 

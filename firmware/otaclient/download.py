@@ -5,7 +5,7 @@ silence re-requests from the first missing byte. It does not verify or store: `f
 (the verifier) does. Out-of-order blocks are dropped, not buffered.
 """
 
-from otaclient import zcl
+from otaclient import zcl_client as zcl
 
 try:
     from time import ticks_diff

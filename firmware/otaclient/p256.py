@@ -12,7 +12,7 @@ _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
-_WG = 7  # wNAF width for G: 32 precomputed affine points (2 KB), built once
+_WG = 6  # wNAF width for G: 16 precomputed affine points (1 KB), built once
 _WQ = 5  # wNAF width for the public key: 8 Jacobian points per verify
 _gtab = None
 
@@ -82,20 +82,20 @@ def _odd_multiples(X, Y, Z, count, p):
 
 
 def _g_table():
-    # odd multiples G, 3G, .. as 64-byte x || y buffers: 2.5 KB in small blocks (as big
-    # ints 10 KB). Allocated before the arithmetic so they sit together, not scattered
-    # among its garbage where they would fragment a 64 KB heap.
+    # odd multiples G, 3G, .. as x || y, 64 bytes each, in one 1 KB buffer: one block of
+    # heap (as big ints ~5 KB in small blocks), allocated before the arithmetic so it does
+    # not sit among its garbage and fragment a 64 KB heap.
     global _gtab
     if _gtab is None:
         p = _P
-        tab = [bytearray(64) for _ in range(1 << (_WG - 2))]
+        tab = bytearray(64 << (_WG - 2))
         X2, Y2, Z2 = _dbl(_GX, _GY, 1, p)
         X, Y, Z = _GX, _GY, 1
-        for xy in tab:
+        for i in range(0, len(tab), 64):
             zi = pow(Z, p - 2, p)
             z2 = zi * zi % p
-            xy[:32] = (X * z2 % p).to_bytes(32, "big")
-            xy[32:] = (Y * z2 * zi % p).to_bytes(32, "big")
+            tab[i : i + 32] = (X * z2 % p).to_bytes(32, "big")
+            tab[i + 32 : i + 64] = (Y * z2 * zi % p).to_bytes(32, "big")
             X, Y, Z = _add(X, Y, Z, X2, Y2, Z2, p)
         _gtab = tab
     return _gtab
@@ -109,9 +109,9 @@ def prepare():
 
 def _g_point(tab, d, p):
     # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(WG-1) - 1))
-    xy = tab[(d if d < 128 else 256 - d) >> 1]
-    y = int.from_bytes(xy[32:], "big")
-    return int.from_bytes(xy[:32], "big"), (y if d < 128 else p - y)
+    i = ((d if d < 128 else 256 - d) >> 1) << 6
+    y = int.from_bytes(tab[i + 32 : i + 64], "big")
+    return int.from_bytes(tab[i : i + 32], "big"), (y if d < 128 else p - y)
 
 
 def _mul(k1, k2=0, qtab=None):

@@ -1,5 +1,7 @@
-"""Our manufacturer-specific OTA-cluster commands (MFR_HANOTA), and the table of all commands.
+"""The server's half of our manufacturer-specific commands (MFR_HANOTA), and the table of
+all commands (both directions) with encode_command / decode_command.
 
+The constants and the client's half (announce, alert, ack) are in otaclient.zcl_client.
 Codec only; signing and checking the alert signature is the caller's (p256). Import
 these through otaclient.zcl, which re-exports them.
 """
@@ -7,69 +9,27 @@ these through otaclient.zcl, which re-exports them.
 from collections import namedtuple
 
 from otaclient import zcl as _z
-from otaclient.zcl import ZclError, _pack, _unpack
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
-
-MFR_HANOTA = const(0x1234)  # manufacturer code in the ZCL header of the commands below
-DEVICE_ANNOUNCE = const(0xF0)  # client -> server
-ACTIVATION_ALERT = const(0xF1)  # client -> server
-ALERT_ACK = const(0xF2)  # server -> client
-ALERT_CODE_ACTIVATION = const(0x8F8B)  # GBCS CS09-like "firmware activated" alert
-
-BOOT_NORMAL = const(0)
-BOOT_ACTIVATED = const(1)
-BOOT_ROLLED_BACK = const(2)
-BOOT_REFUSED = const(3)
-RESULT_SUCCESS = const(0)
-RESULT_FAILURE = const(1)
-RESULT_REFUSED = const(2)
-RESULT_DEFERRED = const(3)
-SIGNATURE_LEN = const(64)
+from otaclient.zcl_client import (
+    MFR_HANOTA,
+    UNSUP_MANUF_CLUSTER_COMMAND,
+    AlertAck,
+    ZclError,
+    _pack,
+    _unpack,
+    decode_alert_ack,
+    encode_activation_alert,
+    encode_device_announce,
+)
 
 DeviceAnnounce = namedtuple("DeviceAnnounce", "eui64 hw_version version boot_status")
 ActivationAlert = namedtuple(
     "ActivationAlert", "alert_code supplier version result timestamp counter signature"
 )
-AlertAck = namedtuple("AlertAck", "counter")
-
-
-def encode_device_announce(eui64, hw_version, version, boot_status):
-    if not isinstance(eui64, (bytes, bytearray)) or len(eui64) != 8:
-        raise ZclError("BAD_EUI64")
-    return bytes(eui64) + _pack("<HIB", hw_version, version, boot_status)
 
 
 def decode_device_announce(p):
     eui64, hw, ver, boot = _unpack("<8sHIB", p)
     return DeviceAnnounce(eui64, hw, ver, boot)
-
-
-def _supplier_bytes(supplier):
-    if not isinstance(supplier, str) or not 1 <= len(supplier) <= 16:
-        raise ZclError("BAD_SUPPLIER")
-    raw = supplier.encode()
-    if len(raw) != len(supplier) or min(raw) < 0x20 or max(raw) > 0x7E:
-        raise ZclError("BAD_SUPPLIER")
-    return raw
-
-
-def encode_activation_alert(alert_code, supplier, version, result, timestamp, counter, signature):
-    """The alert payload; with signature=None, the bytes before the signature (to sign)."""
-    raw = _supplier_bytes(supplier)
-    out = _pack("<HB", alert_code, len(raw)) + raw
-    out += _pack("<IBII", version, result, timestamp, counter)
-    if signature is None:
-        return out
-    if not isinstance(signature, (bytes, bytearray)) or len(signature) != SIGNATURE_LEN:
-        raise ZclError("BAD_SIGNATURE")
-    return out + bytes(signature)
 
 
 def decode_activation_alert(p):
@@ -82,25 +42,10 @@ def decode_activation_alert(p):
     return ActivationAlert(code, raw.decode(), ver, result, ts, counter, sig)
 
 
-def alert_signed_bytes(eui64, payload_without_signature):
-    """What the device signs (ECDSA P-256/SHA-256): eui64 || alert payload before signature.
-
-    The hub passes `payload[:-SIGNATURE_LEN]` of a received alert.
-    """
-    if not isinstance(eui64, (bytes, bytearray)) or len(eui64) != 8:
-        raise ZclError("BAD_EUI64")
-    return bytes(eui64) + bytes(payload_without_signature)
-
-
 def encode_alert_ack(counter):
     return _pack("<I", counter)
 
 
-def decode_alert_ack(p):
-    return AlertAck(*_unpack("<I", p))
-
-
-UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 _TABLE = None
 
 
