@@ -42,6 +42,7 @@ class UpdateOptions:
     record: Path | None = None  # ... and its provisioning record
     baud: int = 115200
     seed: str = "rig"
+    on_board: Any = None  # called with the BoardLink once the board is linked (sweep hook)
 
 
 async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
@@ -52,6 +53,8 @@ async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
         if view is not None:
             view(rig.hub)
         b = await _board(rig, opts, work)
+        if opts.on_board is not None:
+            opts.on_board(b)
         return await _drive(rig, b, opts)
 
 
