@@ -38,8 +38,8 @@ ALL = [
     ),  # fmt: skip
     Scenario(
         "cable-pull-long",
-        "cable pulled 12 s at 40 %: the agent abandons (max_retries 4) and resumes itself",
-        pulls=((0.4, 12.0),),
+        "cable pulled 12 s at 50 % (mid-fragment): the agent abandons (max_retries 4), resumes itself",
+        pulls=((0.5, 12.0),),
         agent_config={"max_retries": 4},
     ),
     Scenario(
