@@ -25,7 +25,7 @@ def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> 
     if not anchors:
         anchors = [provision.dev_trust_anchor()]
         log(f"provision: no --trust given: using the development key {anchors[0]}")
-    return provision.make_identity(
+    ident = provision.make_identity(
         board,
         eui64=opts.eui64,
         seed=opts.seed if opts.seed is not None else seed,
@@ -34,6 +34,11 @@ def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> 
         suppliers=opts.supplier,
         anchors=anchors,
     )
+    if getattr(opts, "heap_report", False):
+        from hanota.rig.heap import with_report
+
+        ident.agent_config = with_report(None)
+    return ident
 
 
 def finish_record(

@@ -73,6 +73,9 @@ def _identity_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--supplier", action="append", help="supplier id served (repeat)")
     s.add_argument("--trust", action="append", help="manufacturer public key PEM (repeat)")
     s.add_argument("--record", help="device record output (default build/devices/<eui64>.json)")
+    s.add_argument("--heap-report", action="store_true",
+                   help="agent_config.json with heap_report on: the agent prints its heap "
+                   "(the rig's peak_heap reads it from the console)")  # fmt: skip
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -91,7 +91,8 @@ def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool) -> list[li
 
 
 def provision_cmds(port: str, staged: Path, sim: bool) -> list[list[str]]:
-    files = [str(staged / n) for n in ("identity.json", "trust.json")]
+    names = ("identity.json", "trust.json", "agent_config.json")
+    files = [str(staged / n) for n in names if (staged / n).exists()]
     # a sim's /data is mounted by its port (its "/" is the host's: never mkdir there)
     mkdir = [] if sim else ["exec", _MKDIR_DATA, "+"]
     return [connect(port, sim) + mkdir + ["fs", "cp", *files, f":{STORE}/"]]

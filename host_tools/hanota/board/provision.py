@@ -32,6 +32,7 @@ class Identity:
     device_key: bytes
     board: str
     anchors: dict[str, bytes] = field(default_factory=dict)  # key_id hex -> X||Y
+    agent_config: dict[str, Any] | None = None  # agent_config.json (tunables), if any
 
     @property
     def public_key(self) -> bytes:
@@ -136,7 +137,8 @@ def make_identity(
 
 
 def store_files(ident: Identity) -> dict[str, bytes]:
-    """identity.json and trust.json, byte for byte as the board stores them."""
+    """identity.json and trust.json (+ agent_config.json when the identity carries one),
+    byte for byte as the board stores them."""
     identity = {
         "eui64": ident.eui64.hex(),
         "short_addr": ident.short_addr,
@@ -146,10 +148,13 @@ def store_files(ident: Identity) -> dict[str, bytes]:
         "board": ident.board,
     }
     trust = {kid: pub.hex() for kid, pub in ident.anchors.items()}
-    return {
+    out = {
         "identity.json": json.dumps(identity).encode(),
         "trust.json": json.dumps(trust).encode(),
     }
+    if ident.agent_config is not None:
+        out["agent_config.json"] = json.dumps(ident.agent_config).encode()
+    return out
 
 
 def device_record(ident: Identity, board: dict[str, Any]) -> dict[str, Any]:

@@ -28,9 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="link fault seed")
     s.add_argument("--timeout", type=float, default=240.0, help="seconds")
     s.add_argument("--workdir", type=Path, help="keep the board, hub state and logs here")
-    s.add_argument("--port", help="real board: its console port (board already flashed)")
+    s.add_argument("--port", help="real board: its console port, read for the heap report")
     s.add_argument("--hub-port", help="real board: its HAN UART, served by the hub")
     s.add_argument("--record", type=Path, help="real board: its provisioning record")
+    s.add_argument("--console-baud", type=int, default=115200, help="real board: console baud")
+    s.add_argument("--no-heap-report", action="store_true",
+                   help="sim: do not switch the agent's heap report on (peak_heap is null)")  # fmt: skip
     s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.set_defaults(func=cmd_update)
@@ -54,12 +57,16 @@ def cmd_update(args: argparse.Namespace) -> int:
         cut_at=args.cut_at, faults=Faults(seed=args.seed, drop=args.drop, ber=args.ber),
         suppliers=args.supplier or ["supplier-a"], activate_at=args.activate_at,
         timeout_s=args.timeout, workdir=args.workdir, port=args.hub_port, record=args.record,
-        baud=int(prof.baud * 10) or 115200,
+        baud=int(prof.baud * 10) or 115200, console=args.port, console_baud=args.console_baud,
+        heap_report=not args.no_heap_report,
     )  # fmt: skip
-    if args.dry_run:
-        return _plan(opts, args.json)
+    if args.port and not args.hub_port:
+        raise CommandError("--port is a real board's console: give its HAN UART with --hub-port "
+                           "(and its record with --record)")  # fmt: skip
     if args.hub_port and not args.record:
         raise CommandError("--hub-port needs --record (the board's provisioning record)")
+    if args.dry_run:
+        return _plan(opts, args.json)
     try:
         res = asyncio.run(run_update(opts, view=lambda hub: _view(hub, make_view)))
     except (HubError, TimeoutError, OSError) as exc:
@@ -78,12 +85,26 @@ def _view(hub, make_view) -> None:  # noqa: ANN001
 
 
 def _plan(opts, as_json: bool) -> int:  # noqa: ANN001
-    board = f"real board on {opts.port}" if opts.port else f"fresh {opts.board} sim board"
-    steps = [
-        f"board: {board}, factory version 0x{opts.factory_version:08x}, trusting "
-        + ", ".join(map(str, opts.trust)),
-        f"hub: in process, link profile {opts.link}, suppliers {', '.join(opts.suppliers)}",
-        "submit: " + " ".join(map(str, opts.images)),
+    if opts.port:
+        steps = [
+            f"board: the real board of {opts.record} (flashed and provisioned already: "
+            "'hanota board flash ... --heap-report')",
+            f"hub: in process, enrols {opts.record}, serves the HAN UART {opts.port} with "
+            f"pyserial at {opts.baud} baud 8N1 (link profile {opts.link}, no emulator)",
+            (f"console: {opts.console} read with pyserial at {opts.console_baud} baud for the "
+             "agent's heap report (a 'hanota board monitor' on it is paused, then resumed)")
+            if opts.console else "console: not read (no --port): peak_heap will be null",
+        ]  # fmt: skip
+    else:
+        steps = [
+            f"board: fresh {opts.board} sim board, factory version "
+            f"0x{opts.factory_version:08x}, trusting "
+            + ", ".join(map(str, opts.trust))
+            + (", agent_config.json heap_report on" if opts.heap_report else ""),
+            f"hub: in process, link profile {opts.link} through the link emulator",
+        ]
+    steps += [
+        f"submit: as {opts.suppliers[0]}: " + " ".join(map(str, opts.images)),
         "run: until activation/rollback/refusal and every due alert",
     ]
     if as_json:

@@ -82,11 +82,13 @@ class SimRigBoard:
     """A fresh provisioned sim board; `start()` boots it."""
 
     def __init__(self, directory: Path, board: str, trust: list[Path], suppliers: list[str],
-                 short_addr: int, factory_version: int, heap: str | None = None):  # fmt: skip
+                 short_addr: int, factory_version: int, heap: str | None = None,
+                 agent_config: dict[str, Any] | None = None):  # fmt: skip
         self.name = f"{board}-{short_addr}"
         self.ident, self.record = simboards.fresh(
             directory, board, factory_version=factory_version, trust=trust,
             suppliers=suppliers, seed=f"fixture:{directory}", short_addr=short_addr,
+            agent_config=agent_config,
         )  # fmt: skip
         from hanota.sim.runner import SimBoard
 

@@ -68,10 +68,12 @@ def make_board(request: pytest.FixtureRequest, tmp_path: Path, images: Any) -> I
     made: list[Any] = []
 
     def make(board: str = "sim-ppmid", suppliers: list[str] | None = None,
-             factory_version: int = 0x01000000, heap: str | None = None) -> Any:  # fmt: skip
+             factory_version: int = 0x01000000, heap: str | None = None,
+             agent_config: dict[str, Any] | None = None) -> Any:  # fmt: skip
         n = len(made) + 1
         b = SimRigBoard(tmp_path / f"board{n}", board, [images.pub_path],
-                        suppliers or ["supplier-a"], n, factory_version, heap)  # fmt: skip
+                        suppliers or ["supplier-a"], n, factory_version, heap,
+                        agent_config)  # fmt: skip
         made.append(b)
         return b.start()
 

@@ -34,6 +34,7 @@ class BoardLink:
     emulator: LinkEmulator | None = None
     session: LinkSession | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
+    console: Any = None  # a real board's console.ConsoleCapture (rig --port), if read
 
     @property
     def eui(self) -> str:

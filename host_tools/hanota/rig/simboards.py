@@ -46,14 +46,17 @@ def write_store(directory: Path, board: dict[str, Any], files: dict[str, bytes])
 
 
 def fresh(directory: Path, board: str, *, factory_version: int, trust: list[Path],
-          suppliers: list[str], seed: str, short_addr: int = 1,
-          app: bytes | None = None) -> tuple[provision.Identity, dict[str, Any]]:  # fmt: skip
-    """A new sim board in `directory` running the factory app, provisioned; its record."""
+          suppliers: list[str], seed: str, short_addr: int = 1, app: bytes | None = None,
+          agent_config: dict[str, Any] | None = None,
+          ) -> tuple[provision.Identity, dict[str, Any]]:  # fmt: skip
+    """A new sim board in `directory` running the factory app, provisioned (with
+    agent_config.json when given); its record."""
     from hanota.sim import create
 
     bdef = create.create(directory, board, factory_version, app=app)
     ident, record = factory.device(board, suppliers, seed=seed, short_addr=short_addr,
                                    anchors=trust)  # fmt: skip
+    ident.agent_config = agent_config
     write_store(directory, bdef, provision.store_files(ident))
     provision.write_record(directory / "device.json", record)
     return ident, record

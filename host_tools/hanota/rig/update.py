@@ -6,7 +6,7 @@ Orchestration only (session.RigHub wires, the hub decides, the board updates its
 
 from __future__ import annotations
 
-import re
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -16,10 +16,10 @@ from typing import Any
 from hanota.hub import HubConfig, HubError
 from hanota.link.faults import Faults
 
-from . import simboards
+from ..output import log
+from . import heap, simboards
 from .session import BoardLink, RigHub
 
-HEAP_RE = re.compile(rb"heap[ =:]+(\d+)")
 FINAL = ("failed", "discarded", "closed")
 
 
@@ -42,6 +42,9 @@ class UpdateOptions:
     record: Path | None = None  # ... and its provisioning record
     baud: int = 115200
     seed: str = "rig"
+    console: str | None = None  # real board: its console (--port), read for the heap report
+    console_baud: int = 115200
+    heap_report: bool = True  # sim boards get agent_config.json {"heap_report": true}
     on_board: Any = None  # called with the BoardLink once the board is linked (sweep hook)
 
 
@@ -52,10 +55,18 @@ async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
     async with RigHub(work / "hub", cfg, opts.link) as rig:
         if view is not None:
             view(rig.hub)
-        b = await _board(rig, opts, work)
-        if opts.on_board is not None:
-            opts.on_board(b)
-        return await _drive(rig, b, opts)
+        with contextlib.ExitStack() as stack:
+            capture = None
+            if opts.port and opts.console:  # the console is read while the board updates
+                from .console import ConsoleCapture
+
+                capture = stack.enter_context(ConsoleCapture(opts.console, opts.console_baud))
+                log(f"rig: reading the board's console {opts.console} (heap report)")
+            b = await _board(rig, opts, work)
+            b.console = capture
+            if opts.on_board is not None:
+                opts.on_board(b)
+            return await _drive(rig, b, opts)
 
 
 async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
@@ -70,6 +81,7 @@ async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
     _ident, record = simboards.fresh(
         work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
         suppliers=opts.suppliers, seed=f"{opts.seed}:{work}",
+        agent_config=heap.with_report(None) if opts.heap_report else None,
     )  # fmt: skip
     sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
     return await rig.add_sim(sim, record, opts.faults)
@@ -148,7 +160,7 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
         "image_bytes": t.sent if t is not None else 0,
         "link_bytes": b.link_bytes(),
         "transfer_seconds": _seconds(t),
-        "peak_heap": peak_heap(b),
+        **_heap(b),
         "checks": checks,
         "link_profile": rig.profile.name,
         **_board_facts(b),
@@ -156,9 +168,9 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
 
 
 def _board_facts(b: BoardLink) -> dict[str, Any]:
-    """Boots and power cuts the sim runner saw (empty for a real board)."""
+    """Boots and power cuts the sim runner saw; for a real board, the console bytes read."""
     if b.board is None:
-        return {}
+        return {"console_bytes": len(b.console.text())} if b.console is not None else {}
     events = [e["event"] for e in b.board.events]
     return {"boots": b.board.boot_count, "power_cuts": events.count("power_cut")}
 
@@ -169,13 +181,22 @@ def _seconds(t: Any) -> float:
     return round(t.last_block - t.first_block, 3)
 
 
-def peak_heap(b: BoardLink) -> int | None:
-    """Largest `heap N` the agent logged on the console (gc.mem_alloc() after collect)."""
-    if b.board is None:
-        return None
-    try:
-        text = b.board.console_log.read_bytes()
-    except OSError:
-        return None
-    found = [int(m) for m in HEAP_RE.findall(text)]
-    return max(found) if found else None
+def console_text(b: BoardLink) -> bytes | None:
+    """What the board printed during the run: the sim's console log, or the real board's
+    console read by the rig (--port); None when nobody read it."""
+    if b.board is not None:
+        try:
+            return b.board.console_log.read_bytes()
+        except OSError:
+            return None
+    return b.console.text() if b.console is not None else None
+
+
+def _heap(b: BoardLink) -> dict[str, Any]:
+    """peak_heap (bytes above idle, QUALITY.md) and idle_heap from the agent's heap report."""
+    text = console_text(b)
+    rep = heap.parse(text or b"")
+    if rep.peak_heap is None:
+        why = rep.note() if text is not None else "the board's console was not read (--port)"
+        log(f"rig: peak_heap is null: {why}")
+    return {"peak_heap": rep.peak_heap, "idle_heap": rep.idle_heap}

@@ -1,0 +1,88 @@
+"""Reading a real board's console (USB serial) during a rig run, for the agent's heap
+report: pyserial on `--port`, in a thread, everything kept in memory.
+
+One process owns a serial port at a time: a `hanota board monitor` on the same port is
+paused (board.monitor.handed_over: SIGUSR1, it closes the port) while the rig reads, and
+resumed after (SIGUSR2). The rig never writes to the console: the agent keeps running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+from typing import Any
+
+OPEN_RETRY_S = 5.0  # a board may still be re-enumerating (USB CDC) after a reset
+
+
+class ConsoleCapture:
+    """`with ConsoleCapture(port) as c:` ... `c.text()`: what the board printed meanwhile."""
+
+    def __init__(self, port: str, baud: int = 115200):
+        self.port, self.baud = port, baud
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ser: Any = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> ConsoleCapture:
+        from hanota.board.monitor import handed_over
+
+        self._stack.enter_context(handed_over(self.port))
+        try:
+            self._ser = _open(self.port, self.baud)
+        except Exception:
+            self._stack.close()
+            raise
+        self._thread = threading.Thread(target=self._read, name="rig-console", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._ser is not None:
+            self._ser.close()
+            self._ser = None
+        self._stack.close()  # a paused monitor takes the port back
+
+    @property
+    def is_open(self) -> bool:
+        return self._ser is not None
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._ser.read(4096)
+            except Exception:  # unplugged mid-run: keep what we have, try to reopen
+                time.sleep(0.2)
+                try:
+                    self._ser.close()
+                    self._ser = _open(self.port, self.baud, retry_s=0.5)
+                except Exception:
+                    pass
+                continue
+            if data:
+                with self._lock:
+                    self._buf += data
+
+    def text(self) -> bytes:
+        with self._lock:
+            return bytes(self._buf)
+
+
+def _open(port: str, baud: int, retry_s: float = OPEN_RETRY_S) -> Any:
+    import serial
+
+    end = time.monotonic() + retry_s
+    while True:
+        try:
+            return serial.Serial(port, baud, timeout=0.1)
+        except (serial.SerialException, OSError) as exc:
+            if time.monotonic() > end:
+                raise ConnectionError(f"cannot open the board's console {port}: {exc}") from exc
+            time.sleep(0.1)
