@@ -68,10 +68,10 @@ while True:
 
 # boot 1 only: erase+write blocks 0 and 1 of the update slot (ops 1..4)
 PATTERN = """
-import json
+import json, os
 from ports import make_port
 port = make_port()
-boot = json.load(open("boot.json"))["boot"]
+boot = json.load(open(os.getenv("HANOTA_BOOT")))["boot"]  # DIR/run/boot.json
 print("APP boot=%d" % boot)
 if boot == 1:
     port.erase(0)

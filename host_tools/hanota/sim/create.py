@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from .flash import FlashError, FlashFile
 
 FACTORY_VERSION = 0x01000000
 OPS_FILE = "ops"
+FS_DIR = "fs"  # the board's filesystem outside /data (MicroPython's cwd): persists
 _MKFS = """
 import vfs
 from ports.simflash import Flash, Partition
@@ -67,6 +69,8 @@ def create(directory: str | Path, board_name: str, version: int = FACTORY_VERSIO
     flash = FlashFile.create(out / "flash.bin", board)
     flash.write(flash.part("ota_0")[0], app)
     format_agent(flash)
+    shutil.rmtree(out / FS_DIR, ignore_errors=True)  # a new board: its filesystem is empty
+    (out / FS_DIR).mkdir()
     (out / "board.json").write_text(json.dumps(board, indent=2) + "\n")
     write_ops(out)
     return board

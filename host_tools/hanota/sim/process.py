@@ -24,13 +24,16 @@ def _child_setup() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the runner dies -> the board dies
 
 
-def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int) -> subprocess.Popen:
-    """`micropython ARGS` in cwd, session leader on tty_fd, with han_fd inherited."""
+def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int,
+                      app_dir: Path | None = None) -> subprocess.Popen:  # fmt: skip
+    """`micropython ARGS` in cwd, session leader on tty_fd, with han_fd inherited. With
+    app_dir (the unpacked slot, holding boot.json), sys.path is ['', '.frozen', app_dir]:
+    cwd's files shadow the app's, as a board's filesystem shadows frozen modules."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/"),
-        "MICROPYPATH": ".frozen",
-        "HANOTA_BOOT": str(cwd / "boot.json"),
+        "MICROPYPATH": ".frozen" + (f":{app_dir}" if app_dir is not None else ""),
+        "HANOTA_BOOT": str((app_dir or cwd) / "boot.json"),
     }
     return subprocess.Popen(
         [paths.micropython(), *args],

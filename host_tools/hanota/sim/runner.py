@@ -20,13 +20,17 @@ from typing import Any
 
 from ..board import defs
 from . import bootloader, otadata, ptys
-from .create import OPS_FILE, write_ops
+from .create import FS_DIR, OPS_FILE, write_ops
 from .flash import FlashFile
 from .process import kill_group, spawn_micropython
 
 _POLL_S = 0.02
 _EXIT_BACKOFF_S = 0.5
 _OPS, _CUT, _EXIT = 0, 12, 24
+# MicroPython runs the slot's main.py the way an ESP32 runs a frozen main.py: it wins over a
+# main.py on the filesystem (pyexec_file_if_exists), while imports look in the filesystem
+# (the cwd, DIR/fs) before the slot (sys.path ['', '.frozen', DIR/run])
+_RUN_MAIN = "_m={main!r};exec(compile(open(_m).read(),_m,'exec'))"
 
 
 class SimBoard:
@@ -40,7 +44,8 @@ class SimBoard:
         self.flash.check()
         self.heap = heap or self.board.get("heap", "64k")
         self.watchdog_ms = watchdog_ms or self.board["watchdog_ms"]
-        self.run_dir = self.dir / "run"
+        self.run_dir = self.dir / "run"  # the active slot, unpacked at every boot
+        self.fs_dir = self.dir / FS_DIR  # the filesystem outside /data: persists
         self.console_log = self.dir / "console.log"
         self.events: list[dict[str, Any]] = []
         self.boot_count = 0
@@ -163,9 +168,11 @@ class SimBoard:
         self.running_slot, self.running_version = d.slot, d.version
         (self.run_dir / "boot.json").write_text(json.dumps(self._boot_doc(d)))
         self.han.drain()
+        self.fs_dir.mkdir(exist_ok=True)
         slave = self.console.new_inner()
         args = ["-X", f"heapsize={self.heap}"] + (["-i"] if self.board["console"] == "on" else [])
-        self._proc = spawn_micropython(args + ["main.py"], self.run_dir, slave, self.han.master)
+        args += ["-c", _RUN_MAIN.format(main=str(self.run_dir / "main.py"))]
+        self._proc = spawn_micropython(args, self.fs_dir, slave, self.han.master, self.run_dir)
         os.close(slave)
         self._event("boot", slot=f"ota_{d.slot}", version=d.version,
                     pending_verify=d.pending_verify, boot=self.boot_count)  # fmt: skip
