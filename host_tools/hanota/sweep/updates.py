@@ -1,0 +1,116 @@
+"""The updates the sweep cuts, and the images they need.
+
+Every update starts from a fresh rig board (`hanota.rig.simboards.fresh`): the factory
+app of this checkout at V1 in ota_0, blank otadata, and a LittleFS store holding only
+the provisioning files ("factory-fresh"), or, for `half`, an identity without trust
+anchors ("half-provisioned": provisioning stopped before trust.json got its keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hanota import paths
+from hanota.board import defs
+from hanota.rig.factory import Images
+from hanota.sim import appimage
+
+V1, V2 = 0x01000000, 0x02000000
+BOARD = "sim-ppmid"
+CRASH_MAIN = 'raise RuntimeError("sweep: the new app crashes on its first line")\n'
+
+
+@dataclass(frozen=True)
+class Update:
+    name: str
+    what: str
+    compress: bool = False
+    crash: bool = False  # the new app raises on its first line: trial boot fails, rollback
+    trusted: bool = True  # False: half-provisioned (identity, no trust anchors)
+    start: str = "factory-fresh"
+    # "every": each op of the reference run; "after-transfer": each op from the end of
+    # the transfer on (activation, trial boot, rollback); "random": seeded multi-cut runs;
+    # "cycles": seeded power cycles between operations (an update with no flash ops)
+    cuts: str = "every"
+
+    @property
+    def ref_key(self) -> str:
+        """Updates with the same image and start state share one reference run."""
+        return f"{'z' if self.compress else 'p'}{'c' if self.crash else ''}{'' if self.trusted else 'h'}"
+
+    @property
+    def expect(self) -> str:
+        """The outcome of the clean reference run."""
+        return "rolled-back" if self.crash else "updated" if self.trusted else "refused"
+
+
+UPDATES = {
+    u.name: u
+    for u in (
+        Update("plain", "uncompressed, cut at every operation"),
+        Update("compressed", "compressed (deflate), cut at every operation", compress=True),
+        Update(
+            "rollback",
+            "crashing new app: cuts in activation, trial boot and rollback",
+            crash=True,
+            cuts="after-transfer",
+        ),  # fmt: skip
+        Update("multi", "uncompressed, several random cuts in a row (seeded)", cuts="random"),
+        Update(
+            "half",
+            "half-provisioned (no trust anchor): refused; power cycles at hub events",
+            trusted=False,
+            start="half-provisioned",
+            cuts="cycles",
+        ),  # fmt: skip
+    )
+}
+
+
+@dataclass
+class Built:
+    """The OTA files of one update and what the new app is."""
+
+    files: list[str]
+    sizes: list[int]
+    trust: list[str]
+    new_version: int
+    new_sha: str  # the app header's tree SHA-256 (hex): what the bootloader verifies
+
+
+def new_app(work: Path, crash: bool, size: int) -> bytes:
+    """The V2 app: this checkout's firmware (or a crashing main.py) padded to `size`."""
+    board = defs.load(BOARD)
+    source = paths.FIRMWARE
+    if crash:
+        source = work / "src-crash"
+        source.mkdir(parents=True, exist_ok=True)
+        (source / "main.py").write_text(CRASH_MAIN)
+    return appimage.build(appimage.collect(source), V2, board, pad_to=size)
+
+
+def build(update: Update, work: Path, size: int, max_size: int, images: Images) -> Built:
+    app = new_app(work, update.crash, size)
+    name = f"{update.ref_key}-{size}-{max_size}"
+    files = images.build(V2, board=BOARD, payload=app, max_size=max_size,
+                         compress=update.compress, name=name)  # fmt: skip
+    head = appimage.parse_header(app)
+    return Built(
+        files=[str(f) for f in files],
+        sizes=[f.stat().st_size for f in files],
+        trust=[str(images.pub_path)] if update.trusted else [],
+        new_version=V2,
+        new_sha=head.sha256.hex(),
+    )
+
+
+def describe(update: Update, built: Built) -> dict[str, Any]:
+    return {
+        "what": update.what,
+        "start": update.start,
+        "compressed": update.compress,
+        "fragments": len(built.files),
+        "file_bytes": built.sizes,
+    }
