@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 
+import pytest
 from hanota import paths
 from hanota.rig import heap, simboards
 from hanota.rig.factory import Images
@@ -80,3 +81,22 @@ def _read_store(directory, name: str) -> str:
                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
     return res.stdout.strip()
+
+
+@pytest.mark.sim
+@pytest.mark.skipif(
+    not (paths.FIRMWARE / "otaclient" / "heapreport.py").is_file(),
+    reason="the agent's heap report (firmware/otaclient/heapreport.py) has not landed",
+)
+def test_rig_update_json_gives_peak_heap_as_an_int(capsys, images, tmp_path):
+    from test_rig_sim import V1, V2, app_image, rig_update
+
+    files = app_image(images, "sim-ppmid", V2, 160000, max_size=100000)
+    rc, res = rig_update(capsys, "--image", *map(str, files), "--trust", str(images.pub_path),
+                         "--workdir", str(tmp_path))  # fmt: skip
+    assert rc == 0 and res["ok"] and (res["before_version"], res["running_version"]) == (V1, V2)
+    assert isinstance(res["peak_heap"], int) and isinstance(res["idle_heap"], int), res
+    assert 0 < res["peak_heap"] < res["idle_heap"] * 4, res  # bytes above idle, not a total
+    console = (tmp_path / "board" / "console.log").read_bytes()
+    assert heap.parse(console).peak_heap == res["peak_heap"]
+    assert console.count(b"heap: peak=") >= 2  # one per fragment (2 here) at least
