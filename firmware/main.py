@@ -23,9 +23,12 @@ def _port():
 
 def main():
     port = _port()
-    from otaclient import agent, image
+    from otaclient import image, reassembly
 
-    image.prepare()  # long-lived verifier buffers while the heap still has big holes
+    # long-lived buffers (verifier, sector) first, while the heap still has big holes
+    image.prepare()
+    reassembly.prepare(port.block_size)
+    from otaclient import agent
 
     agent.main(port)
 

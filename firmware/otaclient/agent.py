@@ -44,6 +44,11 @@ class Agent:
         self.alerts = Alerts(port, self.policy, self.state, self.send)
         self.boot_status = None
         self.refused = 0  # frames answered NOT_AUTHORIZED (R4)
+        self.heap = None
+        if self.policy.cfg["heap_report"]:
+            from otaclient.heapreport import HeapReport
+
+            self.heap = HeapReport(self.client, port.log)
 
     def _activate(self, c):
         activation.activate_due(self, c)
@@ -71,6 +76,8 @@ class Agent:
         self.boot_status = activation.after_boot(self)
         self.announce(self.boot_status)
         self.client.query()
+        if self.heap:
+            self.heap.start()
 
     def run(self):
         self.boot()

@@ -10,7 +10,7 @@ import random
 from otaclient import download, image
 from otaclient import zcl_client as zcl
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
-from otaclient.reassembly import Reassembly
+from otaclient.reassembly import Reassembly, sector_buffer
 
 try:
     from time import ticks_diff
@@ -47,7 +47,7 @@ class Client:
         self.state = state
         self._send = send  # send(cmd, payload)
         self.cfg = policy.cfg
-        self.reasm = Reassembly(port, bytearray(port.block_size))
+        self.reasm = Reassembly(port, sector_buffer(port.block_size))
         self.st = IDLE
         self.dl = None
         self._ver = None
@@ -58,6 +58,7 @@ class Client:
         self._due = port.ticks_ms()
         self.on_activate = None  # agent: activate(now) when the time has come
         self.on_boundary = None  # tests/bench: called at every block / fragment boundary
+        self.on_fragment = None  # heap report: called after each fragment's boundary
         self.log = port.log
 
     def _goto(self, st, delay_ms=0):
@@ -172,6 +173,8 @@ class Client:
     def _fragment_done(self, complete):
         if self.on_boundary:
             self.on_boundary(self)
+        if self.on_fragment:
+            self.on_fragment(self)
         if not complete:
             return self._end_req(zcl.REQUIRE_MORE_IMAGE, QUERY)
         try:

@@ -37,6 +37,7 @@ DEFAULTS = {
     "alert_retry_s": 15,  # re-send an unacknowledged activation alert
     "alert_stagger_s": 1,  # spacing between the alerts of different suppliers (R3)
     "max_attempts": 2,  # trial boots of one version that may fail before it is refused
+    "heap_report": False,  # print live heap at boundaries on the console (heapreport.py)
 }
 
 

@@ -16,6 +16,22 @@ def _hex(b):
     return hexlify(b).decode()
 
 
+_shared = None
+
+
+def prepare(size):
+    """Boot: allocate the one long-lived sector buffer now, before imports and agent
+    restarts fragment the heap (a 4 KB hole is rare in a used 64 KB heap)."""
+    global _shared
+    if _shared is None or len(_shared) != size:
+        _shared = bytearray(size)
+
+
+def sector_buffer(size):
+    """The buffer prepare() made, else a new one (host tests run several agents at once)."""
+    return _shared if _shared is not None and len(_shared) == size else bytearray(size)
+
+
 class Reassembly:
     def __init__(self, port, buf):
         self.port = port

@@ -38,6 +38,7 @@ _ZIGBEE_EPOCH = const(946684800)  # 2000-01-01 in Unix seconds (MicroPython unix
 APP_MAGIC = b"HSAP"
 APP_HEADER = "<4sHHII32sHH12x"  # magic, format, header_len, version, tree_len, sha256, mfr, type
 APP_HEADER_LEN = const(64)
+_BOARD_KEYS = ("name", "manufacturer_code", "image_type", "hw_version", "console")
 
 
 def ota_crc(seq):
@@ -52,7 +53,8 @@ class Port:
         with open(boot_path or os.getenv("HANOTA_BOOT") or "boot.json") as f:
             boot = json.load(f)
         parts = boot["partitions"]
-        self.board = boot["board"]
+        b = boot["board"]  # keep only what the agent reads: the rest is heap for nothing
+        self.board = {k: b[k] for k in _BOARD_KEYS if k in b}
         self._flash = Flash(boot["flash"], boot.get("ops"))
         self._running = boot["slot_index"]
         self._version = boot["version"]

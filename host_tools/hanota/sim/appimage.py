@@ -3,6 +3,7 @@
 Header (little-endian): magic "HSAP", format u16 = 1, header length u16 = 64, version u32,
 tree length u32, SHA-256 of the tree, manufacturer code u16, image type u16, 12 reserved.
 Tree: entries (path length u16, UTF-8 path, data length u32, data), ended by a zero u16.
+Modules are shipped precompiled (.mpy, see hanota.mpycross); main.py stays source.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import mpycross
 from ..output import CommandError
 
 MAGIC = b"HSAP"
@@ -108,8 +110,12 @@ def pad_data(n: int, seed: int = 0x48414E) -> bytes:
 
 
 def build(files: list[tuple[str, bytes]], version: int, board: dict[str, Any],
-          pad_to: int | None = None) -> bytes:  # fmt: skip
-    """Header + tree; with pad_to, a PAD_PATH asset makes the app exactly that size."""
+          pad_to: int | None = None, precompile: bool = True) -> bytes:  # fmt: skip
+    """Header + tree; modules precompiled to .mpy (as a board ships them; main.py stays
+    source) unless precompile is False; with pad_to, a PAD_PATH asset makes the app
+    exactly that size."""
+    if precompile:
+        files = mpycross.compile_tree(files)
     if pad_to is not None:
         bare = HEADER_LEN + len(pack_tree(files)) + 6 + len(PAD_PATH)
         if pad_to < bare:
