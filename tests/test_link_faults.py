@@ -8,6 +8,8 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from hanota import paths
@@ -88,3 +90,32 @@ def test_a_transfer_stopped_before_the_end_reports_old_app_intact_and_staged_byt
     assert r["healed"] and not r["completed"], r
     assert r["running"] == plan.factory_version and r["bytes_wrong"] == 0, r
     assert r["staged_fragments"] >= 1 and r["bytes_checked"] > 60_000, r
+
+
+@pytest.mark.xfail(strict=True, reason="hub defect found by the campaign (dup-5% seed 2): a "
+                   "duplicated Upgrade End Request REQUIRE_MORE_IMAGE (same link and ZCL "
+                   "sequence numbers) holds the next fragment too; on the last one the hub "
+                   "fails the transfer 'device asked for more than N files'")  # fmt: skip
+def test_hub_ignores_a_duplicated_upgrade_end_request():
+    from hanota.rig import factory
+    from otaclient import link, zcl
+    from test_hub_core import Rig, make_hub
+
+    imgs = factory.Images(Path(tempfile.mkdtemp(prefix="dup-")))
+    frag3 = imgs.build(0x02000000, board="sim-ppmid", size=3 * 4096 + 100, max_size=4600)
+    ident, rec = factory.device("sim-ppmid", ["supplier-a"], seed="dup", short_addr=5)
+    hub = make_hub()
+    hub.enrol(rec)
+
+    async def go():
+        async with Rig(hub, (ident, rec)) as rig:
+            hub.submit("supplier-a", [rec["eui64"]], frag3)
+            rsp = await rig.client.query()
+            await rig.client.fetch(rsp)
+            end = zcl.UpgradeEndReq(zcl.REQUIRE_MORE_IMAGE, rsp.mfr, rsp.image_type, rsp.version)
+            frame = link.encode(rec["short_addr"], 0, 200, zcl.encode_command(end, 200))
+            rig.client.send_raw(frame + frame)  # the line duplicated the frame
+            await asyncio.sleep(0.3)
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+    assert hub.transfer(rec["eui64"]).held == {0}

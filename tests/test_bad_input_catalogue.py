@@ -1,0 +1,577 @@
+"""QUALITY.md's bad-input list, one test per item, through the real interfaces: the host
+tool (`hanota image verify/inspect`), hub submission, the agent on the fake board against
+the CH double (CPython), the agent under MicroPython, and a sim board over its HAN pty.
+Each asserts the error code or ZCL status and that flash, staged progress and the hub's
+inventory did not change. Existing tests are called, not copied (module.test_x(...));
+docs/reliability.md has the table item -> interface -> status -> test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+
+import agent_util as U
+import pytest
+import test_agent as TA
+import test_client_badinput as CB
+import test_hub_core as HC
+import test_hub_resilience as HR
+import test_image_cli as IC
+import test_image_verifier as IV
+import test_reassembly as RA
+import test_rig_sim as RS
+from fakes import fake_app
+from hanota import paths
+from hanota.board import defs
+from hanota.hub import HubError
+from hanota.image import keys
+from hanota.rig import simboards
+from hanota.rig.factory import Images
+from hanota.sim.runner import SimBoard
+from mpy_agent import run_agent_mpy
+from otaclient import link, zcl
+
+# hub fixtures (a sim-ppmid device record and signed images), reused from the hub tests
+from test_hub_core import dev, frag2, imgs  # noqa: F401
+
+V2 = CB.V2  # the fake board runs U.V1; images below are V2 unless said otherwise
+INVALID = zcl.INVALID_IMAGE
+
+
+# --- the three interfaces, once each ----------------------------------------------------
+
+
+def good() -> bytes:
+    """One signed single-file image for the fake board (= sim-ppmid's mfr/type/hw)."""
+    return CB._one()[0]
+
+
+def patch(data: bytes, off: int, fmt: str, value) -> bytes:
+    return IV.patch(data, off, fmt, value)
+
+
+def verify_code(tmp_path, data: bytes, *extra: str, key=None) -> str:
+    """`hanota image verify FILE --pubkey P`: non-zero exit; the code it names."""
+    f, pub = tmp_path / "in.zigbee", tmp_path / "pub.pem"
+    f.write_bytes(data)
+    pub.write_bytes(keys.public_pem((key or U.mkey()).public_key()))
+    res = IC.hanota("verify", f, "--pubkey", pub, *extra, ok=False)
+    assert res.returncode != 0, res.stdout
+    line = [x for x in res.stdout.splitlines() if x.startswith(f"{f}: ")]
+    assert len(line) == 1, res.stdout
+    return line[0][len(f"{f}: ") :].split(" ")[0]
+
+
+def inspect_error(tmp_path, data: bytes) -> str:
+    """`hanota image inspect FILE`: exit 2 and one clear error line (no traceback)."""
+    f = tmp_path / "in.zigbee"
+    f.write_bytes(data)
+    res = IC.hanota("inspect", f, ok=False)
+    assert res.returncode == 2 and res.stdout == "", res
+    return res.stderr.strip()
+
+
+def hub_refuses(tmp_path, record, files: list[bytes], match: str) -> None:
+    """Hub submission refused as a whole; no transfer, inventory unchanged."""
+    hub = HC.make_hub()
+    hub.enrol(record)
+    before = hub.inventory()
+    paths_ = []
+    for i, data in enumerate(files):
+        p = tmp_path / f"sub{i}.zigbee"
+        p.write_bytes(data)
+        paths_.append(p)
+    with pytest.raises(HubError, match=match):
+        hub.submit("supplier-a", [record["eui64"]], paths_)
+    assert hub.state.active(record["eui64"]) is None
+    assert hub.inventory() == before and not hub.state.transfers
+
+
+def device_refuses(tmp_path, data: bytes, status: int = INVALID):
+    """The agent (fake board, CH double) ends the file with `status`; nothing written."""
+    port, dbl = CB._board(tmp_path, [data])
+    return CB._refused_cleanly(port, dbl, status)
+
+
+def device_refuses_after_streaming(tmp_path, data: bytes) -> None:
+    """The agent finds the defect only at the end of the file (TRUNCATED, TRAILING_DATA):
+    INVALID_IMAGE, progress and agent state unchanged, every sector it wrote erased back.
+    (Refusing before the first write is what QUALITY.md asks: the strict xfail below.)"""
+    port, dbl = CB._board(tmp_path, [data])
+    snapshot = (port.store.get("progress.json"), port.store.get("agent.json"))
+    CB.H.run(port, lambda a: CB._ends(dbl) and a.client.st == 0)
+    assert CB._ends(dbl) == [INVALID]
+    assert (port.store.get("progress.json"), port.store.get("agent.json")) == snapshot
+    written = {op[1] for op in port.oplog if op[0] == "write"}
+    for off in written:
+        buf = bytearray(4096)
+        port.read(off, buf)
+        assert buf == b"\xff" * 4096, off
+    assert port.running_version() == U.V1 and not port.pending
+
+
+def device_ignores_offer(tmp_path, files: list[bytes]) -> None:
+    """The offer is not even fetched: no block asked, no flash or store operation."""
+    port, dbl = CB._board(tmp_path, files)
+    CB.H.run(port, lambda a: port.clock > 20_000)
+    assert dbl.bytes == 0 and CB._ends(dbl) == [] and port.ops == 0
+    assert port.store.get("progress.json") is None and port.running_version() == U.V1
+
+
+# --- the agent under MicroPython: every file-level defect in one run, then a good image --
+
+MPY_CASES = [
+    "wrong_magic",
+    "header_version",
+    "header_length",
+    "size_mismatch",
+    "truncated",
+    "trailing_junk",
+    "unknown_key",
+    "tampered",
+    "other_signature",
+    "counter_lower",
+]
+
+
+def bad_files() -> dict[str, bytes]:
+    f = good()
+    other = U.images(fake_app(V2, 20_000, seed=7), V2)[0]
+    return {
+        "wrong_magic": patch(f, 0, "<I", 0x0BEEF11F),
+        "header_version": patch(f, 4, "<H", 0x0200),
+        "header_length": patch(f, 6, "<H", 61),
+        "size_mismatch": patch(f, 52, "<I", len(f) + 4),
+        "truncated": f[:-100],
+        "trailing_junk": f + b"junk",
+        "unknown_key": CB._one(key=keys.generate())[0],
+        "tampered": f[:5000] + bytes([f[5000] ^ 0x10]) + f[5001:],
+        "other_signature": f[:-64] + other[-64:],
+        "counter_lower": CB._one(counter=4)[0],
+    }
+
+
+@pytest.fixture(scope="module")
+def mpy_ends(tmp_path_factory):
+    """End statuses the MicroPython agent sent, file by file, and a good image last."""
+    files = bad_files()
+    store = U.store(extra={"agent.json": {"sec_counter": 5}})
+    last = CB._one(counter=5)
+    r = run_agent_mpy(tmp_path_factory.mktemp("mpy"), [files[k] for k in MPY_CASES] + last,
+                      store, V2, heap="256k", measure=False)  # fmt: skip
+    ends = [e[1] for e in r["events"] if e[0] == "end"]
+    assert ends[-1] == zcl.SUCCESS and len(ends) == len(MPY_CASES) + 1, ends
+    return dict(zip(MPY_CASES, ends, strict=False))
+
+
+# --- a sim board (the MicroPython agent on the simulated flash) over its HAN pty ---------
+
+
+class SimHan:
+    """A started sim board whose HAN pty the test talks to as the CH would."""
+
+    def __init__(self, d):
+        imgs_ = Images(d / "keys")
+        simboards.fresh(d / "b", "sim-ppmid", factory_version=U.V1, trust=[imgs_.pub_path],
+                        suppliers=["supplier-a"], seed=str(d))  # fmt: skip
+        # no spontaneous re-queries during the test: every query is an answer to us
+        cfg = {"agent_config.json": json.dumps({"retry_s": 3600}).encode()}
+        simboards.write_store(d / "b", defs.load("sim-ppmid"), cfg)
+        self.sim = SimBoard(d / "b").start()
+        self.sim.wait_for("boot", timeout=30)
+        self.fd = os.open(self.sim.han_path, os.O_RDWR | os.O_NOCTTY)
+        self.dec = link.Decoder()
+        assert self.wait(lambda f: f[1] == zcl.QUERY_NEXT_IMAGE_REQ, 30), "no boot query"
+        time.sleep(0.5)
+
+    def frames(self, timeout: float):
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                self.dec.feed(os.read(self.fd, 4096))
+                while (fr := self.dec.next()) is not None:
+                    src, dst, _seq, payload = fr
+                    cmd, zseq, _s2c, _mfr, body = zcl.decode_frame(payload)
+                    yield dst, cmd, zseq, body
+
+    def wait(self, pred, timeout: float):
+        for f in self.frames(timeout):
+            if pred(f):
+                return f
+        return None
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def close(self):
+        os.close(self.fd)
+        self.sim.stop()
+
+
+@pytest.fixture(scope="module")
+def han(tmp_path_factory):
+    if not (paths.FIRMWARE / "main.py").is_file():
+        pytest.skip("the agent is not built")
+    h = SimHan(tmp_path_factory.mktemp("simhan"))
+    yield h
+    h.close()
+
+
+def notify_frame(src: int = 0, dst: int = 1, seq: int = 3) -> bytes:
+    z = zcl.encode_frame(zcl.IMAGE_NOTIFY, seq, zcl.encode_image_notify(0, 100), True)
+    return link.encode(src, dst, seq, z)
+
+
+def is_query(f) -> bool:
+    return f[1] == zcl.QUERY_NEXT_IMAGE_REQ
+
+
+def answered_query(han, data: bytes, timeout: float = 1.5) -> bool:
+    han.send(data)
+    return han.wait(is_query, timeout) is not None
+
+
+# --- the catalogue ------------------------------------------------------------------------
+
+
+def test_wrong_magic(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["wrong_magic"]
+    assert verify_code(tmp_path, bad) == "BAD_MAGIC"
+    assert "BAD_MAGIC" in inspect_error(tmp_path, bad)
+    hub_refuses(tmp_path, dev[1], [bad], "malformed OTA file: BAD_MAGIC")
+    device_refuses(tmp_path, bad)
+    assert mpy_ends["wrong_magic"] == INVALID
+
+
+def test_wrong_header_version(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["header_version"]
+    assert verify_code(tmp_path, bad) == "BAD_HEADER_VERSION"
+    assert "BAD_HEADER_VERSION" in inspect_error(tmp_path, bad)
+    hub_refuses(tmp_path, dev[1], [bad], "BAD_HEADER_VERSION")
+    device_refuses(tmp_path, bad)
+    assert mpy_ends["header_version"] == INVALID
+
+
+def test_wrong_header_length(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["header_length"]
+    assert verify_code(tmp_path, bad) == "BAD_HEADER_LENGTH"
+    assert "BAD_HEADER_LENGTH" in inspect_error(tmp_path, bad)
+    hub_refuses(tmp_path, dev[1], [bad], "BAD_HEADER_LENGTH")
+    device_refuses(tmp_path, bad)
+    assert mpy_ends["header_length"] == INVALID
+
+
+def test_total_size_not_file_length(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["size_mismatch"]
+    assert verify_code(tmp_path, bad) == "SIZE_MISMATCH"
+    hub_refuses(tmp_path, dev[1], [bad], "malformed OTA file: SIZE_MISMATCH")
+    device_refuses(tmp_path, bad)
+    assert mpy_ends["size_mismatch"] == INVALID
+
+
+def test_truncated_file(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["truncated"]
+    assert verify_code(tmp_path, bad) == "TRUNCATED"
+    assert verify_code(tmp_path, bad[:30]) == "TRUNCATED"  # not even a whole header
+    hub_refuses(tmp_path, dev[1], [bad], r"header total size \d+ != file length")
+    device_refuses_after_streaming(tmp_path, bad)
+    assert mpy_ends["truncated"] == INVALID
+
+
+@pytest.mark.xfail(strict=True, reason="agent defect: the Query Next Image Response's "
+                   "imageSize is not compared with the OTA header's total size, so a file "
+                   "shorter or longer than its header streams its payload into the update "
+                   "slot (4 sector writes for 20 kB) before TRUNCATED/TRAILING_DATA at the "
+                   "end, then erases back; QUALITY.md: nothing on flash changes")  # fmt: skip
+@pytest.mark.parametrize("case", ["truncated", "trailing_junk"])
+def test_truncated_or_padded_file_is_refused_before_any_flash_write(tmp_path, case):
+    device_refuses(tmp_path, bad_files()[case])
+
+
+def test_trailing_junk(tmp_path, dev, mpy_ends):  # noqa: F811
+    bad = bad_files()["trailing_junk"]
+    assert verify_code(tmp_path, bad) == "TRAILING_DATA"
+    hub_refuses(tmp_path, dev[1], [bad], r"header total size \d+ != file length")
+    device_refuses_after_streaming(tmp_path, bad)
+    assert mpy_ends["trailing_junk"] == INVALID
+
+
+def test_oversized_fragment_over_750kB(tmp_path, dev, imgs):  # noqa: F811
+    big = U.images(fake_app(V2, 760_000), V2, max_size=800_000)
+    assert len(big) == 1 and len(big[0]) > 750_000
+    assert verify_code(tmp_path, big[0]) == "TOO_LARGE"
+    HC.test_file_over_750000_bytes_is_refused(tmp_path, dev, imgs)
+    device_ignores_offer(tmp_path, big)  # offer size > 750,000: not fetched at all
+
+
+def test_wrong_manufacturer_code_or_image_type(tmp_path, dev, frag2, imgs):  # noqa: F811
+    f = good()
+    assert verify_code(tmp_path, f, "--manufacturer", "0x4321") == "WRONG_MANUFACTURER"
+    assert verify_code(tmp_path, f, "--image-type", "0x0083") == "WRONG_IMAGE_TYPE"
+    HC.test_submission_refused_with_clear_error(tmp_path, dev, frag2, imgs, "type", "image type")
+    hub_refuses(tmp_path, dev[1], CB._one(mfr=0x4321), "image manufacturer 0x4321")
+    CB.test_wrong_manufacturer_or_type_offer_is_ignored(tmp_path)
+
+
+def test_hardware_version_outside_min_max(tmp_path, dev, imgs):  # noqa: F811
+    assert verify_code(tmp_path, good(), "--hw-version", "0x0200") == "HW_MISMATCH"
+    HC.test_hardware_mismatch_alerts_reason_2(dev, imgs)
+    CB.test_refused_before_any_payload_byte(tmp_path, {"hw": (0x0200, 0x0300)})
+
+
+def test_signature_by_an_unknown_key(tmp_path, capsys, images, mpy_ends):
+    assert verify_code(tmp_path, bad_files()["unknown_key"]) == "UNKNOWN_KEY"
+    (tmp_path / "dev").mkdir()
+    CB.test_refused_before_any_payload_byte(tmp_path / "dev", {"key": keys.generate()})
+    assert mpy_ends["unknown_key"] == INVALID
+    (tmp_path / "sim").mkdir()  # a sim board through the hub: INVALID_IMAGE, still V1
+    capsys.readouterr()
+    RS.test_rig_update_image_from_untrusted_key_is_rejected(capsys, tmp_path / "sim", images)
+
+
+def test_tampered_byte_anywhere(tmp_path, mpy_ends):
+    f = good()
+    n = len(f)
+    # header, header fields, manifest, payload start/middle/end, signature r and s
+    for i, pos in enumerate([0, 5, 9, 12, 30, 53, 58, 61, 100, 139, 140, n // 2, n - 65,
+                             n - 64, n - 33, n - 1]):  # fmt: skip
+        b = bytearray(f)
+        b[pos] ^= 1 << (i % 8)
+        assert verify_code(tmp_path, bytes(b)) != "OK", pos
+    IV.test_every_single_byte_flip_of_a_small_file_is_caught()  # every byte, verifier
+    CB.test_tampered_payload_byte_is_refused_and_erased_back(tmp_path)
+    assert mpy_ends["tampered"] == INVALID
+
+
+def test_valid_signature_over_a_different_image(tmp_path, mpy_ends):
+    assert verify_code(tmp_path, bad_files()["other_signature"]) == "INVALID_SIGNATURE"
+    IV.test_valid_signature_over_a_different_image_is_refused()
+    CB.test_valid_signature_over_a_different_image(tmp_path)
+    assert mpy_ends["other_signature"] == INVALID
+
+
+def test_downgrade_or_replayed_old_image(tmp_path):
+    (tmp_path / "replay").mkdir()
+    CB.test_downgrade_and_replay_offers_are_ignored(tmp_path / "replay")  # = running version
+    older = U.V1 - 1
+    (tmp_path / "down").mkdir()
+    device_ignores_offer(tmp_path / "down", U.images(fake_app(older, 20_000), older))
+    (tmp_path / "manifest").mkdir()  # the CH offers V2 but the file inside says older
+    port, dbl = CB._board(tmp_path / "manifest", U.images(fake_app(older, 20_000), older))
+    dbl.files[0].version = V2
+    CB._refused_cleanly(port, dbl)
+
+
+def test_security_counter_lower_than_stored(tmp_path, mpy_ends):
+    CB.test_refused_before_any_payload_byte(tmp_path, {"counter": 4})  # stored 5
+    assert mpy_ends["counter_lower"] == INVALID
+
+
+def test_fragment_from_another_image(tmp_path, dev):  # noqa: F811
+    a = U.images(fake_app(V2, 100_000), V2, max_size=40_000)
+    v3 = V2 + 1
+    b = U.images(fake_app(v3, 100_000), v3, max_size=40_000)
+    files = []
+    for i, data in enumerate((a[0], b[1], a[2])):
+        p = tmp_path / f"mix{i}.zigbee"
+        p.write_bytes(data)
+        files.append(p)
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(keys.public_pem(U.mkey().public_key()))
+    res = IC.hanota("verify", *files, "--pubkey", pub, ok=False)
+    assert res.returncode != 0 and f"{files[1]}: BAD_FRAGMENT from another image" in res.stdout
+    hub_refuses(tmp_path, dev[1], [a[0], b[1], a[2]], "not from the same image")
+    (tmp_path / "dev").mkdir()
+    CB.test_fragment_of_an_older_image_leaves_progress_alone(tmp_path / "dev")
+
+
+@pytest.mark.xfail(strict=True, reason="hub: a fragment of another build with the same "
+                   "version, count and total is accepted (store.check_set compares no "
+                   "firmware SHA-256); the device refuses it later (INVALID_IMAGE)")  # fmt: skip
+def test_fragment_from_another_build_of_the_same_version_at_the_hub(tmp_path, dev):  # noqa: F811
+    a = U.images(fake_app(V2, 100_000, seed=1), V2, max_size=40_000)
+    b = U.images(fake_app(V2, 100_000, seed=2), V2, max_size=40_000)
+    hub_refuses(tmp_path, dev[1], [a[0], b[1], a[2]], "same image")
+
+
+def test_duplicate_or_overlapping_fragment(tmp_path, dev):  # noqa: F811
+    fr = U.images(fake_app(V2, 100_000), V2, max_size=40_000)
+    hub_refuses(tmp_path, dev[1], [fr[0], fr[0], fr[1], fr[2]], "do not form the set")
+    paths_ = []
+    for i, data in enumerate(fr + [fr[1]]):
+        p = tmp_path / f"d{i}.zigbee"
+        p.write_bytes(data)
+        paths_.append(p)
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(keys.public_pem(U.mkey().public_key()))
+    res = IC.hanota("verify", *paths_, "--pubkey", pub, ok=False)
+    assert res.returncode != 0 and "duplicate" in res.stdout
+    (tmp_path / "dup").mkdir()  # over the link: skipped after its manifest, no re-write
+    TA.test_duplicate_fragment_is_skipped_after_its_manifest(
+        tmp_path / "dup", U.images(fake_app(V2, 300_000), V2, max_size=120_000, counter=3)
+    )
+    (tmp_path / "overlap").mkdir()  # reassembly refuses an overlapping range
+    RA.test_overlapping_or_foreign_fragments_are_refused(tmp_path / "overlap")
+
+
+def test_fragment_offset_beyond_total(tmp_path, dev):  # noqa: F811
+    bad = IV._manifest_edit(IV.SMALL_FILE, 36, "<I", 4096)  # signed, offset past the end
+    assert verify_code(tmp_path, bad, key=IV.KEY) == "BAD_FRAGMENT"
+    hub_refuses(tmp_path, dev[1], [bad], "BAD_FRAGMENT: offset beyond total")
+    IV.test_fragment_descriptor_defects_are_bad_fragment()
+    CB.test_offset_beyond_total_is_refused(tmp_path)
+
+
+def _wrong_offset_blocks(tmp_path) -> int:
+    """Serve the file with an extra Image Block Response at offset+7 before each real
+    answer; the update must still end with the right image (slot digest verified before
+    SUCCESS), none of them used."""
+    port, dbl = CB._board(tmp_path, [good()])
+    real, injected = dbl._blocks, [0]
+
+    def mangled(offset, max_size, span):
+        out = real(offset, max_size, span)
+        f = dbl.current()
+        if injected[0] < 20 and f is not None:
+            p = zcl.encode_image_block_rsp(0, f.mfr, f.type, f.version, offset + 7, b"x" * 10)
+            injected[0] += 1
+            out = [(zcl.IMAGE_BLOCK_RSP, p, None)] + out
+        return out
+
+    dbl._blocks = mangled
+    CB.H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
+    assert [e[1] for e in dbl.events if e[0] == "end"] == [zcl.SUCCESS]
+    return injected[0]
+
+
+def test_block_at_wrong_offset(tmp_path):
+    assert _wrong_offset_blocks(tmp_path) >= 5
+
+
+def test_block_larger_than_asked(tmp_path):
+    (tmp_path / "small").mkdir()
+    store = U.store(extra={"agent_config.json": {"max_block": 64}})
+    port, dbl = CB._board(tmp_path / "small", [good()], store)
+    asked = []
+    real = dbl._blocks
+
+    def bigger(offset, max_size, span):
+        asked.append(max_size)
+        out = real(offset, max_size, span)
+        f = dbl.current()
+        p = zcl.encode_image_block_rsp(0, f.mfr, f.type, f.version, offset,
+                                       b"y" * (max_size + 1))  # fmt: skip
+        return [(zcl.IMAGE_BLOCK_RSP, p, None)] + out
+
+    dbl._blocks = bigger
+    CB.H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
+    assert asked and max(asked) == 64  # every request got a 65-byte block first
+    CB.test_blocks_at_wrong_offset_or_larger_than_asked_are_ignored(tmp_path)
+
+
+def test_frames_with_bad_crc(han):
+    ops = han.sim.ops
+    good_ = notify_frame()
+    bad = bytearray(good_)
+    bad[-3] ^= 0x01  # a CRC byte (before the delimiter): COBS still valid, CRC wrong
+    assert not answered_query(han, bytes(bad))
+    assert answered_query(han, good_)  # the same frame intact is answered
+    assert han.sim.ops == ops
+
+
+def test_oversize_frames(han):
+    ops = han.sim.ops
+    good_ = notify_frame()
+    oversize = bytes(range(1, 250)) * 2 + good_  # 498 bytes before the delimiter
+    assert not answered_query(han, oversize)
+    assert answered_query(han, good_)
+    assert han.sim.ops == ops
+
+
+def test_unknown_commands(tmp_path, han, dev, frag2):  # noqa: F811
+    ops = han.sim.ops
+    z = zcl.encode_frame(0x42, 77, b"\x01\x02", True)
+    han.send(link.encode(0, 1, 9, z))
+    f = han.wait(lambda f: f[1] == zcl.DEFAULT_RSP and f[2] == 77, 3)
+    assert f is not None and zcl.decode_default_rsp(f[3]) == (0x42, zcl.UNSUP_CLUSTER_COMMAND)
+    assert han.sim.ops == ops
+    CB.test_unknown_command_gets_unsup_cluster_command(tmp_path)
+    HR.test_garbage_and_malformed_zcl_get_errors_not_a_crash(dev, frag2)  # at the hub
+
+
+def test_commands_from_a_node_other_than_the_bound_ch(tmp_path, han):
+    """R4: the banned local/HHT path. A notify from 0x0042 gets NOT_AUTHORIZED and no
+    query; the same notify from the CH (0x0000) gets a query."""
+    ops = han.sim.ops
+    han.send(notify_frame(src=0x0042, seq=55))
+    got = list(han.frames(1.5))
+    assert not [f for f in got if is_query(f)], got
+    deny = [f for f in got if f[1] == zcl.DEFAULT_RSP]
+    assert deny and deny[0][0] == 0x0042
+    assert zcl.decode_default_rsp(deny[0][3]) == (zcl.IMAGE_NOTIFY, zcl.NOT_AUTHORIZED)
+    assert answered_query(han, notify_frame(src=0))
+    assert han.sim.ops == ops
+    CB.test_foreign_node_is_not_authorized_and_reaches_nothing(tmp_path)
+
+
+def test_upgrade_end_response_for_another_image(tmp_path):
+    CB.test_upgrade_end_response_for_another_image_is_ignored(tmp_path)
+
+
+def test_upgrade_time_in_the_past(tmp_path):
+    # current_time 1, upgrade_time 5 (ZigBee seconds in 2000): activates at once
+    TA.test_upgrade_time_relative_absolute_and_past(tmp_path, 1, 5, 0)
+
+
+def test_wait_for_data_storms(tmp_path):
+    TA.test_wait_for_data_storm_keeps_waiting(tmp_path)  # 200 in a row, then the image
+    # on sim boards through the hub: tests/test_link_faults.py (class wfd-storm)
+
+
+def test_every_item_of_quality_md_has_a_test():
+    doc = paths.ROOT.parent / "shared" / "design" / "QUALITY.md"
+    if not doc.is_file():
+        pytest.skip("../shared/design/QUALITY.md is not beside this checkout")
+    text = doc.read_text()
+    para = text.split("## Bad input", 1)[1].split("\n", 1)[1].split("Parsers are fuzzed")[0]
+    items = [i.strip().rstrip(".") for i in para.replace("\n", " ").split(",")]
+    names = {n for n in globals() if n.startswith("test_")}
+    assert len(items) == 26, items
+    assert len([n for n in names if n in CATALOGUE.values()]) == 26
+    assert set(CATALOGUE) == set(items), set(items) ^ set(CATALOGUE)
+
+
+CATALOGUE = {
+    "Wrong magic": "test_wrong_magic",
+    "header version": "test_wrong_header_version",
+    "header length": "test_wrong_header_length",
+    "total size ≠ file length": "test_total_size_not_file_length",
+    "truncated file": "test_truncated_file",
+    "trailing junk": "test_trailing_junk",
+    "oversized fragment (> 750 kB)": "test_oversized_fragment_over_750kB",
+    "wrong manufacturer code or image type": "test_wrong_manufacturer_code_or_image_type",
+    "hardware version outside min/max": "test_hardware_version_outside_min_max",
+    "signature by an unknown key": "test_signature_by_an_unknown_key",
+    "tampered byte anywhere": "test_tampered_byte_anywhere",
+    "valid signature over a different image": "test_valid_signature_over_a_different_image",
+    "downgrade or replayed old image": "test_downgrade_or_replayed_old_image",
+    "security counter lower than stored": "test_security_counter_lower_than_stored",
+    "fragment from another image": "test_fragment_from_another_image",
+    "duplicate or overlapping fragment": "test_duplicate_or_overlapping_fragment",
+    "fragment offset beyond total": "test_fragment_offset_beyond_total",
+    "block at wrong offset": "test_block_at_wrong_offset",
+    "block larger than asked": "test_block_larger_than_asked",
+    "frames with bad CRC": "test_frames_with_bad_crc",
+    "oversize frames": "test_oversize_frames",
+    "unknown commands": "test_unknown_commands",
+    "commands from a node other than the bound CH (the banned local/HHT path)": (
+        "test_commands_from_a_node_other_than_the_bound_ch"
+    ),
+    "Upgrade End Response for another image": "test_upgrade_end_response_for_another_image",
+    "upgrade time in the past": "test_upgrade_time_in_the_past",
+    "WAIT_FOR_DATA storms": "test_wait_for_data_storms",
+}
