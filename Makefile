@@ -11,9 +11,10 @@ PORT   ?=
 FIRMWARE ?=
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+SWEEP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-quick lint bench fuzz flash deploy sim monitor lock clean
+.PHONY: help setup demo test test-quick lint bench sweep fuzz flash deploy sim monitor lock clean
 
 help: ## list the targets
 	@echo "hanota make targets:"
@@ -41,6 +42,9 @@ lint: $(STAMP) ## ruff check and format check
 
 bench: $(STAMP) ## measure speed, memory and fleet figures; writes docs/benchmarks.md
 	$(HANOTA) bench --out docs/benchmarks.md
+
+sweep: $(STAMP) ## power-cut sweep: cut at every flash op of fragmented updates (SWEEP_ARGS=...)
+	$(BIN)/python -m hanota.sweep $(SWEEP_ARGS)
 
 fuzz: $(STAMP) ## run each fuzz target for FUZZ_SECONDS (installs atheris)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-fuzz.txt

@@ -34,7 +34,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=12, help="random runs of multi and half")
     p.add_argument("--size", type=int, default=300_000, help="new app bytes")
     p.add_argument("--max-size", type=int, default=80_000, help="OTA file (fragment) limit")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per run")
+    p.add_argument("--timeout", type=float, default=20.0, help="seconds per run")
     p.add_argument("--watchdog-ms", type=int, default=3000, help="crashing app's trial watchdog")
     p.add_argument("--workdir", type=Path, default=BUILD / "sweep", help="wiped first")
     p.add_argument("--keep", action="store_true", help="keep every run's board and hub")

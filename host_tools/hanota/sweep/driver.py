@@ -27,7 +27,7 @@ class Options:
     runs: int = 12  # multi-cut runs ("multi"), power-cycle runs ("half")
     size: int = 300_000  # new app bytes
     max_size: int = 80_000  # OTA file (fragment) limit
-    timeout: float = 30.0  # per run: hub settling; a dropped activation waits this long
+    timeout: float = 20.0  # per run: hub settling; a dropped activation waits this long
     watchdog_ms: int = 3000  # trial-boot watchdog for the crashing app (board: 20 s)
     keep: bool = False
     argv: list[str] = field(default_factory=list)

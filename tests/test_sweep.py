@@ -1,0 +1,225 @@
+"""The power-cut sweep (hanota.sweep): the quick subset end to end on sim boards with the
+real MicroPython agent, and the invariant checker fed good and bad outcomes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from hanota import paths
+from hanota.sweep import invariants, plan
+from hanota.sweep.updates import UPDATES
+
+LAST = re.compile(r"^sweep: (\d+) cuts tried, (\d+) survived, (\d+) flash operations$")
+V1, V2 = 0x01000000, 0x02000000
+OLD, NEW = "aa" * 32, "bb" * 32
+
+sim = pytest.mark.skipif(
+    not (paths.FIRMWARE / "main.py").is_file(), reason="the agent (firmware/main.py) is not built"
+)
+
+
+def sweep(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "hanota.sweep", "--workdir", str(tmp_path / "sweep"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+
+@sim
+@pytest.mark.sim
+def test_quick_sweep_every_update_survives(tmp_path):
+    res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "25")
+    doc = json.loads(res.stdout)  # exactly one JSON document
+    assert res.returncode == 0, (res.stderr[-3000:], doc["failures"])
+    last = res.stderr.strip().splitlines()[-1]
+    m = LAST.match(last)
+    assert m and last == doc["line"], last
+    assert "\x1b" not in res.stderr
+    tried, survived, ops = map(int, m.groups())
+    assert (tried, survived) == (doc["tried"], doc["survived"]) and tried == survived >= 8
+    u = doc["updates"]
+    assert set(u) == set(UPDATES)
+    assert ops == u["plain"]["ops"] + u["compressed"]["ops"] + u["rollback"]["ops"]
+    assert u["plain"]["fragments"] >= 3 and u["compressed"]["fragments"] >= 3
+    assert u["compressed"]["compressed"] and not u["plain"]["compressed"]
+    assert 100 < u["plain"]["ops"] < 1000, u["plain"]["ops"]  # sector-buffered writes
+    assert u["half"]["ops"] == 0 and u["half"]["outcomes"] == {"refused": u["half"]["tried"]}
+    assert {"transfer", "activation", "trial boot"} <= set(u["plain"]["by_phase"])
+    assert "rollback" in u["rollback"]["by_phase"]
+    assert u["rollback"]["reference"]["outcome"] == "rolled-back"
+    assert doc["power_cuts"] >= tried - u["half"]["tried"] and doc["power_cycles"] >= 1
+    assert doc["heap"]  # the board's own heap, whatever it is
+
+
+@sim
+@pytest.mark.sim
+def test_sweep_without_json_ends_with_the_summary_line(tmp_path):
+    res = sweep(tmp_path, "--update", "half", "--runs", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.strip().splitlines()
+    assert lines and lines[-1] == "sweep: 2 cuts tried, 2 survived, 0 flash operations"
+
+
+@sim
+@pytest.mark.sim
+def test_a_run_that_does_not_finish_fails_the_sweep(tmp_path):
+    res = sweep(tmp_path, "--update", "plain:1", "--timeout", "0.01", "--json")
+    doc = json.loads(res.stdout)
+    assert res.returncode == 1 and not doc["ok"]
+    assert doc["failures"] and doc["survived"] < doc["tried"] + 1
+    fail = doc["failures"][0]
+    assert fail["outcome"] == "stuck" and "finished_or_stopped_cleanly" in fail["failed"]
+    assert fail["repro"].startswith("python -m hanota.sweep")
+    assert LAST.match(res.stderr.strip().splitlines()[-1])
+
+
+def test_unknown_update_is_a_usage_error(tmp_path):
+    res = sweep(tmp_path, "--update", "nosuch")
+    assert res.returncode == 2 and "unknown update" in res.stderr
+
+
+# --- the invariant checker ----------------------------------------------------------------
+
+EXPECT = {"old_version": V1, "new_version": V2, "new_sha": NEW, "sizes": [78000, 78000, 60000],
+          "outcomes": ["updated", "rolled-back", "not-activated"], "cuts": [40],
+          "min_cycles": 0, "untouched": False}  # fmt: skip
+
+
+def good() -> dict:
+    """The facts of a run cut at op 40 that resumed and activated the new image."""
+    return {
+        "error": None, "timed_out": False, "old": {"version": V1, "sha": OLD},
+        "boots": [{"slot": "ota_0", "version": V1, "trial": False},
+                  {"slot": "ota_0", "version": V1, "trial": False},
+                  {"slot": "ota_1", "version": V2, "trial": True}],
+        "bad_events": [], "halted": None, "power_cuts": 1, "power_cycles": 0, "ops": 230,
+        "running": {"slot": 1, "version": V2},
+        "running_app": {"version": V2, "sha": NEW},
+        "next_boot": {"slot": 1, "version": V2, "trial": False},
+        "reported": V2, "transfer": "closed", "sent": 216000 + 50000,
+        "activation": "success", "alerts_pending": 0,
+    }  # fmt: skip
+
+
+def failed(facts: dict, exp: dict = EXPECT) -> set[str]:
+    return {k for k, v in invariants.check(facts, exp).items() if v is not None}
+
+
+def bad(**changes) -> dict:
+    f = copy.deepcopy(good())
+    for k, v in changes.items():
+        f[k] = v
+    return f
+
+
+def test_a_good_run_passes_every_invariant():
+    assert failed(good()) == set()
+    assert invariants.outcome(good()) == "updated"
+
+
+@pytest.mark.parametrize(
+    "facts,broken",
+    [
+        (bad(running_app={"version": V2, "sha": "cc" * 32}), "old_or_new_never_a_mix"),
+        (bad(running_app={"error": "app hash mismatch"}), "boots_verified_image"),
+        (bad(boots=[{"slot": "ota_1", "version": 0x01500000, "trial": True}]),
+         "old_or_new_never_a_mix"),
+        (bad(old={"error": "not a sim app"}), "old_or_new_never_a_mix"),
+        (bad(reported=V1), "reported_matches_running"),
+        (bad(reported=None), "reported_matches_running"),
+        (bad(bad_events=[{"event": "bad_app", "slot": "ota_1"}]), "boots_verified_image"),
+        (bad(halted="no bootable app"), "boots_verified_image"),
+        (bad(next_boot={"error": "no bootable app"}), "boots_verified_image"),
+        (bad(next_boot={"slot": 0, "version": V1, "trial": False}), "boots_verified_image"),
+        (bad(next_boot={"slot": 1, "version": V2, "trial": True}), "boots_verified_image"),
+        (bad(activation="none", transfer="closed"), "version_matches_outcome"),
+        (bad(activation="failure"), "version_matches_outcome"),
+        (bad(sent=216000 + 78000 + 4096 + 1), "resume_loses_at_most_one_fragment"),
+        (bad(timed_out=True, error="timed out", transfer="transferring", activation="none",
+             running={"slot": 0, "version": V1}, reported=V1,
+             running_app={"version": V1, "sha": OLD},
+             next_boot={"slot": 0, "version": V1, "trial": False}),
+         "finished_or_stopped_cleanly"),
+        (bad(alerts_pending=2), "finished_or_stopped_cleanly"),
+        (bad(error="OSError: pty gone"), "finished_or_stopped_cleanly"),
+        (bad(power_cuts=0), "cuts_happened"),
+    ],
+)  # fmt: skip
+def test_a_broken_invariant_is_caught(facts, broken):
+    assert broken in failed(facts), invariants.check(facts, EXPECT)
+
+
+def test_resume_bound_grows_with_each_cut():
+    f = bad(sent=216000 + 2 * 78000, power_cuts=2)
+    assert "resume_loses_at_most_one_fragment" not in failed(f, {**EXPECT, "cuts": [40, 90]})
+    f["power_cuts"] = 1  # the same bytes after one cut: more than one fragment restarted
+    assert "resume_loses_at_most_one_fragment" in failed(f, {**EXPECT, "cuts": [40, 9999]})
+
+
+def test_later_cuts_beyond_the_run_need_not_happen_but_reached_ones_must():
+    exp = {**EXPECT, "cuts": [40, 100, 5000]}
+    assert "cuts_happened" not in failed(bad(power_cuts=2), exp)  # 5000 > 230 ops
+    assert "cuts_happened" in failed(bad(power_cuts=1), exp)  # 100 was reached, no cut
+
+
+def test_dropped_activation_is_clean_only_while_the_board_runs_the_old_image():
+    idle = bad(timed_out=True, error="timed out", transfer="complete", activation="none",
+               running={"slot": 0, "version": V1}, reported=V1,
+               running_app={"version": V1, "sha": OLD},
+               next_boot={"slot": 0, "version": V1, "trial": False})  # fmt: skip
+    assert invariants.outcome(idle) == "not-activated" and failed(idle) == set()
+    assert "reported_matches_running" in failed({**idle, "reported": V2})
+
+
+def test_refused_update_must_leave_flash_untouched():
+    exp = {**EXPECT, "outcomes": ["refused"], "cuts": [], "untouched": True}
+    f = bad(transfer="failed", activation="none", running={"slot": 0, "version": V1},
+            reported=V1, running_app={"version": V1, "sha": OLD}, power_cuts=0, ops=0,
+            next_boot={"slot": 0, "version": V1, "trial": False}, sent=4080)  # fmt: skip
+    assert invariants.outcome(f) == "refused" and failed(f, exp) == set()
+    assert failed({**f, "ops": 6}, exp) == {"flash_untouched"}
+    assert "finished_or_stopped_cleanly" in failed(good(), exp)  # updated is not refused
+
+
+def test_board_that_never_booted_fails():
+    assert failed({"error": "the board never came up", "timed_out": False}) == {"board_ran"}
+
+
+# --- planning -------------------------------------------------------------------------------
+
+MARKS = [("fragment-held", 44), ("fragment-held", 88), ("fragment-held", 132),
+         ("transfer-complete", 132), ("reset", 140)]  # fmt: skip
+
+
+def test_op_map_phases_cover_every_op_once():
+    m = plan.OpMap.from_marks(155, MARKS)
+    assert m.phases == [("fragment 0", 1, 44), ("fragment 1", 45, 88), ("fragment 2", 89, 132),
+                        ("activation", 133, 140), ("trial boot", 141, 155)]  # fmt: skip
+    assert m.phase(140) == "activation" and m.transfer_end() == 132
+    crash = plan.OpMap.from_marks(150, MARKS + [("watchdog", 140)])
+    assert crash.phases[-1] == ("rollback", 141, 150)
+
+
+def test_cases_every_op_ranges_quick_and_seeded_runs():
+    m = plan.OpMap.from_marks(155, MARKS)
+    every = plan.cases(UPDATES["plain"], m, ranges=None, quick=False, seed=1, runs=3)
+    assert [c["cuts"] for c in every] == [[i] for i in range(1, 156)]
+    some = plan.cases(UPDATES["plain"], m, ranges=plan.parse_ranges("3-5,150-"), quick=False,
+                      seed=1, runs=3)  # fmt: skip
+    assert [c["cuts"][0] for c in some] == [3, 4, 5, *range(150, 156)]
+    after = plan.cases(UPDATES["rollback"], m, ranges=None, quick=False, seed=1, runs=3)
+    assert after[0]["cuts"] == [133] and after[-1]["cuts"] == [155]
+    quick = plan.cases(UPDATES["plain"], m, ranges=None, quick=True, seed=1, runs=3)
+    assert {c["phase"] for c in quick} >= {"fragment 0", "activation", "trial boot"}
+    multi = plan.cases(UPDATES["multi"], m, ranges=None, quick=False, seed=7, runs=5)
+    again = plan.cases(UPDATES["multi"], m, ranges=None, quick=False, seed=7, runs=5)
+    assert multi == again and len(multi) == 5
+    assert all(len(c["cuts"]) >= 2 and c["cuts"] == sorted(set(c["cuts"])) for c in multi)
+    with pytest.raises(ValueError):
+        plan.parse_ranges("9-3")
