@@ -62,16 +62,20 @@ class Reassembly:
             raise PolicyError("BAD_FRAGMENT")
         if end > m.total_length or m.total_length > self.port.slot_size:
             raise PolicyError("BAD_FRAGMENT")
-        if self.progress is not None and not self._same(m):
-            if m.file_version <= self.progress["v"]:
-                raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one
-            self.cancel()  # policy: a newer firmware from the bound CH starts over
-        for i, s, n in self.progress["done"] if self.progress else ():
+        replace = self.progress is not None and not self._same(m)
+        if replace and m.file_version <= self.progress["v"]:
+            raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one
+        # Policy: a newer firmware from the bound CH replaces the staged one, but only as
+        # its verified bytes need the room: old fragments go one by one as their sectors
+        # are overwritten (_trim), the rest when this fragment verifies (finish). A file
+        # refused before then leaves the old progress as it was, where it was not written.
+        for i, s, n in self.progress["done"] if self.progress and not replace else ():
             if i == m.fragment_index and s == start and n == end - start:
                 return False
             if i == m.fragment_index or (s < end and start < s + n):
                 raise PolicyError("BAD_FRAGMENT")  # overlapping, or same index elsewhere
         self._frag = (m.fragment_index, start, end, m.total_length)
+        self._replace = replace
         self._pos = start
         self._sec = -1
         self._erased = None

@@ -24,7 +24,7 @@ WORK = BUILD / "fuzz"
 FINDING_KINDS = ("crash-", "timeout-", "oom-", "leak-")
 # findings already reported, with an xfail regression: tolerated so that a run can
 # look past them (--strict or HANOTA_FUZZ_TOLERATE= turns them back on)
-KNOWN = {"progress-wipe": "fuzz/regressions/reassembly/unsigned-newer-manifest-wipes-progress"}
+KNOWN = {"progress-wipe": "fuzz/regressions/reassembly/signed-newer-corrupted-wipes-progress"}
 GRACE_S = 120  # start-up and corpus loading, beyond -max_total_time
 
 
