@@ -97,9 +97,8 @@ def device_refuses(tmp_path, data: bytes, status: int = INVALID):
 
 
 def device_refuses_after_streaming(tmp_path, data: bytes) -> None:
-    """The agent finds the defect only at the end of the file (TRUNCATED, TRAILING_DATA):
-    INVALID_IMAGE, progress and agent state unchanged, every sector it wrote erased back.
-    (Refusing before the first write is what QUALITY.md asks: the strict xfail below.)"""
+    """INVALID_IMAGE, progress and agent state unchanged, and any sector written erased
+    back (the agent now refuses at the header, before the first write: test below)."""
     port, dbl = CB._board(tmp_path, [data])
     snapshot = (port.store.get("progress.json"), port.store.get("agent.json"))
     CB.H.run(port, lambda a: CB._ends(dbl) and a.client.st == 0)
@@ -282,11 +281,6 @@ def test_truncated_file(tmp_path, dev, mpy_ends):  # noqa: F811
     assert mpy_ends["truncated"] == INVALID
 
 
-@pytest.mark.xfail(strict=True, reason="agent defect: the Query Next Image Response's "
-                   "imageSize is not compared with the OTA header's total size, so a file "
-                   "shorter or longer than its header streams its payload into the update "
-                   "slot (4 sector writes for 20 kB) before TRUNCATED/TRAILING_DATA at the "
-                   "end, then erases back; QUALITY.md: nothing on flash changes")  # fmt: skip
 @pytest.mark.parametrize("case", ["truncated", "trailing_junk"])
 def test_truncated_or_padded_file_is_refused_before_any_flash_write(tmp_path, case):
     device_refuses(tmp_path, bad_files()[case])

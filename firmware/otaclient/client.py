@@ -117,6 +117,8 @@ class Client:
         self.dl.start(self.port.ticks_ms())
 
     def _check(self, header, m):
+        if header.total_size != self.dl.offer.size:  # truncated or padded: refuse unwritten
+            raise PolicyError("SIZE_MISMATCH")
         sc = self.state.get("sec_counter", 0)
         self.policy.check(m, self.dl.offer, self.running(), sc)
         if m.image_type == KEYS_IMAGE_TYPE:

@@ -14,7 +14,12 @@ _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 _WG = 6  # wNAF width for G: 16 precomputed affine points (1 KB), built once
 _WQ = 5  # wNAF width for the public key: 8 Jacobian points per verify
-_gtab = None
+# odd multiples G, 3G, .. as x || y, 64 bytes each, in one 1 KB buffer (as big ints ~5 KB
+# in small blocks). Taken at import, beside the loaded code, and filled on first use: a
+# 1 KB block taken later, among the arithmetic's garbage, splits the big holes of a
+# 64 KB heap.
+_gtab = bytearray(64 << (_WG - 2))
+_gready = False
 
 
 def _dbl(X, Y, Z, p):
@@ -82,13 +87,10 @@ def _odd_multiples(X, Y, Z, count, p):
 
 
 def _g_table():
-    # odd multiples G, 3G, .. as x || y, 64 bytes each, in one 1 KB buffer: one block of
-    # heap (as big ints ~5 KB in small blocks), allocated before the arithmetic so it does
-    # not sit among its garbage and fragment a 64 KB heap.
-    global _gtab
-    if _gtab is None:
+    global _gready
+    if not _gready:
         p = _P
-        tab = bytearray(64 << (_WG - 2))
+        tab = _gtab
         X2, Y2, Z2 = _dbl(_GX, _GY, 1, p)
         X, Y, Z = _GX, _GY, 1
         for i in range(0, len(tab), 64):
@@ -97,7 +99,7 @@ def _g_table():
             tab[i : i + 32] = (X * z2 % p).to_bytes(32, "big")
             tab[i + 32 : i + 64] = (Y * z2 * zi % p).to_bytes(32, "big")
             X, Y, Z = _add(X, Y, Z, X2, Y2, Z2, p)
-        _gtab = tab
+        _gready = True
     return _gtab
 
 
