@@ -93,7 +93,8 @@ def test_staged_tree_holds_only_this_kind_of_port(fw):
     staged = Path(res.stdout.splitlines()[1].split()[6]).parent
     assert staged.name.startswith("ihd-esp32-")
     ports = sorted(p.name for p in (staged / "ports").iterdir())
-    assert "esp32.py" in ports and "esp32_image.py" in ports and "unix.py" not in ports
+    assert "esp32.mpy" in ports and "esp32_image.mpy" in ports and "unix.mpy" not in ports
+    assert not [p for p in ports if p.endswith(".py")]  # modules go precompiled
     assert (staged / "board.json").exists() and not list(staged.rglob("__pycache__"))
 
 

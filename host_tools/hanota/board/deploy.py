@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import mpycross
 from ..output import CommandError, log
 from ..paths import BUILD, FIRMWARE, mpremote
 
@@ -52,20 +53,22 @@ def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
 
 
 def stage(board: dict[str, Any], board_json: Path) -> tuple[Path, list[str]]:
-    """Copy the agent tree + board.json into build/stage/<board>-<hash>/ (no __pycache__);
+    """Copy the agent tree (modules as .mpy) + board.json into build/stage/<board>-<hash>/;
     returns it and its top-level names. The directory is named by its content and never
     changed once made, so concurrent runs and printed dry-run lines stay valid."""
     files = [*agent_files(board), (board_json, "board.json")]
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"mpy\0")  # staged trees hold .mpy modules
     for src, rel in files:
         h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
     final = BUILD / "stage" / f"{board['name']}-{h.hexdigest()[:10]}"
     if not final.exists():
         tmp = final.with_name(f".{final.name}.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        for src, rel in files:
+        # modules go precompiled, as in app images: no compiler heap on the board
+        tree = mpycross.compile_tree([(rel, src.read_bytes()) for src, rel in files])
+        for rel, data in tree:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, tmp / rel)
+            (tmp / rel).write_bytes(data)
         try:
             os.rename(tmp, final)
         except OSError:  # another run made the same tree first
