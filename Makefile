@@ -12,9 +12,10 @@ FIRMWARE ?=
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 SWEEP_ARGS ?=
+FAULTS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-quick lint bench sweep fuzz flash deploy sim monitor lock clean
+.PHONY: help setup demo test test-quick lint bench sweep faults fuzz flash deploy sim monitor lock clean
 
 help: ## list the targets
 	@echo "hanota make targets:"
@@ -45,6 +46,9 @@ bench: $(STAMP) ## measure speed, memory and fleet figures; writes docs/benchmar
 
 sweep: $(STAMP) ## power-cut sweep: cut at every flash op of fragmented updates (SWEEP_ARGS=...)
 	$(BIN)/python -m hanota.sweep $(SWEEP_ARGS)
+
+faults: $(STAMP) ## link fault campaign on sim boards (FAULTS_ARGS=--quick for 25 s)
+	$(BIN)/python -m hanota.faults $(FAULTS_ARGS)
 
 fuzz: $(STAMP) ## run each fuzz target for FUZZ_SECONDS (installs atheris)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-fuzz.txt
