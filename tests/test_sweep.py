@@ -31,10 +31,14 @@ def sweep(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 # --- end to end ---------------------------------------------------------------------------
 
 
+QUICK = ["plain", "rollback", "multi", "half"]  # compressed: see the xfail below
+
+
 @sim
 @pytest.mark.sim
-def test_quick_sweep_every_update_survives(tmp_path):
-    res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "25")
+def test_quick_sweep_survives(tmp_path):
+    args = [a for name in QUICK for a in ("--update", name)]
+    res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "25", *args)
     doc = json.loads(res.stdout)  # exactly one JSON document
     assert res.returncode == 0, (res.stderr[-3000:], doc["failures"])
     last = res.stderr.strip().splitlines()[-1]
@@ -42,12 +46,11 @@ def test_quick_sweep_every_update_survives(tmp_path):
     assert m and last == doc["line"], last
     assert "\x1b" not in res.stderr
     tried, survived, ops = map(int, m.groups())
-    assert (tried, survived) == (doc["tried"], doc["survived"]) and tried == survived >= 8
+    assert (tried, survived) == (doc["tried"], doc["survived"]) and tried == survived >= 7
     u = doc["updates"]
-    assert set(u) == set(UPDATES)
-    assert ops == u["plain"]["ops"] + u["compressed"]["ops"] + u["rollback"]["ops"]
-    assert u["plain"]["fragments"] >= 3 and u["compressed"]["fragments"] >= 3
-    assert u["compressed"]["compressed"] and not u["plain"]["compressed"]
+    assert list(u) == QUICK
+    assert ops == u["plain"]["ops"] + u["rollback"]["ops"]  # multi sweeps plain's image
+    assert u["plain"]["fragments"] >= 3 and not u["plain"]["compressed"]
     assert 100 < u["plain"]["ops"] < 1000, u["plain"]["ops"]  # sector-buffered writes
     assert u["half"]["ops"] == 0 and u["half"]["outcomes"] == {"refused": u["half"]["tried"]}
     assert {"transfer", "activation", "trial boot"} <= set(u["plain"]["by_phase"])
@@ -55,6 +58,44 @@ def test_quick_sweep_every_update_survives(tmp_path):
     assert u["rollback"]["reference"]["outcome"] == "rolled-back"
     assert doc["power_cuts"] >= tried - u["half"]["tried"] and doc["power_cycles"] >= 1
     assert doc["heap"]  # the board's own heap, whatever it is
+
+
+@sim
+@pytest.mark.sim
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent: a compressed 300 kB update in 4 fragments never completes at the sim "
+    "board's heap (128k when found): the agent crash-loops on MemoryError('memory "
+    "allocation failed, allocating 2048 bytes') after ~16-20 flash operations of the first "
+    "fragment; the board stays on the old image (found by the sweep's compressed reference "
+    "run; reproduces with `hanota rig update` on the same files, docs/power-cut-sweep.md)",
+)
+def test_quick_sweep_compressed_survives(tmp_path):
+    res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "10",
+                "--update", "compressed")  # fmt: skip
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0, doc["failures"]
+    u = doc["updates"]["compressed"]
+    assert u["compressed"] and u["fragments"] >= 3 and u["tried"] == u["survived"] >= 2
+
+
+@sim
+@pytest.mark.sim
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent: a cut inside the `activating {armed: 1}` store write (after set_pending "
+    "completed) leaves armed: 0 on flash although the bootloader is armed; a new app that "
+    "then crashes on its trial boot is rolled back, and the agent takes the record for a cut "
+    "before arming ('not an attempt'): no failed-activation alert reaches the CH and the "
+    "failed-attempts count is not raised (QUALITY.md trial boot; docs/power-cut-sweep.md)",
+)
+def test_cut_in_the_armed_record_then_a_crashing_trial_boot_is_reported(tmp_path):
+    ref = json.loads(sweep(tmp_path, "--update", "rollback:999999", "--json").stdout)
+    phases = {name: (a, b) for name, a, b in ref["updates"]["rollback"]["op_map"]["phases"]}
+    op = phases["activation"][1] - 1  # the armed record is the activation's last write
+    res = sweep(tmp_path, "--update", f"rollback:{op}", "--json", "--timeout", "12")
+    doc = json.loads(res.stdout)
+    assert doc["tried"] == 1 and doc["ok"], doc["failures"]
 
 
 @sim
@@ -149,6 +190,11 @@ def test_a_good_run_passes_every_invariant():
         (bad(alerts_pending=2), "finished_or_stopped_cleanly"),
         (bad(error="OSError: pty gone"), "finished_or_stopped_cleanly"),
         (bad(power_cuts=0), "cuts_happened"),
+        (bad(activation="none", timed_out=True, error="timed out", transfer="complete",
+             running={"slot": 0, "version": V1}, reported=V1,
+             running_app={"version": V1, "sha": OLD},
+             next_boot={"slot": 0, "version": V1, "trial": False}),
+         "failed_trial_boot_reported"),
     ],
 )  # fmt: skip
 def test_a_broken_invariant_is_caught(facts, broken):
@@ -170,6 +216,7 @@ def test_later_cuts_beyond_the_run_need_not_happen_but_reached_ones_must():
 
 def test_dropped_activation_is_clean_only_while_the_board_runs_the_old_image():
     idle = bad(timed_out=True, error="timed out", transfer="complete", activation="none",
+               boots=[{"slot": "ota_0", "version": V1, "trial": False}] * 2,
                running={"slot": 0, "version": V1}, reported=V1,
                running_app={"version": V1, "sha": OLD},
                next_boot={"slot": 0, "version": V1, "trial": False})  # fmt: skip
@@ -180,6 +227,7 @@ def test_dropped_activation_is_clean_only_while_the_board_runs_the_old_image():
 def test_refused_update_must_leave_flash_untouched():
     exp = {**EXPECT, "outcomes": ["refused"], "cuts": [], "untouched": True}
     f = bad(transfer="failed", activation="none", running={"slot": 0, "version": V1},
+            boots=[{"slot": "ota_0", "version": V1, "trial": False}],
             reported=V1, running_app={"version": V1, "sha": OLD}, power_cuts=0, ops=0,
             next_boot={"slot": 0, "version": V1, "trial": False}, sent=4080)  # fmt: skip
     assert invariants.outcome(f) == "refused" and failed(f, exp) == set()

@@ -46,6 +46,7 @@ def check(f: dict[str, Any], exp: dict[str, Any]) -> dict[str, str | None]:
         "reported_matches_running": _reported(f),
         "version_matches_outcome": _version_outcome(f, exp),
         "resume_loses_at_most_one_fragment": _resume(f, exp),
+        "failed_trial_boot_reported": _trial_reported(f, exp),
         "finished_or_stopped_cleanly": _ended(f, exp),
         "cuts_happened": _cuts(f, exp),
         "flash_untouched": _untouched(f, exp),
@@ -97,6 +98,17 @@ def _version_outcome(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
     want = exp["new_version"] if f.get("activation") == "success" else exp["old_version"]
     if running != want:
         return f"activation {f.get('activation')!r} but the board runs {_v(running)}"
+    return None
+
+
+def _trial_reported(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
+    """QUALITY.md, trial boot: a new image that booted on trial and was rolled back is
+    reported to the CH as a failed activation."""
+    tried = any(b["trial"] and b["version"] == exp["new_version"] for b in f["boots"])
+    if tried and f["running"]["version"] != exp["new_version"] and f.get("activation") != "failure":
+        return (
+            f"the new image had a trial boot and was rolled back, CH told {f.get('activation')!r}"
+        )
     return None
 
 

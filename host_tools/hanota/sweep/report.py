@@ -31,7 +31,7 @@ def build(chosen: list[Any], built: dict[str, Any], refs: dict[str, Any],
         ref = refs[u.ref_key]
         rs = [r for r in results if r["update"] == u.name]
         ops = ref["facts"].get("ops", 0)
-        if u.ref_key not in counted:  # an image swept twice counts its operations once
+        if ref["survived"] and u.ref_key not in counted:  # swept, each image once
             counted.add(u.ref_key)
             ops_total += ops
         m = OpMap.from_marks(ops, ref["marks"]) if ref["survived"] else None
