@@ -41,6 +41,12 @@ def _heap(quick: bool, ctx: dict[str, Any]) -> Section:
     return ingest.measure_heap(quick)
 
 
+def _simheap(quick: bool, ctx: dict[str, Any]) -> Section:
+    from . import simheap
+
+    return simheap.measure(quick)
+
+
 def _link(quick: bool, ctx: dict[str, Any]) -> Section:
     from . import linkeff
 
@@ -70,6 +76,7 @@ FAMILIES: dict[str, Callable[[bool, dict[str, Any]], Section]] = {
     "parse": _parse,
     "ingest": _ingest,
     "heap": _heap,
+    "simheap": _simheap,
     "link": _link,
     "han": _han,
     "fleet": _fleet,
