@@ -1,9 +1,9 @@
 """The agent under the real MicroPython unix port (fake board and CH double in-process).
 
-Code is precompiled with mpy-cross (as frozen code on a board). Heap: the run needs
-~110 KB of live heap before the first block on the unix port, almost all of it loaded
-bytecode (agent + codecs ~70 KB, test fixtures ~25 KB), so it runs at 256k; the figure
-held to QUALITY.md is the live heap above idle at every block/fragment boundary.
+Code is precompiled with mpy-cross (as a board ships it). Heap: the run needs ~130 KB
+of live heap before the first block on the 64-bit unix port, the loaded agent (~105 KB
+idle, docs/agent.md "Memory") plus the test fixtures, so it runs at 256k; the figure held
+to QUALITY.md is the live heap above idle at every block/fragment boundary.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_refusals_under_micropython(tmp_path):
     assert ends == [0x96, 0x96, 0x00]
 
 
-@pytest.mark.xfail(strict=True, reason="unix port: loaded bytecode alone (~70 KB) exceeds 64k")
+@pytest.mark.xfail(strict=True, reason="64-bit unix port: the loaded agent idles at ~105 KB")
 def test_whole_update_at_64k(tmp_path):
     files = U.images(fake_app(V2, 100_000), V2)
     run_agent_mpy(tmp_path, files, U.store(), V2, heap="64k", measure=False)
