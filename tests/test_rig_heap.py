@@ -4,8 +4,6 @@ rig provisioning agent_config.json with heap_report on (read back from the Littl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 from hanota import paths
@@ -59,28 +57,14 @@ def test_rig_board_store_holds_agent_config_with_heap_report(tmp_path):
     assert json.loads(got) == {"heap_report": True}
 
 
-_READ = """
-import vfs
-from ports.simflash import Flash, Partition
-vfs.mount(vfs.VfsLfs2(Partition(Flash({path!r}), {offset}, {size})), "/data")
-print(open("/data/{name}").read())
-"""
-
-
 def _read_store(directory, name: str) -> str:
     """A file of the sim board's LittleFS store, read by the real MicroPython."""
     from hanota.board import defs
-    from hanota.sim.flash import FlashFile
+    from hanota.faults.readback import read_store
 
-    board = defs.load(str(directory / "board.json"))
-    flash = FlashFile(directory / "flash.bin", board)
-    offset, size = flash.part("agent")
-    code = _READ.format(path=str(flash.path), offset=offset, size=size, name=name)
-    env = dict(os.environ, MICROPYPATH=str(paths.FIRMWARE))
-    res = subprocess.run([paths.micropython(), "-X", "heapsize=256k", "-c", code],
-                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return res.stdout.strip()
+    data = read_store(directory, defs.load(str(directory / "board.json")), [name])[name]
+    assert data is not None, name
+    return data.decode().strip()
 
 
 @pytest.mark.sim
