@@ -92,10 +92,6 @@ def test_a_transfer_stopped_before_the_end_reports_old_app_intact_and_staged_byt
     assert r["staged_fragments"] >= 1 and r["bytes_checked"] > 60_000, r
 
 
-@pytest.mark.xfail(strict=True, reason="hub defect found by the campaign (dup-5% seed 2): a "
-                   "duplicated Upgrade End Request REQUIRE_MORE_IMAGE (same link and ZCL "
-                   "sequence numbers) holds the next fragment too; on the last one the hub "
-                   "fails the transfer 'device asked for more than N files'")  # fmt: skip
 def test_hub_ignores_a_duplicated_upgrade_end_request():
     from hanota.rig import factory
     from otaclient import link, zcl
@@ -119,3 +115,44 @@ def test_hub_ignores_a_duplicated_upgrade_end_request():
 
     asyncio.run(asyncio.wait_for(go(), 30))
     assert hub.transfer(rec["eui64"]).held == {0}
+
+
+def test_hub_answers_copies_of_upgrade_end_requests_the_same_and_completes():
+    """A ZCL-level copy (new link sequence, same ZCL sequence) of REQUIRE_MORE_IMAGE and a
+    line copy of the final SUCCESS: each copy gets the same answer, nothing moves twice."""
+    from hanota.rig import factory
+    from otaclient import link, zcl
+    from test_hub_core import Rig, make_hub
+
+    imgs = factory.Images(Path(tempfile.mkdtemp(prefix="dup2-")))
+    frag2 = imgs.build(0x02000000, board="sim-ppmid", size=8192 + 4000, max_size=8500)
+    ident, rec = factory.device("sim-ppmid", ["supplier-a"], seed="dup2", short_addr=6)
+    hub = make_hub()
+    hub.enrol(rec)
+    eui = rec["eui64"]
+
+    def end_frame(status, rsp, lseq, zseq):
+        end = zcl.UpgradeEndReq(status, rsp.mfr, rsp.image_type, rsp.version)
+        return link.encode(rec["short_addr"], 0, lseq, zcl.encode_command(end, zseq))
+
+    async def go():
+        async with Rig(hub, (ident, rec)) as rig:
+            hub.submit("supplier-a", [eui], frag2)
+            rsp = await rig.client.query()
+            await rig.client.fetch(rsp)
+            c = rig.client
+            c.send_raw(end_frame(zcl.REQUIRE_MORE_IMAGE, rsp, 100, 100))
+            c.send_raw(end_frame(zcl.REQUIRE_MORE_IMAGE, rsp, 101, 100))  # re-wrapped copy
+            notes = [await c.recv(zcl.ImageNotify), await c.recv(zcl.ImageNotify)]
+            assert notes[0] == notes[1] and hub.transfer(eui).held == {0}
+            rsp = await c.query()
+            await c.fetch(rsp)
+            c.send_raw(end_frame(zcl.SUCCESS, rsp, 150, 150) * 2)  # the line copied it
+            ends = [await c.recv(zcl.UpgradeEndRsp), await c.recv(zcl.UpgradeEndRsp)]
+            assert ends[0].version == ends[1].version == 0x02000000
+            assert hub.transfer(eui).held == {0, 1} and hub.transfer(eui).state == "complete"
+            assert hub.links[eui].stats["duplicates"] == 1
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+    assert [a["kind"] for a in hub.alerts("supplier-a")].count("transfer-success") == 1
+    assert not [a for a in hub.alerts() if a["kind"] == "transfer-failure"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from otaclient import link, zcl
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 _BROADCAST = 0xFFFF
 _LOGGED_BAD = 5  # bad frames logged per session; later ones are only counted
 _READ = 4096
+# A frame equal to one of the last _DUP_FRAMES from the same sender (same link sequence
+# number, same bytes) within _DUP_S is a copy made by the line, not a new request: the
+# device numbers every frame it sends (link-protocol.md), so a retry has a new number.
+_DUP_FRAMES = 16
+_DUP_S = 5.0
+_Sent = list[tuple[Any, int]]  # responses sent for one frame, with their ZCL sequence
 # what a device asks while it fetches: each restarts the hub's stall timer
 _TRANSFER_REQUESTS = (zcl.QueryNextImageReq, zcl.ImageBlockReq, zcl.ImagePageReq,
                       zcl.UpgradeEndReq)  # fmt: skip
@@ -41,6 +48,8 @@ class LinkSession:
         self._gen = 0
         self._next_off = -1
         self._unknown: set[str] = set()
+        # recent frames in: ((src, link seq, payload), time, responses sent for it)
+        self._recent: deque[tuple[tuple[int, int, bytes], float, _Sent]] = deque(maxlen=_DUP_FRAMES)
         self.decoder = link.Decoder()
         if eui is not None:
             self._attach(eui.lower(), None)
@@ -94,6 +103,9 @@ class LinkSession:
         if dst not in (self.hub.config.short_addr, _BROADCAST):
             self.stats["not_for_us"] += 1
             return
+        sent = self._duplicate(src, lseq, payload)
+        if sent is None:
+            return
         cmd = None
         try:
             cmd, zseq, s2c, mfr, body = zcl.decode_frame(payload)
@@ -103,16 +115,36 @@ class LinkSession:
         except zcl.ZclError as exc:
             self._bad(src, cmd, exc.code)
             if cmd is not None and cmd != zcl.DEFAULT_RSP:
-                self._send(zcl.DefaultRsp(cmd, exc.status), 0)
+                self._reply(sent, zcl.DefaultRsp(cmd, exc.status), 0)
             return
         eui = self._device(src, obj)
         if eui is None:
             return
         self.stats["frames_in"] += 1
         try:
-            self._dispatch(eui, obj, zseq, body)
+            for rsp in self._dispatch(eui, obj, zseq, body):
+                self._reply(sent, rsp, zseq)
         except Exception as exc:  # a bug or a device answering garbage: log, keep serving
             self.hub.record("server-error", link=self.name, device=eui, error=repr(exc))
+
+    def _duplicate(self, src: int, lseq: int, payload: bytes) -> _Sent | None:
+        """None for a copy of a recent frame (its responses are sent again, nothing is
+        processed twice; a block or page request has none: it is being served); else the
+        list that collects this frame's responses."""
+        key, now = (src, lseq, bytes(payload)), time.monotonic()
+        for k, t, sent in self._recent:
+            if k == key and now - t <= _DUP_S:
+                self.stats["duplicates"] += 1
+                for rsp, zseq in sent:
+                    self._send(rsp, zseq)
+                return None
+        fresh: _Sent = []
+        self._recent.append((key, now, fresh))
+        return fresh
+
+    def _reply(self, sent: _Sent, rsp: Any, zseq: int) -> None:
+        sent.append((rsp, zseq))
+        self._send(rsp, zseq)
 
     def _bad(self, src: int, cmd: int | None, code: str) -> None:
         self.stats["bad_frames"] += 1
@@ -139,31 +171,29 @@ class LinkSession:
             self._attach(eui, src)
         return eui
 
-    def _dispatch(self, eui: str, obj: Any, zseq: int, body: bytes) -> None:
+    def _dispatch(self, eui: str, obj: Any, zseq: int, body: bytes) -> list[Any]:
+        """The responses to one request (block and page responses go out from _page_loop)."""
         ota = self.hub.ota
         if isinstance(obj, _TRANSFER_REQUESTS):
             ota.seen(eui)
         if isinstance(obj, zcl.ImageBlockReq):
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, obj.offset + 1))
-            return
+            return []
         if isinstance(obj, zcl.ImagePageReq):
             if obj.offset != self._next_off:
                 self._gen += 1  # not a pipelined continuation: drop pages still queued
             self._next_off = obj.offset + obj.page_size
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, self._next_off))
-            return
+            return []
         if isinstance(obj, zcl.DeviceAnnounce):
-            out = ota.announce(eui, obj)
-        elif isinstance(obj, zcl.QueryNextImageReq):
-            out = [ota.query(eui, obj)]
-        elif isinstance(obj, zcl.UpgradeEndReq):
-            out = ota.upgrade_end(eui, obj)
-        elif isinstance(obj, zcl.ActivationAlert):
-            out = ota.activation_alert(eui, body)
-        else:
-            out = []  # a Default Response from the device: nothing to answer
-        for rsp in out:
-            self._send(rsp, zseq)
+            return ota.announce(eui, obj)
+        if isinstance(obj, zcl.QueryNextImageReq):
+            return [ota.query(eui, obj)]
+        if isinstance(obj, zcl.UpgradeEndReq):
+            return ota.upgrade_end(eui, obj, zseq)
+        if isinstance(obj, zcl.ActivationAlert):
+            return ota.activation_alert(eui, body)
+        return []  # a Default Response from the device: nothing to answer
 
     # --- frames out ---------------------------------------------------------------------
 

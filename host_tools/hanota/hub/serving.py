@@ -24,6 +24,7 @@ _STATUS_NAMES = {v: k for k, v in vars(zcl).items() if k.isupper() and isinstanc
                            "MALFORMED_COMMAND", "REQUIRE_MORE_IMAGE", "WAIT_FOR_DATA",
                            "NO_IMAGE_AVAILABLE")}  # fmt: skip
 _PROGRESS_EVERY_S = 0.1
+DUP_END_S = 10.0  # an Upgrade End Request with the same ZCL sequence this soon is a copy
 Rsp = Any  # an otaclient.zcl response namedtuple
 
 
@@ -115,6 +116,7 @@ class OtaService:
             self.hub.record("transfer-start", submission=t.submission.id, device=eui,
                             fragment=f.index)  # fmt: skip
         data = self.hub.store.data(f.sha256)[offset : offset + n]
+        t.fetched = True
         self._progress(t, offset + n, n)
         return zcl.ImageBlockRsp(zcl.SUCCESS, f.mfr, f.image_type, f.version, offset, data,
                                  None, None, None)  # fmt: skip
@@ -165,7 +167,8 @@ class OtaService:
 
     # --- Upgrade End, activation ---------------------------------------------------------
 
-    def upgrade_end(self, eui: str, req: Any) -> list[Rsp]:
+    def upgrade_end(self, eui: str, req: Any, zseq: int | None = None) -> list[Rsp]:
+        """Upgrade End Request; `zseq` is its ZCL sequence number (duplicate spotting)."""
         t = self.state.active(eui)
         if t is None:
             return []
@@ -179,12 +182,19 @@ class OtaService:
         f = t.current()
         if f is None or (req.mfr, req.image_type, req.version) != (f.mfr, f.image_type, f.version):
             return []
+        if self._duplicate_end(t, req, zseq):
+            # the end of the fragment already held, again: the same answer, nothing moves
+            self.hub.record("upgrade-end-duplicate", submission=sub.id, device=eui, zseq=zseq,
+                            status=status_name(req.status), fragment=f.index - 1)  # fmt: skip
+            offer = self.offer(eui)
+            return [offer] if offer is not None else []
         last = f.index == len(sub.files) - 1
         if req.status == zcl.REQUIRE_MORE_IMAGE and last:
             self.fail(t, al.REASON_TRANSFER, f"device asked for more than {len(sub.files)} files")
             return []
         if req.status in (zcl.REQUIRE_MORE_IMAGE, zcl.SUCCESS):
             self.hub.record("fragment-held", submission=sub.id, device=eui, fragment=f.index)
+            t.last_end, t.fetched = (zseq, req.status, time.monotonic()), False
             self.publish_progress(t)
             if not last:
                 offer = self.offer(eui)
@@ -192,6 +202,20 @@ class OtaService:
             return [self._complete(t)]
         self.fail(t, al.REASON_TRANSFER, f"device ended the transfer: {status_name(req.status)}")
         return []
+
+    @staticmethod
+    def _duplicate_end(t: Transfer, req: Any, zseq: int | None) -> bool:
+        """A copy of the Upgrade End Request that held the previous fragment (the request
+        names no fragment): same status, and no block of the current fragment fetched
+        since (the agent fetches at least a fragment's header before it ends it), or the
+        same ZCL sequence number within DUP_END_S (a late copy; the agent numbers every
+        request anew, so a new one repeats the number only after 256 more requests).
+        Known within this hub's run only: after a restart an end request is taken as new."""
+        if t.last_end is None or req.status != t.last_end[1]:
+            return False
+        zseq0, _, t0 = t.last_end
+        late_copy = zseq is not None and zseq == zseq0 and time.monotonic() - t0 <= DUP_END_S
+        return not t.fetched or late_copy
 
     def _complete(self, t: Transfer) -> Rsp:
         from .core import HOLD

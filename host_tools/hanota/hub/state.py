@@ -64,6 +64,11 @@ class Transfer:
     first_block: float | None = None
     last_block: float | None = None
     last_request: float | None = None  # last request of the device for this transfer
+    # the last Upgrade End Request that moved the transfer on: (ZCL sequence, status,
+    # monotonic time), and whether a block of the fragment now current has been served
+    # since: serving.OtaService._duplicate_end tells a copy of it from a new request
+    last_end: tuple[int | None, int, float] | None = None
+    fetched: bool = False
 
     def current(self) -> ImageFile | None:
         """The fragment to serve next: the first one the device has not acknowledged."""

@@ -38,13 +38,14 @@ class ImageFile:
     fragment_offset: int
     fragment_length: int
     total_length: int
+    firmware_sha256: str = ""  # of the whole firmware (manifest); "" in logs from before
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ImageFile:
-        return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
 
 
 def parse_file(name: str, data: bytes) -> ImageFile:
@@ -76,6 +77,7 @@ def parse_file(name: str, data: bytes) -> ImageFile:
         fragment_offset=man.fragment_offset,
         fragment_length=man.fragment_length,
         total_length=man.total_length,
+        firmware_sha256=bytes(man.firmware_sha256).hex(),
     )
 
 
@@ -90,6 +92,12 @@ def check_set(files: list[ImageFile]) -> list[ImageFile]:
             raise SubmissionError(f"{f.name}: not from the same image as {first.name}")
         if f.count != first.count or f.total_length != first.total_length:
             raise SubmissionError(f"{f.name}: fragment count/total differs from {first.name}")
+        if f.firmware_sha256 != first.firmware_sha256:
+            raise SubmissionError(
+                f"{f.name}: not from the same image as {first.name}: firmware SHA-256 "
+                f"{f.firmware_sha256[:16]}... != {first.firmware_sha256[:16]}... (another build "
+                f"of version {f.version:#010x})"
+            )
     ordered = sorted(files, key=lambda f: f.index)
     indices = [f.index for f in ordered]
     if indices != list(range(first.count)):
