@@ -48,7 +48,8 @@ class OtaDouble:
         self.drop = None  # drop(offset) -> True: lose that block response
         self.wait_for_data = 0  # answer the next N block/page requests WAIT_FOR_DATA
         self.wait = (0, 0, 0)  # current_time, request_time, min_block_period of those
-        self.abort_at = None  # answer ABORT to a request at/after this offset (once)
+        self.abort_at = None  # answer abort_status to a request at/after this offset (once)
+        self.abort_status = zcl.ABORT  # or NO_IMAGE_AVAILABLE: the CH discarded the image (R5)
         self.ack_alerts = True
         self.reoffer = True  # offer the files again to a device still on an older version
         self.blocks = 0
@@ -123,7 +124,8 @@ class OtaDouble:
             return [(zcl.IMAGE_BLOCK_RSP, p, None)]
         if self.abort_at is not None and offset >= self.abort_at:
             self.abort_at = None
-            return [(zcl.IMAGE_BLOCK_RSP, zcl.encode_image_block_rsp(zcl.ABORT), None)]
+            p = zcl.encode_image_block_rsp(self.abort_status)
+            return [(zcl.IMAGE_BLOCK_RSP, p, None)]
         out = []
         end = min(offset + span, f.size)
         while offset < end:
