@@ -516,13 +516,6 @@ def test_upgrade_time_relative_absolute_and_wait_under_micropython(scenario):
     assert [b[0] for b in r["boots"]] == ["reset", "trial"] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R5 gap: after the CH discarded a staged V3 (NO_IMAGE_AVAILABLE mid-transfer), "
-    "a different, older image V2 (> running V1) is refused INVALID_IMAGE (reassembly.begin "
-    "OTHER_IMAGE: 'an older image never cancels a newer one'), so the device keeps the "
-    "discarded V3's progress and takes nothing until an image >= V3 comes back",
-)
 def test_other_older_image_after_ch_discard_replaces_progress_under_micropython(scenario):
     r = scenario(
         _ABORT_BODY % zcl.NO_IMAGE_AVAILABLE

@@ -154,6 +154,8 @@ class Client:
         elif st == download.ABANDONED:
             self.log("ota: transfer abandoned at %d" % self.dl.offset)
             self.reasm.abort()
+            if self.dl.discarded:
+                self.reasm.discarded()
             self._drop(IDLE, self.cfg["retry_s"] * 1000)
 
     def _drop(self, st, delay_ms):

@@ -29,6 +29,7 @@ class Download:
     def __init__(self, send, offer, feed, cfg, eui64=None):
         self._send = send  # send(cmd, payload)
         self.offer = offer  # QueryNextImageRsp: mfr, image_type, version, size
+        self.discarded = False  # the CH discarded the image (R5), not a lost link
         self._feed = feed
         self._max = min(cfg["max_block"], 255)
         self._page = cfg["page_size"] // self._max * self._max  # whole blocks per page
@@ -88,6 +89,7 @@ class Download:
             return self._wait(rsp, now)
         if rsp.status != zcl.SUCCESS:
             self.state = ABANDONED  # ABORT (R5) or any other refusal
+            self.discarded = rsp.status in (zcl.ABORT, zcl.NO_IMAGE_AVAILABLE)
             return
         o = self.offer
         n = len(rsp.data)

@@ -63,9 +63,10 @@ class Reassembly:
         if end > m.total_length or m.total_length > self.port.slot_size:
             raise PolicyError("BAD_FRAGMENT")
         replace = self.progress is not None and not self._same(m)
-        if replace and m.file_version <= self.progress["v"]:
-            raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one
-        # Policy: a newer firmware from the bound CH replaces the staged one, but only as
+        if replace and m.file_version <= self.progress["v"] and not self.progress.get("x"):
+            raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one...
+        # ...unless the CH discarded that one (R5, "x"). Policy: a newer firmware from the
+        # bound CH (or any other, after a discard) replaces the staged one, but only as
         # its verified bytes need the room: old fragments go one by one as their sectors
         # are overwritten (_trim), the rest when this fragment verifies (finish). A file
         # refused before then leaves the old progress as it was, where it was not written.
@@ -148,6 +149,7 @@ class Reassembly:
             p = {"v": m.file_version, "sha": _hex(m.firmware_sha256), "total": total}
             p.update({"n": m.fragment_count, "sc": m.security_counter, "done": []})
         p = dict(p)
+        p.pop("x", None)  # served again: no longer discarded
         p["done"] = p["done"] + [[index, start, end - start]]
         save_json(self.port.store, PROGRESS, p)
         self.progress = p
@@ -171,6 +173,16 @@ class Reassembly:
                     self.port.erase(sec)
         self._frag = None
         self._sec = -1
+
+    def discarded(self):
+        """The CH discarded this image mid-transfer (R5): its progress stays for its return,
+        but any other image the policy accepts may now replace it, older ones included."""
+        p = self.progress
+        if p is not None and not p.get("x"):
+            p = dict(p)
+            p["x"] = 1
+            save_json(self.port.store, PROGRESS, p)
+            self.progress = p
 
     def cancel(self):
         """Forget all staged progress (the slot bytes are simply overwritten later)."""
