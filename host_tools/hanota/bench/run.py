@@ -47,6 +47,12 @@ def _simheap(quick: bool, ctx: dict[str, Any]) -> Section:
     return simheap.measure(quick)
 
 
+def _alerts(quick: bool, ctx: dict[str, Any]) -> Section:
+    from . import alertlat
+
+    return alertlat.measure(quick)
+
+
 def _link(quick: bool, ctx: dict[str, Any]) -> Section:
     from . import linkeff
 
@@ -80,6 +86,7 @@ FAMILIES: dict[str, Callable[[bool, dict[str, Any]], Section]] = {
     "link": _link,
     "han": _han,
     "fleet": _fleet,
+    "alerts": _alerts,
     "plot": _plot,
 }
 

@@ -160,11 +160,21 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
         "image_bytes": t.sent if t is not None else 0,
         "link_bytes": b.link_bytes(),
         "transfer_seconds": _seconds(t),
+        "activation_due": _due(t),
         **_heap(b),
         "checks": checks,
         "link_profile": rig.profile.name,
         **_board_facts(b),
     }
+
+
+def _due(t: Any) -> str | None:
+    """The due activation time the hub gave (ISO-8601 UTC), None if none or held back."""
+    from ..hub.alerts import iso
+    from ..hub.core import HOLD, ZB_EPOCH
+
+    up = getattr(t, "upgrade_time", None) if t is not None else None
+    return None if up is None or up == HOLD else iso(up + ZB_EPOCH)
 
 
 def _board_facts(b: BoardLink) -> dict[str, Any]:
