@@ -31,11 +31,21 @@ def sweep(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 # --- end to end ---------------------------------------------------------------------------
 
 
-QUICK = ["plain", "rollback", "multi", "half"]  # compressed: see the xfail below
+QUICK = ["plain", "rollback", "multi"]  # compressed, half: see the xfails below
+
+
+HUB_DUPLICATES = (
+    "hub (6dc34d2, duplicate-request window): a device that reboots within 5 s "
+    "restarts its link seq, so its new DEVICE_ANNOUNCE and Query Next Image are byte for "
+    "byte the previous boot's frames and are taken for duplicates; the stale answers "
+    "(no offer) are re-sent and the device idles for query_interval_s: an update cut "
+    "early (plain op 22 of the quick subset) never ends (docs/power-cut-sweep.md)"
+)
 
 
 @sim
 @pytest.mark.sim
+@pytest.mark.xfail(strict=True, reason=HUB_DUPLICATES)
 def test_quick_sweep_survives(tmp_path):
     args = [a for name in QUICK for a in ("--update", name)]
     res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "25", *args)
@@ -52,11 +62,10 @@ def test_quick_sweep_survives(tmp_path):
     assert ops == u["plain"]["ops"] + u["rollback"]["ops"]  # multi sweeps plain's image
     assert u["plain"]["fragments"] >= 3 and not u["plain"]["compressed"]
     assert 100 < u["plain"]["ops"] < 1000, u["plain"]["ops"]  # sector-buffered writes
-    assert u["half"]["ops"] == 0 and u["half"]["outcomes"] == {"refused": u["half"]["tried"]}
     assert {"transfer", "activation", "trial boot"} <= set(u["plain"]["by_phase"])
     assert "rollback" in u["rollback"]["by_phase"]
     assert u["rollback"]["reference"]["outcome"] == "rolled-back"
-    assert doc["power_cuts"] >= tried - u["half"]["tried"] and doc["power_cycles"] >= 1
+    assert doc["power_cuts"] >= tried
     assert doc["heap"]  # the board's own heap, whatever it is
 
 
@@ -66,7 +75,7 @@ def test_quick_sweep_survives(tmp_path):
     strict=True,
     reason="agent: a compressed 300 kB update in 4 fragments never completes at the sim "
     "board's heap (128k when found): the agent crash-loops on MemoryError('memory "
-    "allocation failed, allocating 2048 bytes') after ~16-20 flash operations of the first "
+    "allocation failed, allocating 2048 bytes') after 16-56 flash operations of the first "
     "fragment; the board stays on the old image (found by the sweep's compressed reference "
     "run; reproduces with `hanota rig update` on the same files, docs/power-cut-sweep.md)",
 )
@@ -100,11 +109,23 @@ def test_cut_in_the_armed_record_then_a_crashing_trial_boot_is_reported(tmp_path
 
 @sim
 @pytest.mark.sim
+@pytest.mark.xfail(strict=True, reason=HUB_DUPLICATES)
+def test_quick_half_provisioned_power_cycles_survive(tmp_path):
+    res = sweep(tmp_path, "--quick", "--json", "--update", "half", "--timeout", "8")
+    doc = json.loads(res.stdout)
+    u = doc["updates"]["half"]
+    assert u["ops"] == 0 and doc["power_cycles"] >= 1
+    assert res.returncode == 0 and u["outcomes"] == {"refused": u["tried"]}, doc["failures"]
+
+
+@sim
+@pytest.mark.sim
 def test_sweep_without_json_ends_with_the_summary_line(tmp_path):
-    res = sweep(tmp_path, "--update", "half", "--runs", "2")
+    res = sweep(tmp_path, "--update", "plain:100")
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.strip().splitlines()
-    assert lines and lines[-1] == "sweep: 2 cuts tried, 2 survived, 0 flash operations"
+    m = LAST.match(lines[-1]) if lines else None
+    assert m and m.groups()[:2] == ("1", "1") and int(m.group(3)) > 100, lines
 
 
 @sim

@@ -149,6 +149,7 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
     f["boots"] = [{"slot": e["slot"], "version": e["version"], "trial": e["pending_verify"]}
                   for e in events if e["event"] == "boot"]  # fmt: skip
     f["bad_events"] = [e for e in events if e["event"] in BAD_EVENTS]
+    f["events"] = [e["event"] for e in events]
     f["halted"] = sim.halted
     f["power_cuts"] = sum(e["event"] == "power_cut" for e in events)
     f["power_cycles"] = sum(e["event"] == "power_cycle" for e in events)
