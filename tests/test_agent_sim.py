@@ -1,7 +1,7 @@
 """The agent on a real simulated board (hanota.sim runner, flash file, bootloader, watchdog)
 driven by the CH test double over the HAN pty.
 
-Heap: the board's own (board.json, 128k): the unix port keeps the agent's loaded
+Heap: the board's own (board.json, 160k): the unix port keeps the agent's loaded
 bytecode in the MicroPython heap (~100 KB idle on 64-bit, docs/agent.md "Memory").
 """
 

@@ -152,5 +152,18 @@ def main(port, make_agent=Agent):
             make_agent(port).run()
         except Exception as e:  # top level: the device must keep answering the CH
             port.log("agent: crashed: %r; restart in %d ms" % (e, backoff))
+            _trace(port, e)
             port.sleep_ms(backoff)
             backoff = min(backoff * 2, 60000)
+
+
+def _trace(port, e):
+    # where it crashed, on the console (MicroPython: sys.print_exception)
+    import sys
+
+    if hasattr(sys, "print_exception"):
+        import io
+
+        out = io.StringIO()
+        sys.print_exception(e, out)
+        port.log(out.getvalue().rstrip())

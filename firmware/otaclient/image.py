@@ -219,7 +219,15 @@ class Verifier:
         got = 0
         while True:
             # ask for one byte more than is due, so a long piece shows
-            n = self._inflate(r, out[: min(len(out), want - got + 1)])
+            lim = min(len(out), want - got + 1)
+            try:
+                n = self._inflate(r, out[:lim])
+            except MemoryError:  # the first read takes the reader's state and window
+                if got:
+                    raise
+                r = None
+                r = self._inf.reader()  # once more, after a collection (MicroPython only)
+                n = self._inflate(r, out[:lim])
             if not n:
                 break
             if got + n > want:

@@ -4,6 +4,7 @@ MicroPython's `deflate.DeflateIO` over a preallocated native `io.BytesIO` (it pu
 a byte at a time, so a Python-level stream would cost a call per byte); CPython's zlib.
 """
 
+import gc
 import io
 
 try:
@@ -38,9 +39,10 @@ class Inflater:
         self._n = 0
         if deflate is not None:
             self._buf = io.BytesIO(size)  # MicroPython: preallocated, written in place
-            # keep a window-sized hole reserved next to it; freed just before DeflateIO
-            # allocates its window, so a fragmented heap still has room for it
-            self._hole = bytearray(1 << wbits)
+            # keep a hole reserved next to it, freed just before DeflateIO allocates its
+            # decompressor state (~1.3 KB) and window (first fit: both must fit in it), so
+            # a fragmented heap still has room for them
+            self._hole = bytearray(_hole_size(wbits))
         else:
             self._buf = bytearray(size)
 
@@ -62,16 +64,25 @@ class Inflater:
         if deflate is not None:
             self._buf.seek(0)
             self._hole = None
+            gc.collect()  # the hole is free now, for the reader's state and window
             return deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)
         return _ZReader(bytes(self._buf[:n]), self._wbits)
 
     def rearm(self):
-        """After a piece: reserve the window's hole again (best effort)."""
+        """After a piece (its reader dropped): take the hole back where the reader's
+        state and window were (collected first, so first fit finds that spot)."""
         if deflate is not None and self._hole is None:
+            gc.collect()
             try:
-                self._hole = bytearray(1 << self._wbits)
+                self._hole = bytearray(_hole_size(self._wbits))
             except MemoryError:
                 pass
+
+
+def _hole_size(wbits):
+    # window + DeflateIO's read state (uzlib tables: 1344 bytes on a 64-bit port, less on
+    # 32-bit): exactly what the first read takes, so the freed pair fits the next hole
+    return (1 << wbits) + 1344
 
 
 _shared = None

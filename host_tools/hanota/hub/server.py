@@ -132,6 +132,12 @@ class LinkSession:
         processed twice; a block or page request has none: it is being served); else the
         list that collects this frame's responses."""
         key, now = (src, lseq, bytes(payload)), time.monotonic()
+        if _is_announce(payload):
+            # a (re)booted device: its link sequence starts again, so its next frames may
+            # equal the last boot's byte for byte; forget those (an announce is idempotent)
+            kept = [r for r in self._recent if r[0][0] != src]
+            self._recent.clear()
+            self._recent.extend(kept)
         for k, t, sent in self._recent:
             if k == key and now - t <= _DUP_S:
                 self.stats["duplicates"] += 1
@@ -272,3 +278,11 @@ def parse_link(spec: str) -> tuple[str, str | None]:
     if eui is not None and (len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui)):
         raise ValueError(f"--link {spec}: EUI-64 must be 16 hex digits")
     return path, eui
+
+
+def _is_announce(payload: bytes) -> bool:
+    try:
+        cmd, _zseq, s2c, mfr, _body = zcl.decode_frame(payload)
+    except zcl.ZclError:
+        return False
+    return cmd == zcl.DEVICE_ANNOUNCE and mfr == zcl.MFR_HANOTA and not s2c
