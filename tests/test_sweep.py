@@ -31,21 +31,11 @@ def sweep(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 # --- end to end ---------------------------------------------------------------------------
 
 
-QUICK = ["plain", "rollback", "multi"]  # compressed, half: see the xfails below
-
-
-HUB_DUPLICATES = (
-    "hub (6dc34d2, duplicate-request window): a device that reboots within 5 s "
-    "restarts its link seq, so its new DEVICE_ANNOUNCE and Query Next Image are byte for "
-    "byte the previous boot's frames and are taken for duplicates; the stale answers "
-    "(no offer) are re-sent and the device idles for query_interval_s: an update cut "
-    "early (plain op 22 of the quick subset) never ends (docs/power-cut-sweep.md)"
-)
+QUICK = ["plain", "rollback", "multi"]  # compressed, half: their own tests below
 
 
 @sim
 @pytest.mark.sim
-@pytest.mark.xfail(strict=True, reason=HUB_DUPLICATES)
 def test_quick_sweep_survives(tmp_path):
     args = [a for name in QUICK for a in ("--update", name)]
     res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "25", *args)
@@ -71,14 +61,6 @@ def test_quick_sweep_survives(tmp_path):
 
 @sim
 @pytest.mark.sim
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent: a compressed 300 kB update in 4 fragments never completes at the sim "
-    "board's heap (128k when found): the agent crash-loops on MemoryError('memory "
-    "allocation failed, allocating 2048 bytes') after 16-56 flash operations of the first "
-    "fragment; the board stays on the old image (found by the sweep's compressed reference "
-    "run; reproduces with `hanota rig update` on the same files, docs/power-cut-sweep.md)",
-)
 def test_quick_sweep_compressed_survives(tmp_path):
     res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "10",
                 "--update", "compressed")  # fmt: skip
@@ -90,14 +72,6 @@ def test_quick_sweep_compressed_survives(tmp_path):
 
 @sim
 @pytest.mark.sim
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent: a cut inside the `activating {armed: 1}` store write (after set_pending "
-    "completed) leaves armed: 0 on flash although the bootloader is armed; a new app that "
-    "then crashes on its trial boot is rolled back, and the agent takes the record for a cut "
-    "before arming ('not an attempt'): no failed-activation alert reaches the CH and the "
-    "failed-attempts count is not raised (QUALITY.md trial boot; docs/power-cut-sweep.md)",
-)
 def test_cut_in_the_armed_record_then_a_crashing_trial_boot_is_reported(tmp_path):
     ref = json.loads(sweep(tmp_path, "--update", "rollback:999999", "--json").stdout)
     phases = {name: (a, b) for name, a, b in ref["updates"]["rollback"]["op_map"]["phases"]}
@@ -109,7 +83,6 @@ def test_cut_in_the_armed_record_then_a_crashing_trial_boot_is_reported(tmp_path
 
 @sim
 @pytest.mark.sim
-@pytest.mark.xfail(strict=True, reason=HUB_DUPLICATES)
 def test_quick_half_provisioned_power_cycles_survive(tmp_path):
     res = sweep(tmp_path, "--quick", "--json", "--update", "half", "--timeout", "8")
     doc = json.loads(res.stdout)

@@ -87,7 +87,10 @@ def after_boot(agent):
         agent.client.reasm.progress = None
         status = zcl.BOOT_ACTIVATED
     elif not act.get("armed"):
-        state.update(activating=None)  # cut before set_pending completed: not an attempt
+        # a cut around set_pending: the bootloader may never have been armed, or it was and
+        # the new app's trial boot failed and was rolled back (no way to tell here). Either
+        # way the activation failed: report it; count a failed attempt only when known.
+        agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None)
         status = zcl.BOOT_NORMAL
     else:
         failed = _count_failure(state.get("failed", []), act["v"])
