@@ -209,3 +209,23 @@ def test_link_efficiency_at_115200_with_2ms_latency(tmp_path):
     H.run(port, lambda a: a.client.st == 3)
     rate = dbl.bytes / ((port.clock - t["start"]) / 1000) / 11520
     assert rate >= 0.85, rate
+
+
+def test_an_answer_to_an_earlier_query_is_ignored(tmp_path, frag_files):
+    """A Query Next Image Response overtaken on the line (NO_IMAGE to the boot query,
+    arriving after a notify made the client ask again) must not idle the client for
+    query_interval_s: only the answer with the last query's ZCL sequence number counts."""
+    from otaclient import client as C
+    from otaclient.agent import Agent
+
+    port, _dbl = _board(tmp_path, frag_files)
+    a = Agent(port)
+    a.boot()  # announce + the boot query
+    first = a.client._qseq
+    a.client.query()  # asked again (an Image Notify came)
+    assert a.client._qseq != first
+    stale = zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None)
+    a.client.on_query_rsp(stale, first)
+    assert a.client.st == C.QUERY  # still waiting for the answer to the last query
+    a.client.on_query_rsp(stale, a.client._qseq)
+    assert a.client.st == C.IDLE

@@ -63,6 +63,7 @@ class Agent:
         self._lseq = (self._lseq + 1) & 0xFF
         dst = self.policy.ch_addr if dst is None else dst
         self.port.link.write(link.encode(self.addr, dst, self._lseq, frame))
+        return seq
 
     def announce(self, boot_status):
         pol = self.policy
@@ -128,7 +129,7 @@ class Agent:
         elif cmd == zcl.IMAGE_NOTIFY:
             c.on_notify(obj, unicast)
         elif cmd == zcl.QUERY_NEXT_IMAGE_RSP:
-            c.on_query_rsp(obj)
+            c.on_query_rsp(obj, seq)
         elif cmd == zcl.UPGRADE_END_RSP:
             c.on_end_rsp(obj)
         elif cmd == zcl.ALERT_ACK:

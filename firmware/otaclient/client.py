@@ -51,6 +51,7 @@ class Client:
         self.st = IDLE
         self.dl = None
         self._ver = None
+        self._qseq = None  # ZCL sequence number of the last Query Next Image Request
         self._keys = None  # key-rotation payload being captured
         self.ended = None  # the offer whose image is complete and verified
         self.activate_at = 0
@@ -76,7 +77,7 @@ class Client:
         p = zcl.encode_query_next_image_req(
             self.policy.mfr, self.policy.image_type, self.running(), b["hw_version"]
         )
-        self._send(zcl.QUERY_NEXT_IMAGE_REQ, p)
+        self._qseq = self._send(zcl.QUERY_NEXT_IMAGE_REQ, p)
         if self.st in (IDLE, QUERY):
             self.st = QUERY
             self._due = self.port.ticks_ms() + self.cfg["retry_s"] * 1000
@@ -95,9 +96,11 @@ class Client:
                 return  # thinned by the server's query jitter
         self.query()
 
-    def on_query_rsp(self, r):
+    def on_query_rsp(self, r, seq=None):
         if self.st != QUERY:
             return
+        if seq is not None and self._qseq is not None and seq != self._qseq:
+            return  # the answer to an earlier query, overtaken on the line: wait for ours
         if r.status != zcl.SUCCESS:
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
