@@ -73,7 +73,11 @@ def test_dry_run_prints_esptool_at_the_board_offset_then_mpremote(fw):
         "write-flash", "--erase-all", "0x1000", lines[0].split()[-1],
     ]  # fmt: skip
     assert lines[0].split()[0].endswith("esptool") and lines[0].endswith("fw.bin")
-    assert "mpremote connect /dev/ttyUSB0 fs cp -r" in lines[1] and "board.json" in lines[1] and lines[1].endswith(":.")
+    assert (
+        "mpremote connect /dev/ttyUSB0 fs cp -r" in lines[1]
+        and "board.json" in lines[1]
+        and lines[1].endswith(":.")
+    )
     assert "/ports" in lines[1] and "/otaclient" in lines[1]
     assert "identity.json" in lines[2] and lines[2].endswith(":/data/")
     assert lines[3].endswith("mpremote connect /dev/ttyUSB0 reset")

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hanota {__version__}")
     sub = parser.add_subparsers(dest="area", metavar="AREA")
-    for name, modname in AREAS.items():
+    for modname in AREAS.values():
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:

@@ -37,4 +37,5 @@ def parse_int(text: str) -> int:
     except ValueError:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r} (use decimal or 0x hex)")
+        msg = f"not an integer: {text!r} (use decimal or 0x hex)"
+        raise argparse.ArgumentTypeError(msg) from None
