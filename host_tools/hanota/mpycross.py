@@ -8,6 +8,7 @@ digest under build/mpy-cache/, so repeated app builds cost nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -56,4 +57,22 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
             out.append((path[:-3] + ".mpy", compile_source(data, path)))
         else:
             out.append((path, data))
+    return out
+
+
+def firmware_tree() -> Path:
+    """firmware/ compiled to .mpy (main.py left out), in build/mpy-firmware/<digest>/:
+    what MicroPython runs in tests and benchmarks, as a board ships it."""
+    srcs = sorted(p for p in paths.FIRMWARE.rglob("*.py") if "__pycache__" not in p.parts)
+    files = [(p.relative_to(paths.FIRMWARE).as_posix(), p.read_bytes()) for p in srcs]
+    key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files)).hexdigest()[:16]
+    out = paths.BUILD / "mpy-firmware" / key
+    if not (out / ".done").is_file():
+        for rel, data in compile_tree([f for f in files if f[0] != "main.py"]):
+            dst = out / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # parallel runs race here
+            tmp.write_bytes(data)
+            tmp.replace(dst)
+        (out / ".done").write_text("")
     return out

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hanota import paths
+from hanota import mpycross, paths
 
 TESTS = paths.ROOT / "tests"
 
@@ -31,7 +31,8 @@ def run(
 ) -> list[dict[str, Any]]:
     """Run `code` (a file body) with firmware/ and extra_path (searched first if `first`)
     importable; the BENCH documents it printed."""
-    dirs = [*(extra_path or []), paths.FIRMWARE] if first else [paths.FIRMWARE, *(extra_path or [])]
+    fw = mpycross.firmware_tree()  # precompiled, as a board runs it: no compiler heap
+    dirs = [*(extra_path or []), fw] if first else [fw, *(extra_path or [])]
     pypath = ":".join(str(p) for p in dirs)
     env = dict(os.environ, MICROPYPATH=pypath + ":.frozen")
     with tempfile.TemporaryDirectory(prefix="hanota-bench-") as tmp:
