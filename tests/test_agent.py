@@ -183,10 +183,17 @@ def test_upgrade_time_wait_resends_end_request(tmp_path):
 def test_consent_refuse_reports_and_keeps_firmware(tmp_path):
     files = U.images(fake_app(V2, 20_000), V2)
     port, dbl = _board(tmp_path, files, U.store(extra={"consent.json": {"mode": "refuse"}}))
-    H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
+    a = H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
     assert port.running_version() == U.V1 and not port.boots
     assert [(a.result, a.version) for a, _ in dbl.alerts] == [(zcl.RESULT_REFUSED, V2)] * 2
     assert ("announce", U.V1, zcl.BOOT_REFUSED) in dbl.events
+    # the CH keeps offering it: not fetched, ended or refused again while consent refuses
+    ends = len([e for e in dbl.events if e[0] == "end"])
+    t0 = port.clock
+    H.run(port, lambda a: port.clock - t0 > 3 * 3_600_000, 4 * 3_600_000, agent=a)
+    assert [e for e in dbl.events if e[0] == "query"][-1] == ("query", U.V1)
+    assert len([e for e in dbl.events if e[0] == "end"]) == ends
+    assert len(dbl.alerts) == 2 and port.running_version() == U.V1
 
 
 def test_consent_defer_activates_after_the_time(tmp_path):
