@@ -20,17 +20,6 @@ SUPS = ["supplier-a", "supplier-b"]
 
 
 @pytest.fixture(scope="module")
-def imgs(tmp_path_factory):
-    return factory.Images(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="module")
-def frag2(imgs):
-    """A 2-fragment image for sim-ppmid (20 kB firmware, files under 12 kB)."""
-    return imgs.build(V2, board="sim-ppmid", size=8192 + 4000, max_size=8500)
-
-
-@pytest.fixture(scope="module")
 def dev():
     return factory.device("sim-ppmid", SUPS, seed="hub-core", short_addr=7)
 

@@ -14,16 +14,6 @@ from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run
 
 
 @pytest.fixture(scope="module")
-def imgs(tmp_path_factory):
-    return factory.Images(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="module")
-def frag2(imgs):
-    return imgs.build(V2, board="sim-ppmid", size=8192 + 4000, max_size=8500)
-
-
-@pytest.fixture(scope="module")
 def dev():
     return factory.device("sim-ppmid", SUPS, seed="hub-resilience", short_addr=9)
 
