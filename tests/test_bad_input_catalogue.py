@@ -35,7 +35,7 @@ from mpy_agent import run_agent_mpy
 from otaclient import link, zcl
 
 # hub fixtures (a sim-ppmid device record and signed images), reused from the hub tests
-from test_hub_core import dev, frag2, imgs  # noqa: F401
+from test_hub_core import dev  # noqa: F401
 
 V2 = CB.V2  # the fake board runs U.V1; images below are V2 unless said otherwise
 INVALID = zcl.INVALID_IMAGE
