@@ -89,7 +89,9 @@ async def _link(quick: bool, s: Section) -> None:
     s.notes.append(
         f"`mpremote cp` exit statuses {r_mp['rc']}, {r_mp2['rc']}; its time includes entering "
         "the raw REPL (`connect ... resume`, no soft reset). It sends printable bytes almost as "
-        "they are and escapes the rest. Compression ratio of the own app: "
+        "they are and escapes the rest, so the own app (.mpy: its names and strings are "
+        "printable) is its better case, hence a lower ratio than the binary-like app. "
+        "Compression ratio of the own app: "
         f"{len(own) / r_comp['file_bytes']:.2f}× (its modules ship as .mpy bytecode, which "
         "compresses far less than the Python source did: 2.39× before apps were "
         f"precompiled); pad-asset app: {len(pad) / r_pad['file_bytes']:.2f}× (the sim's synthetic "
