@@ -89,7 +89,8 @@ def measure_heap(quick: bool = False) -> Section:
         s.add(Figure(f"runs_at_64k_{size}", f"{size:,}-byte update completes at 64 KB heap",
                      1.0 if heap == "64k" else 0.0, "yes=1", Bar(">=", 1, "")))  # fmt: skip
     growth = peaks[-1] - peaks[0]
-    s.add(Figure("growth", f"peak growth {sizes[0]:,} → {sizes[-1]:,} bytes", growth, "bytes",
+    s.add(Figure("growth", f"peak growth {sizes[0]:,} → {sizes[-1]:,} bytes, fixtures' records included "
+                 "(agent alone: the sim-board family)", growth, "bytes",
                  Bar("<=", 1024, "bytes", "flat: our reading")))  # fmt: skip
     s.method = (
         "The ingest set-up (real agent as .mpy on the fake board with the CH double, unix port) "
