@@ -53,6 +53,12 @@ def _alerts(quick: bool, ctx: dict[str, Any]) -> Section:
     return alertlat.measure(quick)
 
 
+def _profiles(quick: bool, ctx: dict[str, Any]) -> Section:
+    from . import profiles
+
+    return profiles.measure(quick)
+
+
 def _link(quick: bool, ctx: dict[str, Any]) -> Section:
     from . import linkeff
 
@@ -85,6 +91,7 @@ FAMILIES: dict[str, Callable[[bool, dict[str, Any]], Section]] = {
     "simheap": _simheap,
     "link": _link,
     "han": _han,
+    "profiles": _profiles,
     "fleet": _fleet,
     "alerts": _alerts,
     "plot": _plot,
