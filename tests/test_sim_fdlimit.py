@@ -26,14 +26,21 @@ def fds_above_1024():
         pytest.skip(f"hard RLIMIT_NOFILE {hard} < {want}")
     if soft != resource.RLIM_INFINITY and soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    dummies = []
-    try:
+    dummies: list[int] = []
+
+    def fill() -> None:
+        # open until an fd comes back >= HIGH: no free fd left below it. Call again right
+        # before making the fds under test: another thread of this worker (a previous
+        # test's board) may have closed a low fd since.
         while True:
             fd = os.open(os.devnull, os.O_RDONLY)
             dummies.append(fd)
             if fd >= HIGH:
-                break
-        yield
+                return
+
+    try:
+        fill()
+        yield fill
     finally:
         for fd in dummies:
             os.close(fd)
@@ -52,7 +59,8 @@ def _read_until(fd: int, want: bytes, timeout: float = 5.0) -> bytes:
 
 
 def test_console_relay_works_with_fds_above_1024(tmp_path):
-    with fds_above_1024():
+    with fds_above_1024() as fill:
+        fill()
         con = ptys.ConsolePty(tmp_path / "console.log")
         try:
             slave = con.new_inner()
@@ -74,13 +82,19 @@ def test_console_relay_works_with_fds_above_1024(tmp_path):
 @pytest.mark.micropython
 def test_sim_board_console_and_han_with_fds_above_1024(tmp_path):
     directory = make_board(tmp_path, ECHO)
-    with fds_above_1024(), SimBoard(directory) as board:
-        board.wait_for("boot")
-        wait_console(board, "APP confirmed")  # relayed by the console thread
-        assert board.console._outer > 1024 and board.han.master > 1024
-        fd = os.open(board.han_path, os.O_RDWR | os.O_NOCTTY)
-        try:
-            os.write(fd, b"ping")
-            assert _read_until(fd, b"ping") == b"ping"
-        finally:
-            os.close(fd)
+    with fds_above_1024() as fill:
+        fill()
+        with SimBoard(directory) as board:
+            _check_board(board)
+
+
+def _check_board(board: SimBoard) -> None:
+    board.wait_for("boot")
+    wait_console(board, "APP confirmed")  # relayed by the console thread
+    assert board.console._outer > 1024 and board.han.master > 1024
+    fd = os.open(board.han_path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(fd, b"ping")
+        assert _read_until(fd, b"ping") == b"ping"
+    finally:
+        os.close(fd)
