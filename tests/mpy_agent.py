@@ -95,27 +95,28 @@ def run_agent_mpy(
     }
     (tmp / "cfg.json").write_text(json.dumps(cfg))
     code = _SCRIPT % {"cfg": str(tmp / "cfg.json")}
-    res = _run(tmp, code, heap, timeout)
+    return run_script(tmp, code, compiled_fixtures(tmp / "mpy"), heap, timeout)
+
+
+def compiled_fixtures(out: Path) -> Path:
+    """otaclient + fakes/harness/double precompiled into out (as frozen code is on a
+    board: no compiler heap in a 64 KB run)."""
+    return compiled(out, [TESTS / "fakes.py", TESTS / "harness.py", TESTS / "ota_double.py"])
+
+
+def run_script(d: Path, code: str, mods: Path, heap: str, timeout: float) -> dict:
+    """Run `code` as d/script.py under MicroPython (mods first on its path); the dict of
+    the `RESULT {json}` line it prints, else AssertionError with its output."""
+    script = d / "script.py"
+    script.write_text(code)
+    env = dict(os.environ, MICROPYPATH=f"{mods}:{FIRMWARE}:.frozen")
+    res = subprocess.run(
+        [micropython(), "-X", f"heapsize={heap}", str(script)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=d,
+    )  # fmt: skip
     for line in res.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     raise AssertionError(
         f"micropython failed ({res.returncode})\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    )
-
-
-def _run(tmp: Path, code: str, heap: str, timeout: float) -> subprocess.CompletedProcess:
-    # Precompiled (.mpy) as frozen code is on a board: no compiler heap in a 64 KB run.
-    mods = [TESTS / "fakes.py", TESTS / "harness.py", TESTS / "ota_double.py"]
-    out = compiled(tmp / "mpy", mods)
-    env = dict(os.environ, MICROPYPATH=f"{out}:{FIRMWARE}:.frozen")
-    script = tmp / "script.py"
-    script.write_text(code)
-    return subprocess.run(
-        [micropython(), "-X", f"heapsize={heap}", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=tmp,
     )

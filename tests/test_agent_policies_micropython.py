@@ -14,18 +14,14 @@ memory, is what these tests check (the agent's heap is measured on sim boards).
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
 import textwrap
-from pathlib import Path
 
 import agent_util as U
 import pytest
 from fakes import fake_app
-from hanota.bench.mpy import compiled
 from hanota.image.keys import generate, raw_public
-from hanota.paths import FIRMWARE, micropython
+from mpy_agent import compiled_fixtures, run_script
 from otaclient import zcl
 
 pytestmark = pytest.mark.micropython
@@ -33,7 +29,6 @@ pytestmark = pytest.mark.micropython
 V2, V3, V4 = 0x01000100, 0x01000200, 0x01000300
 KEYS_TYPE = 0xFFC0
 SUCCESS, INVALID, MORE = zcl.SUCCESS, zcl.INVALID_IMAGE, zcl.REQUIRE_MORE_IMAGE
-TESTS = Path(__file__).parent
 
 _PROLOGUE = """
 import json, hashlib
@@ -115,9 +110,7 @@ print("RESULT " + json.dumps(R))
 @pytest.fixture(scope="module")
 def mpy_mods(tmp_path_factory):
     """Firmware + fakes/harness/double precompiled once for the module."""
-    out = tmp_path_factory.mktemp("mpy")
-    mods = [TESTS / "fakes.py", TESTS / "harness.py", TESTS / "ota_double.py"]
-    return compiled(out, mods)
+    return compiled_fixtures(tmp_path_factory.mktemp("mpy"))
 
 
 @pytest.fixture
@@ -145,18 +138,7 @@ def scenario(tmp_path, mpy_mods):
         }
         (d / "cfg.json").write_text(json.dumps(cfg))
         code = _PROLOGUE % {"cfg": str(d / "cfg.json")} + textwrap.dedent(body) + _EPILOGUE
-        (d / "script.py").write_text(code)
-        env = dict(os.environ, MICROPYPATH=f"{mpy_mods}:{FIRMWARE}:.frozen")
-        res = subprocess.run(
-            [micropython(), "-X", "heapsize=512k", str(d / "script.py")],
-            capture_output=True, text=True, timeout=timeout, env=env, cwd=d,
-        )  # fmt: skip
-        for line in res.stdout.splitlines():
-            if line.startswith("RESULT "):
-                return json.loads(line[7:])
-        raise AssertionError(
-            f"micropython failed ({res.returncode})\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-        )
+        return run_script(d, code, mpy_mods, "512k", timeout)
 
     return go
 
