@@ -103,12 +103,18 @@ class LinkSession:
         if dst not in (self.hub.config.short_addr, _BROADCAST):
             self.stats["not_for_us"] += 1
             return
-        sent = self._duplicate(src, lseq, payload)
+        try:
+            head: tuple | zcl.ZclError = zcl.decode_frame(payload)
+        except zcl.ZclError as exc:
+            head = exc
+        sent = self._duplicate(src, lseq, payload, _is_announce(head))
         if sent is None:
             return
         cmd = None
         try:
-            cmd, zseq, s2c, mfr, body = zcl.decode_frame(payload)
+            if isinstance(head, zcl.ZclError):
+                raise head
+            cmd, zseq, s2c, mfr, body = head
             if s2c:
                 raise zcl.ZclError("SERVER_TO_CLIENT", zcl.UNSUP_CLUSTER_COMMAND)
             obj = zcl.decode_command(cmd, body, s2c, mfr)
@@ -127,12 +133,12 @@ class LinkSession:
         except Exception as exc:  # a bug or a device answering garbage: log, keep serving
             self.hub.record("server-error", link=self.name, device=eui, error=repr(exc))
 
-    def _duplicate(self, src: int, lseq: int, payload: bytes) -> _Sent | None:
+    def _duplicate(self, src: int, lseq: int, payload: bytes, announce: bool) -> _Sent | None:
         """None for a copy of a recent frame (its responses are sent again, nothing is
         processed twice; a block or page request has none: it is being served); else the
         list that collects this frame's responses."""
         key, now = (src, lseq, bytes(payload)), time.monotonic()
-        if _is_announce(payload):
+        if announce:
             # a (re)booted device: its link sequence starts again, so its next frames may
             # equal the last boot's byte for byte; forget those (an announce is idempotent)
             kept = [r for r in self._recent if r[0][0] != src]
@@ -280,9 +286,9 @@ def parse_link(spec: str) -> tuple[str, str | None]:
     return path, eui
 
 
-def _is_announce(payload: bytes) -> bool:
-    try:
-        cmd, _zseq, s2c, mfr, _body = zcl.decode_frame(payload)
-    except zcl.ZclError:
+def _is_announce(head: tuple | zcl.ZclError) -> bool:
+    """A decoded frame header (or its decode error) is our DEVICE_ANNOUNCE."""
+    if isinstance(head, zcl.ZclError):
         return False
+    cmd, _zseq, s2c, mfr, _body = head
     return cmd == zcl.DEVICE_ANNOUNCE and mfr == zcl.MFR_HANOTA and not s2c
