@@ -6,9 +6,9 @@ rather than dropping it.
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,93 +16,34 @@ from ..output import log
 from . import machine, report
 from .results import Section
 
-
-def _verify(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import verify
-
-    return verify.measure(quick)
-
-
-def _parse(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import throughput
-
-    return throughput.measure(quick)
-
-
-def _ingest(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import ingest
-
-    return ingest.measure_ingest(quick)
-
-
-def _heap(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import ingest
-
-    return ingest.measure_heap(quick)
-
-
-def _simheap(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import simheap
-
-    return simheap.measure(quick)
-
-
-def _alerts(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import alertlat
-
-    return alertlat.measure(quick)
-
-
-def _profiles(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import profiles
-
-    return profiles.measure(quick)
-
-
-def _link(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import linkeff
-
-    return linkeff.measure(quick)
-
-
-def _han(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import linkeff
-
-    return linkeff.measure_han(quick)
-
-
-def _fleet(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import fleet
-
-    return fleet.measure(quick)
-
-
-def _plot(quick: bool, ctx: dict[str, Any]) -> Section:
-    from . import plot
-
-    return plot.measure(quick, ctx["png"])
-
-
-FAMILIES: dict[str, Callable[[bool, dict[str, Any]], Section]] = {
-    "verify": _verify,
-    "parse": _parse,
-    "ingest": _ingest,
-    "heap": _heap,
-    "simheap": _simheap,
-    "link": _link,
-    "han": _han,
-    "profiles": _profiles,
-    "fleet": _fleet,
-    "alerts": _alerts,
-    "plot": _plot,
+# family -> (module of this package, its function); a module is imported only when its
+# family runs. Each function takes `quick`; plot also the PNG path.
+FAMILIES: dict[str, tuple[str, str]] = {
+    "verify": ("verify", "measure"),
+    "parse": ("throughput", "measure"),
+    "ingest": ("ingest", "measure_ingest"),
+    "heap": ("ingest", "measure_heap"),
+    "simheap": ("simheap", "measure"),
+    "link": ("linkeff", "measure"),
+    "han": ("linkeff", "measure_han"),
+    "profiles": ("profiles", "measure"),
+    "fleet": ("fleet", "measure"),
+    "alerts": ("alertlat", "measure"),
+    "plot": ("plot", "measure"),
 }
+
+
+def _measure(name: str, quick: bool, ctx: dict[str, Any]) -> Section:
+    module, func = FAMILIES[name]
+    measure = getattr(importlib.import_module(f"{__package__}.{module}"), func)
+    return measure(quick, ctx["png"]) if name == "plot" else measure(quick)
 
 
 def run_one(name: str, quick: bool, ctx: dict[str, Any]) -> Section:
     log(f"bench: {name} ...")
     t0 = time.monotonic()
     try:
-        sec = FAMILIES[name](quick, ctx)
+        sec = _measure(name, quick, ctx)
     except Exception as exc:  # noqa: BLE001 - a failed family is reported, not fatal
         sec = Section(name, name, error=f"{type(exc).__name__}: {exc}")
         log(traceback.format_exc())
