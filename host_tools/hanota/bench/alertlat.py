@@ -9,16 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-from .. import paths
-from ..board import defs
 from ..output import log
 from ..rig.factory import Images
 from ..rig.update import UpdateOptions, run_update
-from ..sim import appimage
+from . import simrun
 from .results import Figure, Section
 
-BOARD = "sim-ppmid"
-V1, V2 = 0x01000000, 0x01000100
+BOARD, V1, V2 = simrun.BOARD, simrun.V1, simrun.V2
 LEAD_S = 8  # activation this far after submission: the transfer ends well before it
 CONFIRM_DELAY_S = 2.0  # the rig's default version-confirmation delay
 
@@ -29,7 +26,7 @@ def _t(iso: str) -> float:
 
 def _one(tmp: Path, i: int) -> dict[str, float]:
     imgs = Images(tmp / "keys")
-    app = appimage.build(appimage.collect(paths.FIRMWARE), V2, defs.load(BOARD), pad_to=100_000)
+    app = simrun.app(tmp, V2, pad_to=100_000)
     files = imgs.build(V2, board=BOARD, payload=app, name="app")
     opts = UpdateOptions(images=files, trust=[imgs.pub_path], board=BOARD, factory_version=V1,
                          suppliers=["supplier-a", "supplier-b"], activate_at=f"+{LEAD_S}",

@@ -11,21 +11,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import paths
 from ..board import defs
 from ..output import log
 from ..rig.factory import Images
 from ..rig.update import UpdateOptions, run_update
-from ..sim import appimage
+from . import simrun
 from .results import Bar, Figure, Section
 
-BOARD = "sim-ppmid"
-V1, V2 = 0x01000000, 0x01000100
+BOARD, V1, V2 = simrun.BOARD, simrun.V1, simrun.V2
 
 
 def _one(tmp: Path, size: int, heap: str) -> dict[str, Any]:
     imgs = Images(tmp / "keys")
-    app = appimage.build(appimage.collect(paths.FIRMWARE), V2, defs.load(BOARD), pad_to=size)
+    app = simrun.app(tmp, V2, pad_to=size)
     files = imgs.build(V2, board=BOARD, payload=app, name=f"app-{size}")
     opts = UpdateOptions(images=files, trust=[imgs.pub_path], board=BOARD, factory_version=V1,
                          heap=heap, timeout_s=90, workdir=tmp / f"run-{size}-{heap}")  # fmt: skip
