@@ -9,7 +9,7 @@ import random
 
 from otaclient import download, image
 from otaclient import zcl_client as zcl
-from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, REFUSE, PolicyError
+from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
 from otaclient.reassembly import Reassembly, sector_buffer
 
 try:
@@ -104,10 +104,8 @@ class Client:
         if r.status != zcl.SUCCESS:
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
-        if not self.policy.offer_ok(r, self.running(), self.state.get("failed", [])) or (
-            r.version in self.state.get("refused", ())  # by consent, still refusing: once
-            and self.policy.decide(self.port.now())[0] == REFUSE
-        ):
+        failed, refused = self.state.get("failed", []), self.state.get("refused", ())
+        if not self.policy.offer_ok(r, self.running(), failed, refused, self.port.now()):
             self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[1:])
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return

@@ -92,8 +92,9 @@ class Policy:
         """R4: only the bound Comms Hub may drive the OTA client."""
         return src == self.ch_addr
 
-    def offer_ok(self, rsp, running, failed):
-        """Query Next Image Response worth downloading (else ignored, spec behaviour)."""
+    def offer_ok(self, rsp, running, failed, refused=(), now=0):
+        """Query Next Image Response worth downloading (else ignored, spec behaviour).
+        A version the consumer refused is not fetched again while consent still refuses."""
         if rsp.mfr != self.mfr or rsp.image_type not in (self.image_type, KEYS_IMAGE_TYPE):
             return False
         if not 0 < rsp.size <= MAX_FILE:
@@ -103,7 +104,9 @@ class Policy:
         if rsp.version <= running:
             return False
         attempts = sum(f[1] for f in failed if f[0] == rsp.version)
-        return attempts < self.cfg["max_attempts"]
+        if attempts >= self.cfg["max_attempts"]:
+            return False
+        return rsp.version not in refused or self.decide(now)[0] != REFUSE
 
     def check(self, m, offered, running, sec_counter):
         """Manifest of a file being fetched; raise PolicyError to refuse it."""
