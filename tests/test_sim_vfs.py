@@ -5,16 +5,16 @@ an ESP32), and filesystem modules shadow the slot's ('' precedes '.frozen')."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from hanota.board import defs
-from hanota.paths import FIRMWARE, mpremote
+from hanota.paths import FIRMWARE
 from hanota.sim import create
 from hanota.sim.appimage import build, collect
 from hanota.sim.runner import SimBoard
+from test_board_sim import mp
 
 pytestmark = pytest.mark.micropython
 
@@ -38,13 +38,6 @@ def sim_dir(tmp_path: Path) -> Path:
     board = defs.load("sim-ppmid")
     create.create(tmp_path / "sim", "sim-ppmid", app=build(collect(app), 0x01000000, board))
     return tmp_path / "sim"
-
-
-def mp(pty: str, *args: str) -> str:
-    res = subprocess.run([mpremote(), "connect", pty, "resume", *args],
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert res.returncode == 0, res.stdout + res.stderr
-    return res.stdout
 
 
 def booted(sb: SimBoard, n: int, marker: str) -> None:
