@@ -87,7 +87,7 @@ class Port:
         hdr = memoryview(self._buf)[:APP_HEADER_LEN]
         self.read(0, hdr)
         magic, fmt, hlen, _v, tree, digest, mfr, typ = struct.unpack_from(APP_HEADER, hdr)
-        if magic != APP_MAGIC or fmt != 1 or hlen != APP_HEADER_LEN:
+        if magic != APP_MAGIC or fmt != 2 or hlen != APP_HEADER_LEN:
             raise ValueError("not a sim app image")
         if mfr != self.board["manufacturer_code"] or typ != self.board["image_type"]:
             raise ValueError("app for another board")

@@ -40,5 +40,16 @@ def micropython() -> str:
     return os.environ.get("HANOTA_MICROPYTHON") or venv_bin("micropython")
 
 
+def micropython_in_process() -> str | None:
+    """The CPython that can run MicroPython in-process (`micropython_run`, what the venv's
+    `micropython` script does), so a launcher can map memory for it; None when
+    HANOTA_MICROPYTHON names another binary or the module is missing."""
+    if os.environ.get("HANOTA_MICROPYTHON"):
+        return None
+    import importlib.util
+
+    return sys.executable if importlib.util.find_spec("micropython_run") else None
+
+
 def mpremote() -> str:
     return venv_bin("mpremote")

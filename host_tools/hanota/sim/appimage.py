@@ -1,9 +1,11 @@
-"""The sim board's app format: a 64-byte header and a packed file tree, unpacked by the runner.
+"""The sim board's app format: a 64-byte header and a ROMFS tree, mapped in place at boot.
 
-Header (little-endian): magic "HSAP", format u16 = 1, header length u16 = 64, version u32,
+Header (little-endian): magic "HSAP", format u16 = 2, header length u16 = 64, version u32,
 tree length u32, SHA-256 of the tree, manufacturer code u16, image type u16, 12 reserved.
-Tree: entries (path length u16, UTF-8 path, data length u32, data), ended by a zero u16.
-Modules are shipped precompiled (.mpy, see hanota.mpycross); main.py stays source.
+Tree: a MicroPython ROMFS image (hanota.sim.romfs), which the runner maps read-only into
+MicroPython and mounts at /rom, so modules execute in place (format 1, a packed list of
+files unpacked to disk, loaded every module into the heap). Modules are shipped
+precompiled (.mpy, see hanota.mpycross); main.py stays source.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import hashlib
 import random
 import struct
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .. import mpycross
 from ..output import CommandError
+from . import romfs
 
 MAGIC = b"HSAP"
-FORMAT = 1
+FORMAT = 2
 HEADER = struct.Struct("<4sHHII32sHH12x")
 HEADER_LEN = HEADER.size  # 64
 PAD_PATH = "assets/pad.bin"
@@ -55,32 +58,15 @@ def parse_header(raw: bytes) -> AppHeader:
 
 
 def pack_tree(files: list[tuple[str, bytes]]) -> bytes:
-    out = bytearray()
-    for path, data in files:
-        name = path.encode()
-        out += struct.pack("<H", len(name)) + name + struct.pack("<I", len(data)) + data
-    return bytes(out + b"\x00\x00")
+    return romfs.build(files)
 
 
 def unpack_tree(tree: bytes) -> list[tuple[str, bytes]]:
     """Entries of a tree; AppError on a truncated tree or an unsafe path."""
-    files, off = [], 0
-    while True:
-        if off + 2 > len(tree):
-            raise AppError("app tree truncated")
-        (nlen,) = struct.unpack_from("<H", tree, off)
-        if nlen == 0:
-            return files
-        name = tree[off + 2 : off + 2 + nlen].decode()
-        (dlen,) = struct.unpack_from("<I", tree, off + 2 + nlen)
-        start = off + 6 + nlen
-        if start + dlen > len(tree):
-            raise AppError(f"app tree truncated in {name}")
-        parts = PurePosixPath(name).parts
-        if name.startswith("/") or ".." in parts:
-            raise AppError(f"app tree holds an unsafe path {name!r}")
-        files.append((name, tree[start : start + dlen]))
-        off = start + dlen
+    try:
+        return romfs.read(tree)
+    except romfs.RomfsError as exc:
+        raise AppError(f"app tree: {exc}") from None
 
 
 def collect(source: Path) -> list[tuple[str, bytes]]:
@@ -117,14 +103,24 @@ def build(files: list[tuple[str, bytes]], version: int, board: dict[str, Any],
     if precompile:
         files = mpycross.compile_tree(files)
     if pad_to is not None:
-        bare = HEADER_LEN + len(pack_tree(files)) + 6 + len(PAD_PATH)
-        if pad_to < bare:
-            raise AppError(f"--pad-to {pad_to} is smaller than the app itself ({bare} bytes)")
-        files = files + [(PAD_PATH, pad_data(pad_to - bare))]
+        files = files + [(PAD_PATH, pad_data(_pad_len(files, pad_to)))]
     tree = pack_tree(files)
     head = HEADER.pack(MAGIC, FORMAT, HEADER_LEN, version, len(tree), hashlib.sha256(tree).digest(),
                        board["manufacturer_code"], board["image_type"])  # fmt: skip
     return head + tree
+
+
+def _pad_len(files: list[tuple[str, bytes]], pad_to: int) -> int:
+    # ROMFS lengths are varuints: size the pad, then correct for its own length fields
+    if pad_to % 2:
+        raise AppError(f"--pad-to {pad_to} is odd: a ROMFS tree, so an app, has an even length")
+    bare = HEADER_LEN + len(pack_tree(files + [(PAD_PATH, b"")]))
+    if pad_to < bare:
+        raise AppError(f"--pad-to {pad_to} is smaller than the app itself ({bare} bytes)")
+    n = pad_to - bare
+    for _ in range(4):
+        n += pad_to - HEADER_LEN - len(pack_tree(files + [(PAD_PATH, bytes(n))]))
+    return n
 
 
 def check_fits(app: bytes | int, board: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import paths
 
 _PR_SET_PDEATHSIG = 1
+_XIP = Path(__file__).with_name("xip.py")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -25,18 +26,30 @@ def _child_setup() -> None:
 
 
 def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int,
-                      app_dir: Path | None = None) -> subprocess.Popen:  # fmt: skip
-    """`micropython ARGS` in cwd, session leader on tty_fd, with han_fd inherited. With
-    app_dir (the unpacked slot, holding boot.json), sys.path is ['', '.frozen', app_dir]:
-    cwd's files shadow the app's, as a board's filesystem shadows frozen modules."""
+                      app_dir: Path | None = None,
+                      rom: tuple[Path, int, int] | None = None) -> subprocess.Popen:  # fmt: skip
+    """`micropython ARGS` in cwd, session leader on tty_fd, with han_fd inherited.
+
+    app_dir holds boot.json (HANOTA_BOOT). With rom (flash file, offset, length), the app
+    slot is mapped into MicroPython by xip.py and sys.path is ['', '.frozen', '/rom'],
+    where the boot snippet mounts it; without, app_dir is the unpacked slot on sys.path.
+    Either way cwd's files shadow the app's, as a board's filesystem shadows frozen or
+    romfs modules."""
+    app_path = "/rom" if rom is not None else str(app_dir) if app_dir is not None else None
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/"),
-        "MICROPYPATH": ".frozen" + (f":{app_dir}" if app_dir is not None else ""),
+        "MICROPYPATH": ".frozen" + (f":{app_path}" if app_path else ""),
         "HANOTA_BOOT": str((app_dir or cwd) / "boot.json"),
     }
+    if rom is not None:
+        python = paths.micropython_in_process()
+        assert python, "rom mapping needs the in-process MicroPython (paths.micropython_in_process)"
+        cmd = [python, str(_XIP), str(rom[0]), str(rom[1]), str(rom[2]), *args]
+    else:
+        cmd = [paths.micropython(), *args]
     return subprocess.Popen(
-        [paths.micropython(), *args],
+        cmd,
         cwd=cwd,
         stdin=tty_fd,
         stdout=tty_fd,

@@ -1,7 +1,9 @@
 """SimBoard: the host side of a simulated board, playing bootloader, power supply and watchdog.
 
-Each boot: bootloader rules on flash.bin, the chosen app unpacked to DIR/run/, boot.json
-for the port, then `micropython -X heapsize=H -i main.py` on a fresh console pty. The
+Each boot: bootloader rules on flash.bin, the chosen app's ROMFS tree mapped into MicroPython
+and mounted at /rom (xip.py; unpacked to DIR/run/ for a MicroPython binary that cannot map
+it), boot.json for the port in DIR/run/, then `micropython -X heapsize=H -i main.py` on a
+fresh console pty. The
 port asks for a reset or dies at a power cut by `kill -9 $PPID`, leaving the reason in
 DIR/ops; a trial boot not confirmed within watchdog_ms is killed. Then it boots again.
 """
@@ -18,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..board import defs
-from . import bootloader, otadata, ptys
+from . import appimage, bootloader, otadata, ptys
 from .create import FS_DIR, OPS_FILE, write_ops
 from .flash import FlashFile
 from .process import kill_group, spawn_micropython
@@ -29,7 +32,17 @@ _EXIT_BACKOFF_S = 0.5
 _OPS, _CUT, _EXIT = 0, 12, 24
 # MicroPython runs the slot's main.py the way an ESP32 runs a frozen main.py: it wins over a
 # main.py on the filesystem (pyexec_file_if_exists), while imports look in the filesystem
-# (the cwd, DIR/fs) before the slot (sys.path ['', '.frozen', DIR/run])
+# (the cwd, DIR/fs) before the slot (sys.path ['', '.frozen', '/rom']). First, as an
+# ESP32 port's start-up does with a romfs partition, mount the mapped slot at /rom
+# (xip.py: HANOTA_ROM=address:length, outside the GC heap).
+_MOUNT_ROM = (
+    "import os\n"
+    "if os.getenv('HANOTA_ROM'):\n"
+    " import vfs,uctypes\n"
+    " _a,_n=[int(v) for v in os.getenv('HANOTA_ROM').split(':')]\n"
+    " vfs.mount(vfs.VfsRom(uctypes.bytearray_at(_a,_n)),'/rom')\n"
+    " del _a,_n,vfs,uctypes\n"
+)
 _RUN_MAIN = "_m={main!r};exec(compile(open(_m).read(),_m,'exec'))"
 
 
@@ -161,9 +174,14 @@ class SimBoard:
         assert self.han and self.console
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir()
-        from .appimage import unpack_to
-
-        unpack_to(d.tree, self.run_dir)
+        rom = None
+        if paths.micropython_in_process():  # map the slot: modules execute in place
+            offset, _ = self.flash.part(f"ota_{d.slot}")
+            rom = (self.flash.path, offset + appimage.HEADER_LEN, len(d.tree))
+            main = "/rom/main.py"
+        else:  # another MicroPython binary: the slot's files on disk, loaded into the heap
+            appimage.unpack_to(d.tree, self.run_dir)
+            main = str(self.run_dir / "main.py")
         self.boot_count += 1
         self.running_slot, self.running_version = d.slot, d.version
         (self.run_dir / "boot.json").write_text(json.dumps(self._boot_doc(d)))
@@ -171,10 +189,11 @@ class SimBoard:
         self.fs_dir.mkdir(exist_ok=True)
         slave = self.console.new_inner()
         args = ["-X", f"heapsize={self.heap}"] + (["-i"] if self.board["console"] == "on" else [])
-        args += ["-c", _RUN_MAIN.format(main=str(self.run_dir / "main.py"))]
-        self._proc = spawn_micropython(args, self.fs_dir, slave, self.han.master, self.run_dir)
+        args += ["-c", _MOUNT_ROM + _RUN_MAIN.format(main=main)]
+        self._proc = spawn_micropython(args, self.fs_dir, slave, self.han.master, self.run_dir,
+                                       rom)  # fmt: skip
         os.close(slave)
-        self._event("boot", slot=f"ota_{d.slot}", version=d.version,
+        self._event("boot", slot=f"ota_{d.slot}", version=d.version, xip=rom is not None,
                     pending_verify=d.pending_verify, boot=self.boot_count)  # fmt: skip
 
     def _boot_doc(self, d: bootloader.BootDecision) -> dict[str, Any]:
