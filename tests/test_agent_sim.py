@@ -1,8 +1,9 @@
 """The agent on a real simulated board (hanota.sim runner, flash file, bootloader, watchdog)
 driven by the CH test double over the HAN pty.
 
-Heap: the board's own (board.json, 160k): the unix port keeps the agent's loaded
-bytecode in the MicroPython heap (~100 KB idle on 64-bit, docs/agent.md "Memory").
+Heap: the board's own (board.json): the app's modules execute in place from the mapped
+slot, and the agent idles at ~69 KB of heap on the 64-bit unix port (docs/agent.md,
+"Memory"), so QUALITY.md's 64k is a strict xfail here until it fits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hanota import paths
 from hanota.board import defs
 from hanota.rig import simboards
 from hanota.rig.factory import Images
@@ -105,3 +107,31 @@ def test_sim_fragmented_2mb_update_with_a_reset_mid_transfer(tmp_path):
     assert any(e["event"] == "power_cycle" for e in sb.events)
     total = sum(f.size for f in dbl.files)
     assert dbl.bytes - served <= total - served + max(f.size for f in dbl.files) + 4096
+
+
+@pytest.mark.xfail(
+    strict=True, reason="64-bit unix port: the agent idles at ~69 KB (docs/agent.md)"
+)
+def test_sim_fragmented_2mb_update_at_64k(tmp_path):
+    sb, dbl = _board(tmp_path, _app(V2, pad_to=2_100_000))
+    sb.heap = "64k"
+    with sb:
+        sb.wait_for("boot", timeout=30)
+        announced = lambda: any(e[0] == "announce" for e in dbl.events)  # noqa: E731
+        _serve(sb, dbl, announced, timeout=20)  # boots in ~0.1 s when it fits: fail fast
+        _serve(sb, dbl, lambda: len(dbl.alerts) >= 2, timeout=900)
+    assert ("announce", V2, zcl.BOOT_ACTIVATED) in dbl.events
+
+
+def test_sim_boots_from_unpacked_files_without_the_in_process_micropython(tmp_path, monkeypatch):
+    # another MicroPython binary cannot have the slot mapped: the runner unpacks it instead
+    sb, dbl = _board(tmp_path, _app(V2))
+    with sb:
+        assert sb.wait_for("boot", timeout=30)["xip"] is True
+    monkeypatch.setenv("HANOTA_MICROPYTHON", paths.venv_bin("micropython"))
+    sb.heap = "160k"  # every module's bytecode now in the heap (docs/simulated-board.md)
+    n = len(sb.events)
+    with sb:
+        assert sb.wait_for("boot", timeout=30, after=n)["xip"] is False
+        _serve(sb, dbl, lambda: any(e[0] == "announce" for e in dbl.events), timeout=30)
+    assert (sb.dir / "run" / "otaclient" / "agent.mpy").is_file()

@@ -121,7 +121,7 @@ except ValueError as e:
 def test_han_link_reads_what_the_uart_received(tmp_path):
     out = run(tmp_path, "ppmid-esp32s3", """
 pt = port()
-pt.link._u.rx += b"hello"
+pt.link.uart.rx += b"hello"
 buf = bytearray(16)
 n = pt.link.readinto(buf, 50)
 print("got", bytes(buf[:n]), pt.link.readinto(buf, 20))

@@ -38,7 +38,7 @@ class Uart:
     def __init__(self, cfg):
         import machine
 
-        self._u = machine.UART(
+        self.uart = machine.UART(
             cfg["id"], baudrate=cfg["baud"], tx=cfg["tx"], rx=cfg["rx"], rxbuf=2048, timeout=0
         )
 
@@ -46,15 +46,15 @@ class Uart:
         deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         mv = memoryview(buf)
         while True:
-            avail = self._u.any()
+            avail = self.uart.any()
             if avail:
-                return self._u.readinto(mv[: min(avail, len(buf))]) or 0
+                return self.uart.readinto(mv[: min(avail, len(buf))]) or 0
             if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
                 return 0
             time.sleep_ms(1)
 
     def write(self, buf):
-        self._u.write(buf)
+        self.uart.write(buf)
 
 
 class Esp32Port:

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import paths
+from . import paths, privnames
 from .output import CommandError
 
 # Scripts MicroPython runs by file name stay source; everything else is imported.
@@ -49,23 +49,36 @@ def compile_source(source: bytes, name: str) -> bytes:
 
 
 def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """An app tree with every importable .py replaced by its .mpy (scripts kept as source)."""
+    """An app tree with every importable .py replaced by its .mpy (scripts kept as source),
+    module-private names shortened first (hanota.privnames: fewer qstrs in the heap)."""
+    srcs = {path: data for path, data in files if _compiled(path)}
+    scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
+    short = privnames.rename(srcs, {**_firmware_sources(), **scripts})
     out = []
     for path, data in files:
-        top = "/" not in path
-        if path.endswith(".py") and not (top and path in KEEP_SOURCE):
-            out.append((path[:-3] + ".mpy", compile_source(data, path)))
+        if path in srcs:
+            out.append((path[:-3] + ".mpy", compile_source(short[path], path)))
         else:
             out.append((path, data))
     return out
 
 
+def _compiled(path: str) -> bool:
+    return path.endswith(".py") and not ("/" not in path and path in KEEP_SOURCE)
+
+
+def _firmware_sources() -> dict[str, bytes]:
+    # every module of firmware/: a private name another module uses is never renamed
+    srcs = sorted(p for p in paths.FIRMWARE.rglob("*.py") if "__pycache__" not in p.parts)
+    return {p.relative_to(paths.FIRMWARE).as_posix(): p.read_bytes() for p in srcs}
+
+
 def firmware_tree() -> Path:
     """firmware/ compiled to .mpy (main.py left out), in build/mpy-firmware/<digest>/:
     what MicroPython runs in tests and benchmarks, as a board ships it."""
-    srcs = sorted(p for p in paths.FIRMWARE.rglob("*.py") if "__pycache__" not in p.parts)
-    files = [(p.relative_to(paths.FIRMWARE).as_posix(), p.read_bytes()) for p in srcs]
-    key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files)).hexdigest()[:16]
+    files = list(_firmware_sources().items())
+    salt = Path(privnames.__file__).read_bytes()  # a renaming change rebuilds the tree
+    key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():
         for rel, data in compile_tree([f for f in files if f[0] != "main.py"]):
