@@ -63,9 +63,10 @@ class Inflater:
         self._n = 0
         if deflate is not None:
             self._buf.seek(0)
+            r = deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)  # not in the hole
             self._hole = None
             gc.collect()  # the hole is free now, for the reader's state and window
-            return deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)
+            return r
         return _ZReader(bytes(self._buf[:n]), self._wbits)
 
     def rearm(self):
@@ -81,8 +82,10 @@ class Inflater:
 
 def _hole_size(wbits):
     # window + DeflateIO's read state (uzlib tables: 1344 bytes on a 64-bit port, less on
-    # 32-bit): exactly what the first read takes, so the freed pair fits the next hole
-    return (1 << wbits) + 1344
+    # 32-bit), which the first read takes, + 64 bytes for a small object that lands in it
+    # first (the caller's slice of its output buffer); all of it is garbage after the
+    # piece, so rearm() finds the same spot free again
+    return (1 << wbits) + 1344 + 64
 
 
 _shared = None
