@@ -92,6 +92,19 @@ def test_deploy_only_to_a_sim_board(sim_dir: Path):
     assert "identity.json" not in res.stderr  # deploy does not touch provisioning
 
 
+def test_deploy_to_a_sim_copies_only_what_its_slot_lacks(sim_dir: Path):
+    # modules identical to the running slot's would shadow it and load into the heap
+    # instead of running in place; a stale one an earlier deploy left is removed
+    stale = sim_dir / "fs" / "otaclient" / "stale.mpy"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"M")
+    res = hanota("board", "deploy", "--board", "sim-ppmid", "--sim-dir", str(sim_dir), "--json")
+    assert res.returncode == 0, res.stderr
+    assert "already in the running slot" in res.stderr
+    on_fs = sorted(p.relative_to(sim_dir / "fs").as_posix() for p in (sim_dir / "fs").rglob("*"))
+    assert on_fs == ["board.json", "main.py"], on_fs  # main.py: the slot's is the idle one
+
+
 def test_provision_to_a_sim_directory(sim_dir: Path, tmp_path: Path):
     res = hanota("board", "provision", "--board", "sim-ppmid", "--sim", str(sim_dir),
                  "--eui64", "0011223344556677", "--record", str(tmp_path / "r.json"), "--json")  # fmt: skip

@@ -65,16 +65,24 @@ def push_store(ident: provision.Identity, port: str, sim: bool, dry_run: bool) -
     return deploy.with_private_dir(go)
 
 
-def push_agent(board: dict[str, Any], port: str, sim: bool, dry_run: bool) -> float:
-    """The agent tree + board.json to the board's filesystem; returns seconds."""
+def push_agent(board: dict[str, Any], port: str, sim: bool, dry_run: bool,
+               on_board: dict[str, bytes] | None = None) -> float:  # fmt: skip
+    """The agent tree + board.json to the board's filesystem; returns seconds. With
+    on_board (a sim's running slot), only files that differ from it (deploy.stage)."""
     from .defs import path_of
 
-    staged, names = deploy.stage(board, path_of(board["name"]))
-    cmds = deploy.deploy_cmds(port, staged, names, sim)
+    staged, names = deploy.stage(board, path_of(board["name"]), on_board)
+    cmds = deploy.deploy_cmds(port, staged, names, sim, clean=on_board is not None)
     if dry_run:
         deploy.show(cmds)
         return 0.0
-    log(f"deploy: {len(deploy.agent_files(board)) + 1} files from {staged} to {port}")
+    n = sum(1 for p in staged.rglob("*") if p.is_file())
+    same = (
+        f" ({len(deploy.agent_files(board)) + 1 - n} already in the running slot)"
+        if on_board
+        else ""
+    )
+    log(f"deploy: {n} files from {staged} to {port}{same}")
     return deploy.run(cmds, "deploy")
 
 
@@ -159,12 +167,14 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     if opts.dry_run:
         if not (directory / "flash.bin").exists():
             print(shlex.join(["hanota", "sim", "create", str(directory), "--board", board["name"]]))
-        push_agent(board, SIM_CONSOLE, True, True)
+        slot = simboard.slot_files(directory) if (directory / "flash.bin").exists() else None
+        push_agent(board, SIM_CONSOLE, True, True, slot)
         push_store(ident, SIM_CONSOLE, True, True)
         return {"dry_run": True, "sim_dir": str(directory)}
     simboard.ensure_created(board, directory)
+    slot = simboard.slot_files(directory)
     with simboard.running(directory) as sb:
-        deploy_s = push_agent(board, sb.console_path, True, False)
+        deploy_s = push_agent(board, sb.console_path, True, False, slot)
         provision_s = push_store(ident, sb.console_path, True, False)
     log(f"flash: {board['name']} deployed in {deploy_s:.1f} s, provisioned in {provision_s:.1f} s")
     record = opts.record or str(directory / "device.json")
@@ -183,7 +193,8 @@ def deploy_to(
             raise CommandError(
                 f"no sim board in {directory}: run 'make flash BOARD={board['name']}' first"
             )
-        secs = _on_sim(directory, dry_run, lambda pty: push_agent(board, pty, True, dry_run))
+        slot = simboard.slot_files(directory) if (directory / "flash.bin").exists() else None
+        secs = _on_sim(directory, dry_run, lambda pty: push_agent(board, pty, True, dry_run, slot))
         return {"target": str(directory), "deploy_s": round(secs, 2), "dry_run": dry_run}
     if port is None:
         raise CommandError(f"deploy to the real board {board['name']!r} needs PORT=<serial port>")

@@ -25,6 +25,12 @@ from ..paths import BUILD, FIRMWARE, mpremote
 STORE = "/data"
 # port files another kind of board never needs (keeps flash and import time down)
 _NOT_FOR = {"esp32": {"unix.py", "simflash.py"}, "sim": {"esp32.py", "esp32_image.py"}}
+# agent modules on the filesystem (./otaclient, ./ports), removed before a sim deploy
+_CLEAN_AGENT = (
+    "import os; exec('for d in (\"otaclient\", \"ports\"):\\n try:\\n"
+    "  [os.remove(d + \"/\" + f) for f in os.listdir(d)]\\n  os.rmdir(d)\\n"
+    " except OSError:\\n  pass')"
+)
 # stat, not listdir("/"): on a sim "/" is the host's root and /data is a mount point
 _MKDIR_DATA = 'import os; exec(\'try:\\n os.stat("/data")\\nexcept OSError:\\n os.mkdir("/data")\')'
 
@@ -52,21 +58,31 @@ def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
     return out
 
 
-def stage(board: dict[str, Any], board_json: Path) -> tuple[Path, list[str]]:
+def stage(board: dict[str, Any], board_json: Path,
+          on_board: dict[str, bytes] | None = None) -> tuple[Path, list[str]]:  # fmt: skip
     """Copy the agent tree (modules as .mpy) + board.json into build/stage/<board>-<hash>/;
     returns it and its top-level names. The directory is named by its content and never
-    changed once made, so concurrent runs and printed dry-run lines stay valid."""
+    changed once made, so concurrent runs and printed dry-run lines stay valid.
+
+    on_board: files the board already runs (a sim's slot: path -> bytes). Those that would
+    go unchanged are left out: a copy on the filesystem would shadow the slot's module,
+    which runs in place, and load all its bytecode into the heap instead."""
     files = [*agent_files(board), (board_json, "board.json")]
     h = hashlib.sha256(b"mpy\0")  # staged trees hold .mpy modules
     for src, rel in files:
         h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+    for rel, data in sorted((on_board or {}).items()):
+        h.update(b"on-board\0" + rel.encode() + b"\0" + hashlib.sha256(data).digest())
     final = BUILD / "stage" / f"{board['name']}-{h.hexdigest()[:10]}"
     if not final.exists():
         tmp = final.with_name(f".{final.name}.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         # modules go precompiled, as in app images: no compiler heap on the board
         tree = mpycross.compile_tree([(rel, src.read_bytes()) for src, rel in files])
         for rel, data in tree:
+            if (on_board or {}).get(rel) == data:
+                continue
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(data)
         try:
@@ -81,16 +97,22 @@ def connect(port: str, sim: bool) -> list[str]:
     return [mpremote(), "connect", port] + (["resume"] if sim else [])
 
 
-def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool) -> list[list[str]]:
+def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool,
+                clean: bool = False) -> list[list[str]]:  # fmt: skip
+    """mpremote lines copying the staged tree to the board's current directory; with clean,
+    first remove agent modules an earlier deploy left there (they would shadow the slot)."""
     dirs = [str(staged / n) for n in names if (staged / n).is_dir()]
     files = [str(staged / n) for n in names if (staged / n).is_file()]
     cmd = connect(port, sim)
-    # ":." (the board's current directory: "/" on ESP32, DIR/run on a sim, whose "/" is the
+    if clean:
+        cmd += ["exec", _CLEAN_AGENT, "+"]
+    # ":." (the board's current directory: "/" on ESP32, DIR/fs on a sim, whose "/" is the
     # host's); "-r d :." copies d's files into ./d, unchanged files are skipped by hash
     if dirs:
         cmd += ["fs", "cp", "-r", *dirs, ":.", "+"]
-    cmd += ["fs", "cp", *files, ":."]
-    return [cmd]
+    if files:
+        cmd += ["fs", "cp", *files, ":."]
+    return [cmd[:-1] if cmd[-1] == "+" else cmd]
 
 
 def provision_cmds(port: str, staged: Path, sim: bool) -> list[list[str]]:

@@ -34,6 +34,16 @@ def ensure_created(board: dict[str, Any], directory: Path) -> bool:
     return True
 
 
+def slot_files(directory: Path) -> dict[str, bytes]:
+    """The files of the app the sim board boots next (path -> bytes), flash unchanged."""
+    from hanota.board import defs
+    from hanota.sim import appimage, bootloader
+    from hanota.sim.flash import FlashFile
+
+    flash = FlashFile(directory / "flash.bin", defs.load(str(directory / "board.json")))
+    return dict(appimage.unpack_tree(bootloader.decide(flash, write=False).tree))
+
+
 @contextmanager
 def running(directory: Path) -> Iterator[Any]:
     """A started SimBoard (console_path, han_path); stopped on exit, whatever happens."""
