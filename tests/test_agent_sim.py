@@ -2,7 +2,7 @@
 driven by the CH test double over the HAN pty.
 
 Heap: the board's own (board.json): the app's modules execute in place from the mapped
-slot, and the agent idles at ~69 KB of heap on the 64-bit unix port (docs/agent.md,
+slot, and the agent idles at ~66 KB of heap on the 64-bit unix port (docs/agent.md,
 "Memory"), so QUALITY.md's 64k is a strict xfail here until it fits.
 """
 
@@ -110,7 +110,7 @@ def test_sim_fragmented_2mb_update_with_a_reset_mid_transfer(tmp_path):
 
 
 @pytest.mark.xfail(
-    strict=True, reason="64-bit unix port: the agent idles at ~69 KB (docs/agent.md)"
+    strict=True, reason="64-bit unix port: the agent idles at ~66 KB, needs 88k (docs/agent.md)"
 )
 def test_sim_fragmented_2mb_update_at_64k(tmp_path):
     sb, dbl = _board(tmp_path, _app(V2, pad_to=2_100_000))

@@ -1,4 +1,5 @@
-"""Fragments -> update slot: one sector buffer, erase+write per 4 KB sector, progress persisted.
+"""Fragments -> update slot: each sector erased as the fragment enters it, bytes written
+through one 1 KB buffer, progress persisted.
 
 Records a fragment as done only after its signature verified (caller's finish order);
 it does not parse images or talk to the CH. Progress survives resets, a fragment in
@@ -8,8 +9,19 @@ flight does not (hash state cannot be saved): a reset costs at most that fragmen
 import hashlib
 from binascii import hexlify, unhexlify
 
+from otaclient.imagefmt import SECTOR_SIZE
 from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_UNIT = const(1024)  # bytes per flash write: a quarter sector held, not a whole one
 
 
 def _hex(b):
@@ -19,28 +31,37 @@ def _hex(b):
 _shared = None
 
 
-def prepare(size):
-    """Boot: allocate the one long-lived sector buffer now, before imports and agent
-    restarts fragment the heap (a 4 KB hole is rare in a used 64 KB heap)."""
+def _unit(block_size):
+    return _UNIT if block_size % _UNIT == 0 else block_size
+
+
+def prepare(block_size):
+    """Boot: allocate the one long-lived write buffer now, before imports and agent
+    restarts fragment the heap."""
     global _shared
-    if _shared is None or len(_shared) != size:
-        _shared = bytearray(size)
+    n = _unit(block_size)
+    if _shared is None or len(_shared) != n:
+        _shared = bytearray(n)
 
 
-def sector_buffer(size):
+def sector_buffer(block_size):
     """The buffer prepare() made, else a new one (host tests run several agents at once)."""
-    return _shared if _shared is not None and len(_shared) == size else bytearray(size)
+    n = _unit(block_size)
+    return _shared if _shared is not None and len(_shared) == n else bytearray(n)
 
 
 class Reassembly:
     def __init__(self, port, buf):
         self.port = port
         self._bs = port.block_size
-        self._buf = buf  # the session's one sector buffer (block_size bytes)
+        if SECTOR_SIZE % self._bs or self._bs % len(buf):
+            # fragments start on SECTOR_SIZE boundaries: no erase block may span two
+            raise ValueError("erase block %d does not divide %d" % (self._bs, SECTOR_SIZE))
+        self._buf = buf  # the session's one write buffer (sector_buffer())
         self._mv = memoryview(buf)
         self.progress = load_json(port.store, PROGRESS)
         self._frag = None  # (index, start, end, total) of the fragment in flight
-        self._sec = -1  # sector held in the buffer
+        self._sec = -1  # write unit held in the buffer
         self._erased = None  # (first, last) sectors this fragment erased
         self._replace = False  # the fragment in flight belongs to a newer firmware
 
@@ -87,39 +108,31 @@ class Reassembly:
         n = len(mv)
         if self._frag is None or off != self._pos or off + n > self._frag[2]:
             raise PolicyError("BAD_FRAGMENT")
-        bs = self._bs
+        unit = len(self._buf)
         i = 0
         while i < n:
             pos = off + i
-            sec = pos // bs
-            if sec != self._sec:
-                self._open(sec)
-            rel = pos - sec * bs
-            k = min(n - i, bs - rel)
+            u = self._sec = pos // unit  # the unit the buffer holds
+            rel = pos - u * unit
+            k = min(n - i, unit - rel)
             self._buf[rel : rel + k] = mv[i : i + k]
             i += k
-            if rel + k == bs:
+            if rel + k == unit:
                 self._flush()
         self._pos = off + n
 
-    def _open(self, sec):
-        # A sector shared with a neighbour fragment keeps the neighbour's bytes.
-        _i, start, end, total = self._frag
-        base = sec * self._bs
-        if base < start or min(base + self._bs, total) > end:
-            self.port.read(base, self._buf)
-        self._sec = sec
-
     def _flush(self):
-        sec = self._sec
-        base = sec * self._bs
-        if self._replace:
-            self._trim(base, base + self._bs)
-        n = min(self._bs, self._frag[3] - base)
-        self.port.erase(sec)
-        self.port.write(base, self._mv[:n])
-        first = sec if self._erased is None else self._erased[0]
-        self._erased = (first, sec)
+        unit = len(self._buf)
+        base = self._sec * unit
+        if base % self._bs == 0:
+            # First write into an erase block: it is this fragment's alone (fragments are
+            # aligned), so erase it, after forgetting any old fragment there (cut-safe).
+            blk = base // self._bs
+            if self._replace:
+                self._trim(base, base + self._bs)
+            self.port.erase(blk)
+            self._erased = (blk if self._erased is None else self._erased[0], blk)
+        self.port.write(base, self._mv[: min(unit, self._frag[3] - base)])
         self._sec = -1
 
     def _trim(self, lo, hi):
@@ -165,12 +178,9 @@ class Reassembly:
         """Drop the fragment in flight; erase back the sectors only it covered."""
         if self._frag is None:
             return
-        _i, start, end, _t = self._frag
-        if self._erased is not None:
-            bs = self._bs
-            for sec in range(self._erased[0], self._erased[1] + 1):
-                if sec * bs >= start and (sec + 1) * bs <= end:
-                    self.port.erase(sec)
+        if self._erased is not None:  # every block it erased is its own (aligned fragments)
+            for blk in range(self._erased[0], self._erased[1] + 1):
+                self.port.erase(blk)
         self._frag = None
         self._sec = -1
 
@@ -197,7 +207,7 @@ class Reassembly:
         h = hashlib.sha256()
         off = 0
         while off < total:
-            n = min(self._bs, total - off)
+            n = min(len(self._buf), total - off)
             mv = self._mv[:n]
             self.port.read(off, mv)
             h.update(mv)

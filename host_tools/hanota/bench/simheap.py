@@ -21,18 +21,47 @@ from .results import Bar, Figure, Section
 BOARD, V1, V2 = simrun.BOARD, simrun.V1, simrun.V2
 
 
-def _one(tmp: Path, size: int, heap: str) -> dict[str, Any]:
+FLOOR_SIZE = 2_100_000  # QUALITY.md: a whole fragmented update of >= 2 MB
+FLOOR_STEP_K = 8
+
+
+def _one(tmp: Path, size: int, heap: str, compress: bool = False,
+         timeout_s: float = 90) -> dict[str, Any]:  # fmt: skip
     imgs = Images(tmp / "keys")
     app = simrun.app(tmp, V2, pad_to=size)
-    files = imgs.build(V2, board=BOARD, payload=app, name=f"app-{size}")
+    tag = f"{size}-{'z' if compress else 'p'}"
+    files = imgs.build(V2, board=BOARD, payload=app, name=f"app-{tag}", compress=compress)
+    work = tmp / f"run-{tag}-{heap}"
     opts = UpdateOptions(images=files, trust=[imgs.pub_path], board=BOARD, factory_version=V1,
-                         heap=heap, timeout_s=90, workdir=tmp / f"run-{size}-{heap}")  # fmt: skip
+                         heap=heap, timeout_s=timeout_s, workdir=work)  # fmt: skip
     try:
         res = asyncio.run(run_update(opts))
     except Exception as e:  # a board that cannot boot at this heap times out at announce
-        return {"ok": False, "error": str(e).splitlines()[0][:160], "fragments": len(files)}
-    ok = res.get("activation") == "success" and res.get("running_version") == V2
-    return res | {"ok": ok, "fragments": len(files)}
+        res = {"ok": False, "error": str(e).splitlines()[0][:160]}
+    else:
+        ok = res.get("activation") == "success" and res.get("running_version") == V2
+        res = res | {"ok": ok}
+    log_file = work / "board" / "console.log"
+    crashes = (
+        log_file.read_text(errors="replace").count("agent: crashed") if log_file.exists() else 0
+    )
+    return res | {"fragments": len(files), "crashes": crashes}
+
+
+def _floor(tmp: Path, start_k: int) -> tuple[int | None, list[list[str]]]:
+    """The smallest heap (KB, FLOOR_STEP_K apart, from the board's down to 64) at which a
+    compressed FLOOR_SIZE update completes with no agent crash; stops at the first miss."""
+    floor, rows = None, []
+    for k in range(start_k, 63, -FLOOR_STEP_K):
+        log(f"bench: simheap: floor: {FLOOR_SIZE:,}-byte compressed update at {k}k")
+        r = _one(tmp, FLOOR_SIZE, f"{k}k", compress=True, timeout_s=60)
+        clean = r["ok"] and not r["crashes"]
+        rows.append([f"{k}k", str(r["fragments"]), "yes" if r["ok"] else "no", str(r["crashes"]),
+                     r.get("error") or ""])  # fmt: skip
+        if not clean:
+            break
+        floor = k
+    return floor, rows
 
 
 def measure(quick: bool = False) -> Section:
@@ -62,9 +91,17 @@ def measure(quick: bool = False) -> Section:
                     s.add(Figure(f"runs_at_64k_{size}",
                                  f"sim board, {size:,}-byte update completes at 64 KB heap",
                                  1.0 if r["ok"] else 0.0, "yes=1", Bar(">=", 1, "")))  # fmt: skip
-    if len(peaks) >= 2:
-        s.add(Figure("growth", "sim board: peak growth, smallest → largest app",
-                     max(peaks) - min(peaks), "bytes", Bar("<=", 1024, "bytes", "flat")))  # fmt: skip
+        if len(peaks) >= 2:
+            s.add(Figure("growth", "sim board: peak growth, smallest → largest app",
+                         max(peaks) - min(peaks), "bytes", Bar("<=", 1024, "bytes", "flat")))  # fmt: skip
+        if not quick:
+            start = int(defs.load(BOARD)["heap"].rstrip("k"))
+            floor, floor_rows = _floor(Path(tmp), start)
+            s.data["floor_k"] = floor
+            if floor is not None:
+                s.add(Figure("floor", f"sim board: smallest heap for a {FLOOR_SIZE / 1e6:.1f} MB "
+                             "compressed update, no agent crash", floor, "KB",
+                             Bar("<=", 64, "KB")))  # fmt: skip
     s.method = (
         f"`hanota rig update` (Python API) on a fresh `{BOARD}` board per run: the real agent "
         "(this checkout's firmware/, modules as .mpy) under the MicroPython unix port at the "
@@ -74,8 +111,13 @@ def measure(quick: bool = False) -> Section:
         "into ≤ 750,000-byte fragments, `direct` link. Each size runs at QUALITY.md's 64k and "
         "at the board's own heap (64k with the smallest app only: booting does not depend on the image); 'completes' means activated and reported. On the 64-bit "
         "unix port the loaded agent idles above 64 KB (docs/agent.md, Memory), so the 64k "
-        "runs cannot boot yet: that is the open miss."
+        "runs cannot boot yet: that is the open miss. Floor (second table): a "
+        f"{FLOOR_SIZE:,}-byte app, compressed, at the board's heap and then "
+        f"{FLOOR_STEP_K}k less each run until an update fails or the agent crashes (it "
+        "restarts and resumes, but a crash is a miss here); the figure is the last clean heap."
     )
     s.tables.append((["app bytes", "fragments", "heap", "completes", "idle bytes",
                       "peak above idle", "error"], rows))  # fmt: skip
+    if not quick:
+        s.tables.append((["heap", "fragments", "completes", "agent crashes", "error"], floor_rows))
     return s
