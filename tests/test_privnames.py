@@ -47,6 +47,13 @@ def test_private_names_shorten_per_module_and_share_short_names():
     compile(a, "a.py", "exec")
 
 
+def test_names_used_as_keywords_stay():
+    src = b"def f(_kept=1, **kw):\n    return dict(_also=2, x=_kept)\n\n\ndef _gone():\n    return f(_kept=3)\n"
+    out = privnames.rename({"k.py": src})["k.py"].decode()
+    assert "_kept" in out and "_also" in out and "_gone" not in out
+    assert out.count("_kept") == 3
+
+
 def test_others_and_broken_sources_block_renaming():
     out = privnames.rename({"a.py": A}, others={"main.py": b"import a\na._helper(1)\n"})
     assert b"def _helper(x)" in out["a.py"]

@@ -8,8 +8,9 @@ renamed without changing behaviour, and if every module renames its own to the s
 short series (`_a`, `_b`, ...), the modules share those qstrs.
 
 A name is renamed only when it is safe to: it starts with one underscore, appears as an
-identifier in exactly one module of the firmware (so no module reaches another's), and
-never inside a string literal (getattr, f-strings). Renaming is token by token within a
+identifier in exactly one module of the firmware (so no module reaches another's), never
+inside a string literal (getattr, f-strings) and never as a keyword (`f(_x=1)`, `def
+f(_x=1)`: such a name can become a dict key, stored and read back by another build). Renaming is token by token within a
 line, so line numbers (tracebacks) are unchanged. The CPython tests run the source; the
 MicroPython ones run this output, through the same `mpycross.compile_tree`.
 """
@@ -39,7 +40,7 @@ def rename(files: dict[str, bytes], others: dict[str, bytes] | None = None) -> d
     for p, src in {**(others or {}), **files}.items():
         idents = names[p] if p in names else _identifiers(src)
         owners.update(idents or ())
-        in_strings |= _string_words(src) if idents is not None else set()
+        in_strings |= _unsafe_words(src) if idents is not None else set()
     out = {}
     for path, src in files.items():
         if path in broken:
@@ -63,11 +64,19 @@ def _identifiers(src: bytes) -> list[str] | None:
     return list(seen)
 
 
-def _string_words(src: bytes) -> set[str]:
+def _unsafe_words(src: bytes) -> set[str]:
+    # words inside string literals, and names used as keywords (NAME "=" within brackets)
     words: set[str] = set()
+    depth, prev = 0, None
     for tok in _tokens(src):
         if tok.type == tokenize.STRING:
             words.update(re.findall(r"\w+", tok.string))
+        elif tok.type == tokenize.OP:
+            depth += tok.string in "([{"
+            depth -= tok.string in ")]}"
+            if tok.string == "=" and depth > 0 and prev is not None and prev.type == tokenize.NAME:
+                words.add(prev.string)
+        prev = tok
     return words
 
 
