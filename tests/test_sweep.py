@@ -31,7 +31,7 @@ def sweep(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 # --- end to end ---------------------------------------------------------------------------
 
 
-QUICK = ["plain", "rollback", "multi"]  # compressed, half: their own tests below
+QUICK = ["plain", "rollback", "multi"]  # compressed, half, second: their own tests below
 
 
 @sim
@@ -51,12 +51,28 @@ def test_quick_sweep_survives(tmp_path):
     assert list(u) == QUICK
     assert ops == u["plain"]["ops"] + u["rollback"]["ops"]  # multi sweeps plain's image
     assert u["plain"]["fragments"] >= 3 and not u["plain"]["compressed"]
-    assert 100 < u["plain"]["ops"] < 1000, u["plain"]["ops"]  # sector-buffered writes
+    assert 100 < u["plain"]["ops"] < 1000, u["plain"]["ops"]  # 1 KB-buffered writes
     assert {"transfer", "activation", "trial boot"} <= set(u["plain"]["by_phase"])
     assert "rollback" in u["rollback"]["by_phase"]
     assert u["rollback"]["reference"]["outcome"] == "rolled-back"
     assert doc["power_cuts"] >= tried
     assert doc["heap"]  # the board's own heap, whatever it is
+
+
+@sim
+@pytest.mark.sim
+def test_quick_second_update_from_ota_1_survives(tmp_path):
+    # the board took one update (V2 runs from ota_1, otadata's second sector holds it);
+    # V3 goes to ota_0 over the factory app, cut in transfer, activation and trial boot
+    res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "10",
+                "--update", "second")  # fmt: skip
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0, doc["failures"]
+    u = doc["updates"]["second"]
+    assert u["start"] == "updated-once" and u["tried"] == u["survived"] >= 4
+    assert u["reference"]["outcome"] == "updated"
+    assert {"transfer", "activation", "trial boot"} <= set(u["by_phase"])
+    assert "start state updated-once: v0x2000000 runs" in res.stderr
 
 
 @sim

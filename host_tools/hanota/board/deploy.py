@@ -27,8 +27,8 @@ STORE = "/data"
 _NOT_FOR = {"esp32": {"unix.py", "simflash.py"}, "sim": {"esp32.py", "esp32_image.py"}}
 # agent modules on the filesystem (./otaclient, ./ports), removed before a sim deploy
 _CLEAN_AGENT = (
-    "import os; exec('for d in (\"otaclient\", \"ports\"):\\n try:\\n"
-    "  [os.remove(d + \"/\" + f) for f in os.listdir(d)]\\n  os.rmdir(d)\\n"
+    'import os; exec(\'for d in ("otaclient", "ports"):\\n try:\\n'
+    '  [os.remove(d + "/" + f) for f in os.listdir(d)]\\n  os.rmdir(d)\\n'
     " except OSError:\\n  pass')"
 )
 # stat, not listdir("/"): on a sim "/" is the host's root and /data is a mount point

@@ -7,7 +7,9 @@ Sim boards only; a real board is flashed and provisioned with `hanota board flas
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,13 @@ def write_store(directory: Path, board: dict[str, Any], files: dict[str, bytes])
                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     if res.returncode != 0 or "written" not in res.stdout:
         raise RuntimeError(f"writing the sim board's store failed:\n{res.stdout}{res.stderr}")
+
+
+def copy(source: Path, directory: Path) -> dict[str, Any]:
+    """A copy of the sim board in `source` (flash file, filesystem, record; not its run
+    directory or log) in `directory`; its device record."""
+    shutil.copytree(source, directory, ignore=shutil.ignore_patterns("run", "console.log"))
+    return json.loads((directory / "device.json").read_text())
 
 
 def fresh(directory: Path, board: str, *, factory_version: int, trust: list[Path],

@@ -46,6 +46,7 @@ class UpdateOptions:
     console_baud: int = 115200
     heap_report: bool = True  # sim boards get agent_config.json {"heap_report": true}
     on_board: Any = None  # called with the BoardLink once the board is linked (sweep hook)
+    start_from: Path | None = None  # sim: copy this board directory (flash, store, record)
 
 
 async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
@@ -78,11 +79,14 @@ async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
         return await rig.add_port(opts.port, json.loads(opts.record.read_text()), opts.baud)
     from hanota.sim.runner import SimBoard
 
-    _ident, record = simboards.fresh(
-        work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
-        suppliers=opts.suppliers, seed=f"{opts.seed}:{work}",
-        agent_config=heap.with_report(None) if opts.heap_report else None,
-    )  # fmt: skip
+    if opts.start_from is not None:  # a board an earlier run left (e.g. after one update)
+        record = simboards.copy(opts.start_from, work / "board")
+    else:
+        _ident, record = simboards.fresh(
+            work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
+            suppliers=opts.suppliers, seed=f"{opts.seed}:{work}",
+            agent_config=heap.with_report(None) if opts.heap_report else None,
+        )  # fmt: skip
     sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
     return await rig.add_sim(sim, record, opts.faults)
 

@@ -55,10 +55,11 @@ class _Probe:
     def on_board(self, link: Any) -> None:
         self.link = link
         sim = link.board
-        try:  # the factory app this run started with (the "old" image)
-            head, _ = bootloader.read_app(sim.flash, 0)
-            self.old = {"version": head.version, "sha": head.sha256.hex()}
-        except appimage.AppError as exc:
+        try:  # the app this run started with (the "old" image): what a power-on boots now
+            d = bootloader.decide(sim.flash, write=False)
+            head, _ = bootloader.read_app(sim.flash, d.slot)
+            self.old = {"version": head.version, "sha": head.sha256.hex(), "slot": d.slot}
+        except (appimage.AppError, bootloader.NoBootableApp) as exc:
             self.old = {"error": str(exc)}
         if self.case.get("watchdog_ms"):
             sim.watchdog_ms = self.case["watchdog_ms"]
@@ -102,6 +103,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         images=[Path(f) for f in case["files"]], trust=[Path(t) for t in case["trust"]],
         cut_at=cuts[0] if cuts else None, timeout_s=case["timeout"], workdir=work,
         on_board=probe.on_board, seed=f"sweep:{case['id']}", heap_report=False,
+        start_from=Path(case["start_from"]) if case.get("start_from") else None,
     )  # fmt: skip
     started = time.monotonic()
     summary, error = None, None

@@ -3,6 +3,8 @@ and op map), the cut cases, the pool, the report."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from hanota.output import log
 from hanota.rig.factory import Images
 
 from . import plan, pool, report
-from .updates import BOARD, UPDATES, V1, Built, Update, build
+from .updates import BOARD, UPDATES, Built, Update, build
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Options:
     watchdog_ms: int = 3000  # trial-boot watchdog for the crashing app (board: 20 s)
     keep: bool = False
     argv: list[str] = field(default_factory=list)
+    starts: dict[str, str] = field(default_factory=dict)  # start state -> board dir to copy
 
 
 def sweep(opts: Options) -> dict[str, Any]:
@@ -42,6 +45,8 @@ def sweep(opts: Options) -> dict[str, Any]:
     built = {u.name: build(u, opts.workdir, opts.size, opts.max_size, images) for u in chosen}
     log(f"sweep: board {BOARD} (heap {defs.load(BOARD).get('heap')}), {len(chosen)} updates, "
         f"{opts.jobs} boards at a time")  # fmt: skip
+    if any(u.start == "updated-once" for u in chosen):
+        opts.starts["updated-once"] = _updated_once(opts, images, built.get("plain"))
     refs = _references(chosen, built, opts)
     cases: list[dict[str, Any]] = []
     for u in chosen:
@@ -82,9 +87,29 @@ def _references(chosen: list[Update], built: dict[str, Built], opts: Options) ->
     return refs
 
 
+def _updated_once(opts: Options, images: Images, plain: Built | None) -> str:
+    """A board that took the plain update cleanly (V2 from ota_1), for `second` to copy."""
+    import asyncio
+
+    from hanota.rig.update import UpdateOptions, run_update
+
+    plain = plain or build(UPDATES["plain"], opts.workdir, opts.size, opts.max_size, images)
+    work = opts.workdir / "start-updated-once"
+    run = UpdateOptions(images=[Path(f) for f in plain.files], trust=[Path(t) for t in plain.trust],
+                        timeout_s=max(60.0, opts.timeout), workdir=work, seed="sweep:start",
+                        heap_report=False)  # fmt: skip
+    with contextlib.redirect_stderr(io.StringIO()):  # the rig's notes (no heap report here)
+        res = asyncio.run(run_update(run))
+    if res.get("activation") != "success" or res.get("running_version") != plain.new_version:
+        raise RuntimeError(f"sweep: the first update for 'second' did not land: {res}")
+    log(f"sweep: start state updated-once: v{plain.new_version:#x} runs, in {work / 'board'}")
+    return str(work / "board")
+
+
 def _case(c: dict[str, Any], u: Update, b: Built, opts: Options) -> dict[str, Any]:
     return {
         **c,
+        "start_from": opts.starts.get(u.start),
         "workdir": str(opts.workdir / "runs" / c["id"].replace("/", "-")),
         "files": b.files,
         "trust": b.trust,
@@ -92,7 +117,7 @@ def _case(c: dict[str, Any], u: Update, b: Built, opts: Options) -> dict[str, An
         "watchdog_ms": opts.watchdog_ms if u.crash else None,
         "keep": opts.keep,
         "expect": {
-            "old_version": V1,
+            "old_version": u.versions[0],
             "new_version": b.new_version,
             "new_sha": b.new_sha,
             "sizes": b.sizes,

@@ -4,6 +4,9 @@ Every update starts from a fresh rig board (`hanota.rig.simboards.fresh`): the f
 app of this checkout at V1 in ota_0, blank otadata, and a LittleFS store holding only
 the provisioning files ("factory-fresh"), or, for `half`, an identity without trust
 anchors ("half-provisioned": provisioning stopped before trust.json got its keys).
+`second` starts from a copy of a board that took the plain update cleanly ("updated
+once": V2 runs from ota_1, otadata's second sector holds its entry) and goes to V3 in
+ota_0.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from hanota.board import defs
 from hanota.rig.factory import Images
 from hanota.sim import appimage
 
-V1, V2 = 0x01000000, 0x02000000
+V1, V2, V3 = 0x01000000, 0x02000000, 0x03000000
 BOARD = "sim-ppmid"
 CRASH_MAIN = 'raise RuntimeError("sweep: the new app crashes on its first line")\n'
 
@@ -38,7 +41,13 @@ class Update:
     @property
     def ref_key(self) -> str:
         """Updates with the same image and start state share one reference run."""
-        return f"{'z' if self.compress else 'p'}{'c' if self.crash else ''}{'' if self.trusted else 'h'}"
+        once = "2" if self.start == "updated-once" else ""
+        return f"{'z' if self.compress else 'p'}{'c' if self.crash else ''}{'' if self.trusted else 'h'}{once}"
+
+    @property
+    def versions(self) -> tuple[int, int]:
+        """(the version running at the start, the one submitted)."""
+        return (V2, V3) if self.start == "updated-once" else (V1, V2)
 
     @property
     def expect(self) -> str:
@@ -65,6 +74,11 @@ UPDATES = {
             start="half-provisioned",
             cuts="cycles",
         ),  # fmt: skip
+        Update(
+            "second",
+            "second update: V2 runs from ota_1, V3 goes to ota_0; cut at every operation",
+            start="updated-once",
+        ),  # fmt: skip
     )
 }
 
@@ -80,28 +94,29 @@ class Built:
     new_sha: str  # the app header's tree SHA-256 (hex): what the bootloader verifies
 
 
-def new_app(work: Path, crash: bool, size: int) -> bytes:
-    """The V2 app: this checkout's firmware (or a crashing main.py) padded to `size`."""
+def new_app(work: Path, crash: bool, size: int, version: int = V2) -> bytes:
+    """The new app: this checkout's firmware (or a crashing main.py) padded to `size`."""
     board = defs.load(BOARD)
     source = paths.FIRMWARE
     if crash:
         source = work / "src-crash"
         source.mkdir(parents=True, exist_ok=True)
         (source / "main.py").write_text(CRASH_MAIN)
-    return appimage.build(appimage.collect(source), V2, board, pad_to=size)
+    return appimage.build(appimage.collect(source), version, board, pad_to=size)
 
 
 def build(update: Update, work: Path, size: int, max_size: int, images: Images) -> Built:
-    app = new_app(work, update.crash, size)
+    new = update.versions[1]
+    app = new_app(work, update.crash, size, new)
     name = f"{update.ref_key}-{size}-{max_size}"
-    files = images.build(V2, board=BOARD, payload=app, max_size=max_size,
+    files = images.build(new, board=BOARD, payload=app, max_size=max_size,
                          compress=update.compress, name=name)  # fmt: skip
     head = appimage.parse_header(app)
     return Built(
         files=[str(f) for f in files],
         sizes=[f.stat().st_size for f in files],
         trust=[str(images.pub_path)] if update.trusted else [],
-        new_version=V2,
+        new_version=new,
         new_sha=head.sha256.hex(),
     )
 
