@@ -33,51 +33,47 @@ def rename(files: dict[str, bytes], others: dict[str, bytes] | None = None) -> d
 
     `others` (path -> source) are modules that may reference these names but are not
     rewritten (the rest of the firmware when only part of it is built)."""
-    names = {p: _identifiers(s) for p, s in files.items()}
-    broken = {p for p, n in names.items() if n is None}  # mpy-cross will say why
-    owners: Counter[str] = Counter()
-    in_strings: set[str] = set()
-    for p, src in {**(others or {}), **files}.items():
-        idents = names[p] if p in names else _identifiers(src)
-        owners.update(idents or ())
-        in_strings |= _unsafe_words(src) if idents is not None else set()
+    scans = {p: _scan(src) for p, src in {**(others or {}), **files}.items()}
+    owners = Counter(n for scan in scans.values() if scan for n in scan[0])
+    unsafe = set().union(*(scan[1] for scan in scans.values() if scan))
     out = {}
     for path, src in files.items():
-        if path in broken:
+        scan = scans[path]
+        if scan is None:  # does not tokenize: left as it is, mpy-cross will say why
             out[path] = src
             continue
-        ours = [n for n in names[path] if _PRIVATE.match(n) and owners[n] == 1]
-        ours = [n for n in ours if n not in in_strings]
-        out[path] = _apply(src, _plan(ours, set(names[path])))
+        ours = [n for n in scan[0] if _PRIVATE.match(n) and owners[n] == 1 and n not in unsafe]
+        out[path] = _apply(src, _plan(ours, set(scan[0])))
     return out
 
 
-def _identifiers(src: bytes) -> list[str] | None:
-    # NAME tokens in first-appearance order, each once; None when it does not tokenize
+def _scan(src: bytes) -> tuple[list[str], set[str]] | None:
+    """(NAME tokens in first-appearance order, each once; words no rename may touch:
+    those inside string literals and names used as keywords, NAME "=" within brackets),
+    or None when the source does not tokenize."""
     seen: dict[str, None] = {}
+    unsafe: set[str] = set()
+    depth, prev = 0, None
     try:
         for tok in _tokens(src):
             if tok.type == tokenize.NAME:
                 seen.setdefault(tok.string, None)
+            elif tok.type == tokenize.STRING:
+                unsafe.update(re.findall(r"\w+", tok.string))
+            elif tok.type == tokenize.OP:
+                depth += tok.string in "([{"
+                depth -= tok.string in ")]}"
+                if (
+                    tok.string == "="
+                    and depth > 0
+                    and prev is not None
+                    and prev.type == tokenize.NAME
+                ):
+                    unsafe.add(prev.string)
+            prev = tok
     except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
         return None
-    return list(seen)
-
-
-def _unsafe_words(src: bytes) -> set[str]:
-    # words inside string literals, and names used as keywords (NAME "=" within brackets)
-    words: set[str] = set()
-    depth, prev = 0, None
-    for tok in _tokens(src):
-        if tok.type == tokenize.STRING:
-            words.update(re.findall(r"\w+", tok.string))
-        elif tok.type == tokenize.OP:
-            depth += tok.string in "([{"
-            depth -= tok.string in ")]}"
-            if tok.string == "=" and depth > 0 and prev is not None and prev.type == tokenize.NAME:
-                words.add(prev.string)
-        prev = tok
-    return words
+    return list(seen), unsafe
 
 
 def _plan(private: list[str], taken: set[str]) -> dict[str, str]:
