@@ -10,7 +10,7 @@ import random
 from otaclient import download, image
 from otaclient import zcl_client as zcl
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
-from otaclient.reassembly import Reassembly, sector_buffer
+from otaclient.reassembly import Reassembly, write_buffer
 
 try:
     from time import ticks_diff
@@ -47,7 +47,7 @@ class Client:
         self.state = state
         self._send = send  # send(cmd, payload)
         self.cfg = policy.cfg
-        self.reasm = Reassembly(port, sector_buffer(port.block_size))
+        self.reasm = Reassembly(port, write_buffer(port.block_size))
         self.st = IDLE
         self.dl = None
         self._ver = None

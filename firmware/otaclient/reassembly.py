@@ -39,12 +39,10 @@ def prepare(block_size):
     """Boot: allocate the one long-lived write buffer now, before imports and agent
     restarts fragment the heap."""
     global _shared
-    n = _unit(block_size)
-    if _shared is None or len(_shared) != n:
-        _shared = bytearray(n)
+    _shared = write_buffer(block_size)
 
 
-def sector_buffer(block_size):
+def write_buffer(block_size):
     """The buffer prepare() made, else a new one (host tests run several agents at once)."""
     n = _unit(block_size)
     return _shared if _shared is not None and len(_shared) == n else bytearray(n)
@@ -57,11 +55,11 @@ class Reassembly:
         if SECTOR_SIZE % self._bs or self._bs % len(buf):
             # fragments start on SECTOR_SIZE boundaries: no erase block may span two
             raise ValueError("erase block %d does not divide %d" % (self._bs, SECTOR_SIZE))
-        self._buf = buf  # the session's one write buffer (sector_buffer())
+        self._buf = buf  # the session's one write buffer (write_buffer())
         self._mv = memoryview(buf)
         self.progress = load_json(port.store, PROGRESS)
         self._frag = None  # (index, start, end, total) of the fragment in flight
-        self._sec = -1  # write unit held in the buffer
+        self._held = -1  # write unit held in the buffer
         self._erased = None  # (first, last) sectors this fragment erased
         self._replace = False  # the fragment in flight belongs to a newer firmware
 
@@ -99,7 +97,7 @@ class Reassembly:
         self._frag = (m.fragment_index, start, end, m.total_length)
         self._replace = replace
         self._pos = start
-        self._sec = -1
+        self._held = -1
         self._erased = None
         return True
 
@@ -112,7 +110,7 @@ class Reassembly:
         i = 0
         while i < n:
             pos = off + i
-            u = self._sec = pos // unit  # the unit the buffer holds
+            u = self._held = pos // unit  # the unit the buffer holds
             rel = pos - u * unit
             k = min(n - i, unit - rel)
             self._buf[rel : rel + k] = mv[i : i + k]
@@ -123,7 +121,7 @@ class Reassembly:
 
     def _flush(self):
         unit = len(self._buf)
-        base = self._sec * unit
+        base = self._held * unit
         if base % self._bs == 0:
             # First write into an erase block: it is this fragment's alone (fragments are
             # aligned), so erase it, after forgetting any old fragment there (cut-safe).
@@ -133,7 +131,7 @@ class Reassembly:
             self.port.erase(blk)
             self._erased = (blk if self._erased is None else self._erased[0], blk)
         self.port.write(base, self._mv[: min(unit, self._frag[3] - base)])
-        self._sec = -1
+        self._held = -1
 
     def _trim(self, lo, hi):
         # Before overwriting [lo, hi): forget the old fragments stored there (cut-safe).
@@ -153,7 +151,7 @@ class Reassembly:
     def finish(self, m):
         """After the fragment's signature verified: flush, persist. True when all are in."""
         index, start, end, total = self._frag
-        if self._sec >= 0:
+        if self._held >= 0:
             self._flush()
         if self._pos != end:
             raise PolicyError("BAD_FRAGMENT")
@@ -175,14 +173,14 @@ class Reassembly:
         return p is not None and len(p["done"]) == p["n"]
 
     def abort(self):
-        """Drop the fragment in flight; erase back the sectors only it covered."""
+        """Drop the fragment in flight; erase back the blocks it erased."""
         if self._frag is None:
             return
         if self._erased is not None:  # every block it erased is its own (aligned fragments)
             for blk in range(self._erased[0], self._erased[1] + 1):
                 self.port.erase(blk)
         self._frag = None
-        self._sec = -1
+        self._held = -1
 
     def discarded(self):
         """The CH discarded this image mid-transfer (R5): its progress stays for its return,
