@@ -167,7 +167,7 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     if opts.dry_run:
         if not (directory / "flash.bin").exists():
             print(shlex.join(["hanota", "sim", "create", str(directory), "--board", board["name"]]))
-        slot = simboard.slot_files(directory) if (directory / "flash.bin").exists() else None
+        slot = simboard.slot_files(directory)
         push_agent(board, SIM_CONSOLE, True, True, slot)
         push_store(ident, SIM_CONSOLE, True, True)
         return {"dry_run": True, "sim_dir": str(directory)}
@@ -193,7 +193,7 @@ def deploy_to(
             raise CommandError(
                 f"no sim board in {directory}: run 'make flash BOARD={board['name']}' first"
             )
-        slot = simboard.slot_files(directory) if (directory / "flash.bin").exists() else None
+        slot = simboard.slot_files(directory)
         secs = _on_sim(directory, dry_run, lambda pty: push_agent(board, pty, True, dry_run, slot))
         return {"target": str(directory), "deploy_s": round(secs, 2), "dry_run": dry_run}
     if port is None:

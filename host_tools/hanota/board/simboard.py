@@ -34,12 +34,15 @@ def ensure_created(board: dict[str, Any], directory: Path) -> bool:
     return True
 
 
-def slot_files(directory: Path) -> dict[str, bytes]:
-    """The files of the app the sim board boots next (path -> bytes), flash unchanged."""
+def slot_files(directory: Path) -> dict[str, bytes] | None:
+    """The files of the app the sim board boots next (path -> bytes), flash unchanged;
+    None when there is no board in `directory` yet."""
     from hanota.board import defs
     from hanota.sim import appimage, bootloader
     from hanota.sim.flash import FlashFile
 
+    if not (directory / "flash.bin").exists():
+        return None
     flash = FlashFile(directory / "flash.bin", defs.load(str(directory / "board.json")))
     return dict(appimage.unpack_tree(bootloader.decide(flash, write=False).tree))
 
