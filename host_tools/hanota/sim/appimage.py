@@ -118,8 +118,11 @@ def _pad_len(files: list[tuple[str, bytes]], pad_to: int) -> int:
     if pad_to < bare:
         raise AppError(f"--pad-to {pad_to} is smaller than the app itself ({bare} bytes)")
     n = pad_to - bare
-    for _ in range(4):
-        n += pad_to - HEADER_LEN - len(pack_tree(files + [(PAD_PATH, bytes(n))]))
+    for _ in range(4):  # a varuint grows by a byte at most per round: a fixed point soon
+        short = pad_to - HEADER_LEN - len(pack_tree(files + [(PAD_PATH, bytes(n))]))
+        if not short:
+            break
+        n += short
     return n
 
 
