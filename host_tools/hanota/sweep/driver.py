@@ -3,6 +3,7 @@ and op map), the cut cases, the pool, the report."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import shutil
@@ -14,6 +15,7 @@ from typing import Any
 from hanota.board import defs
 from hanota.output import log
 from hanota.rig.factory import Images
+from hanota.rig.update import UpdateOptions, run_update
 
 from . import plan, pool, report
 from .updates import BOARD, UPDATES, Built, Update, build
@@ -89,10 +91,6 @@ def _references(chosen: list[Update], built: dict[str, Built], opts: Options) ->
 
 def _updated_once(opts: Options, images: Images, plain: Built | None) -> str:
     """A board that took the plain update cleanly (V2 from ota_1), for `second` to copy."""
-    import asyncio
-
-    from hanota.rig.update import UpdateOptions, run_update
-
     plain = plain or build(UPDATES["plain"], opts.workdir, opts.size, opts.max_size, images)
     work = opts.workdir / "start-updated-once"
     run = UpdateOptions(images=[Path(f) for f in plain.files], trust=[Path(t) for t in plain.trust],
