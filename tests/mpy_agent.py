@@ -56,6 +56,21 @@ print("RESULT " + json.dumps(res))
 """
 
 
+def write_inputs(d: Path, groups: dict[str, list[bytes]], store: dict) -> dict[str, list[str]]:
+    """Each group's OTA files as d/<group><i>.zigbee (their paths, in order), and the
+    store's files in d."""
+    paths: dict[str, list[str]] = {}
+    for stem, files in groups.items():
+        paths[stem] = []
+        for i, data in enumerate(files):
+            p = d / f"{stem}{i}.zigbee"
+            p.write_bytes(data)
+            paths[stem].append(str(p))
+    for name, data in store.items():
+        (d / name).write_bytes(data)
+    return paths
+
+
 def run_agent_mpy(
     tmp: Path,
     files: list[bytes],
@@ -73,13 +88,7 @@ def run_agent_mpy(
     timeout: float = 300,
 ) -> dict:
     """Run one update under MicroPython; returns the script's RESULT dict."""
-    paths = []
-    for i, data in enumerate(files):
-        p = tmp / f"f{i}.zigbee"
-        p.write_bytes(data)
-        paths.append(str(p))
-    for name, data in store.items():
-        (tmp / name).write_bytes(data)
+    paths = write_inputs(tmp, {"f": files}, store)["f"]
     cfg = {
         "dir": str(tmp),
         "files": paths,

@@ -21,7 +21,7 @@ import agent_util as U
 import pytest
 from fakes import fake_app
 from hanota.image.keys import generate, raw_public
-from mpy_agent import compiled_fixtures, run_script
+from mpy_agent import compiled_fixtures, run_script, write_inputs
 from otaclient import zcl
 
 pytestmark = pytest.mark.micropython
@@ -118,15 +118,7 @@ def scenario(tmp_path, mpy_mods):
     def go(body, files, store, *, factory=None, slot=1 << 20, sub="", timeout=120):
         d = tmp_path / sub if sub else tmp_path
         d.mkdir(exist_ok=True)
-        paths = {}
-        for name, group in files.items():
-            paths[name] = []
-            for i, data in enumerate(group):
-                p = d / f"{name}{i}.zigbee"
-                p.write_bytes(data)
-                paths[name].append(str(p))
-        for name, data in store.items():
-            (d / name).write_bytes(data)
+        paths = write_inputs(d, files, store)
         cfg = {
             "dir": str(d),
             "files": paths,
