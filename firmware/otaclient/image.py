@@ -56,8 +56,9 @@ _PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
 
 
 def prepare():
-    """Allocate the long-lived buffers now (P-256 table, compressed-piece and output
-    buffers, ~8 KB): call once at boot, while the heap still has large holes."""
+    """Allocate the long-lived buffers now (P-256 table, the inflater's decoder with its
+    piece and output buffers, ~8.5 KB): call once at boot, while the heap still has
+    large holes."""
     p256.prepare()
     inflate.shared(PIECE_MAX, WBITS)
     inflate.out_buffer(_OUT)
@@ -214,38 +215,23 @@ class Verifier:
     def _piece(self):
         m = self.manifest
         want = min(PIECE_SIZE, m.fragment_offset + m.fragment_length - self._fw)
-        r = self._inf.reader()
+        inf = self._inf
+        inf.start()
         out = memoryview(self._out)
         got = 0
-        while True:
-            # ask for one byte more than is due, so a long piece shows
-            lim = min(len(out), want - got + 1)
+        while got < want:
             try:
-                n = self._inflate(r, out[:lim])
-            except MemoryError:  # the first read takes the reader's state and window
-                if got:
-                    raise
-                r = None
-                r = self._inf.reader()  # once more, after a collection (MicroPython only)
-                n = self._inflate(r, out[:lim])
+                n = inf.readinto(out[: min(len(out), want - got)])
+            except (OSError, EOFError, ValueError):
+                raise ImageError("BAD_COMPRESSION", "piece at %d" % self._fw)
             if not n:
-                break
-            if got + n > want:
-                raise ImageError("BAD_COMPRESSION", "long piece at %d" % self._fw)
+                raise ImageError("BAD_COMPRESSION", "short piece at %d" % self._fw)
             self._sink(self._fw + got, out[:n])
             got += n
-        r = None
-        self._inf.rearm()
-        if got != want:
-            raise ImageError("BAD_COMPRESSION", "short piece at %d" % self._fw)
+        if not inf.done():
+            raise ImageError("BAD_COMPRESSION", "long piece at %d" % self._fw)
         self._fw += got
         self._zfill = self._zlen = 0
-
-    def _inflate(self, r, mv):
-        try:
-            return r.readinto(mv)
-        except (OSError, EOFError, ValueError):
-            raise ImageError("BAD_COMPRESSION", "piece at %d" % self._fw)
 
     def _on_body_end(self):
         m = self.manifest

@@ -1,10 +1,18 @@
-"""Collect one raw-deflate piece (window 4 KB), then read it back decompressed.
+"""Decode compressed pieces with one decoder kept for the program's life.
 
-MicroPython's `deflate.DeflateIO` over a preallocated native `io.BytesIO` (it pulls input
-a byte at a time, so a Python-level stream would cost a call per byte); CPython's zlib.
+Each piece (docs/image-format.md) is raw deflate from a fresh compressor, ended by a
+full flush: an empty stored block (`00 00 FF FF`), never a final block. Back to back the
+pieces are one endless deflate stream, and each also starts a valid stream on its own.
+
+MicroPython: one `deflate.DeflateIO` over one preallocated native `io.BytesIO` (it pulls
+input a byte at a time; a Python-level stream would cost a call per byte). Its state and
+window (~3.4 KB) are taken once, by a primed first read at `prepare()` time, so no piece
+needs a large free block in a fragmented heap. A piece is written after the unread end of
+the last one (that piece's flush), read back, and its own unread end moved to the front.
+A decoding error, or a piece left half read, costs a new decoder at the next piece.
+CPython: zlib, one decompressobj per piece.
 """
 
-import gc
 import io
 
 try:
@@ -13,90 +21,130 @@ except ImportError:
     deflate = None
     import zlib
 
-
-class _ZReader:
-    # CPython stand-in for DeflateIO: readinto() until 0
-    def __init__(self, src, wbits):
-        self._d = zlib.decompressobj(-wbits)
-        self._src = src
-
-    def readinto(self, out):
-        try:
-            data = self._d.decompress(self._src, len(out))
-        except zlib.error:
-            raise ValueError("bad deflate data")
-        self._src = self._d.unconsumed_tail
-        out[: len(data)] = data
-        return len(data)
+SYNC = b"\x00\x00\xff\xff"  # a piece's last bytes: LEN/NLEN of the flush's empty stored block
+# a piece's unread end once its last byte is out: end-of-block code, the empty stored
+# block's header bits, its LEN/NLEN (4 to 7 bytes)
+_TAIL_MAX = 8
+_PRIME = b"\x00\x01\x00\xfe\xff\x00\x00" + SYNC  # one stored 0 byte, then a flush
 
 
 class Inflater:
-    """One reusable compressed-piece buffer of `size` bytes."""
+    """Collects one compressed piece of at most `size` bytes, then reads it back."""
 
-    def __init__(self, size, wbits=12):
+    def __init__(self, size, wbits):
         self._wbits = wbits
         self._size = size
-        self._n = 0
+        self._t = 0  # bytes at the buffer's front: the last piece's unread end
+        self._n = 0  # bytes in the buffer: that end, then the piece collected so far
+        self._d = None  # the decoder; None: a new one before the next piece
+        self._reading = False  # a piece is being read back
         if deflate is not None:
-            self._buf = io.BytesIO(size)  # MicroPython: preallocated, written in place
-            # keep a hole reserved next to it, freed just before DeflateIO allocates its
-            # decompressor state (~1.3 KB) and window (first fit: both must fit in it), so
-            # a fragmented heap still has room for them
-            self._hole = bytearray(_hole_size(wbits))
+            self._buf = io.BytesIO(size + _TAIL_MAX)  # preallocated, written in place
+            self._tail = bytearray(_TAIL_MAX)
+            self._restart()
         else:
             self._buf = bytearray(size)
 
+    def reset(self):
+        """Drop a partly collected piece (a new file, or one that failed)."""
+        self._n = self._t
+
     def write(self, mv):
-        """Append compressed bytes (the caller keeps the total within `size`)."""
+        """Append compressed bytes (the caller keeps a piece within `size`)."""
         if deflate is not None:
-            if not self._n:
-                self._buf.seek(0)  # the last piece's reader left the position at its end
+            self._buf.seek(self._n)
             self._buf.write(mv)
         else:
             self._buf[self._n : self._n + len(mv)] = mv
         self._n += len(mv)
 
-    def reader(self):
-        """A stream over the collected piece: readinto(buf) -> n, 0 at its end; then
-        the buffer is free for the next piece. Bad data: OSError, EOFError or ValueError."""
-        n = self._n
-        self._n = 0
-        if deflate is not None:
-            self._buf.seek(0)
-            r = deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)  # not in the hole
-            self._hole = None
-            gc.collect()  # the hole is free now, for the reader's state and window
-            return r
-        return _ZReader(bytes(self._buf[:n]), self._wbits)
-
-    def rearm(self):
-        """After a piece (its reader dropped): take the hole back where the reader's
-        state and window were (collected first, so first fit finds that spot)."""
-        if deflate is not None and self._hole is None:
-            gc.collect()
+    def start(self):
+        """Begin reading the collected piece back; readinto() then gives its bytes."""
+        if deflate is None:
+            d = zlib.decompressobj(-self._wbits)
+            src = bytes(self._buf[: self._n])
             try:
-                self._hole = bytearray(_hole_size(self._wbits))
-            except MemoryError:
-                pass
+                self._out = d.decompress(src)
+            except zlib.error:
+                self._out = None
+            self._end_ok = not d.eof and not d.unconsumed_tail and src[-4:] == SYNC
+            self._pos = 0
+            self._n = 0
+            return
+        if self._d is None:
+            self._restart()
+        self._buf.seek(0)
+        self._reading = True
 
+    def readinto(self, mv):
+        """Fill `mv` with the piece's next bytes (never more than are due: the caller asks
+        for the piece's length in total); ValueError, OSError or EOFError on bad data."""
+        if deflate is None:
+            if self._out is None:
+                raise ValueError("bad deflate data")
+            n = min(len(mv), len(self._out) - self._pos)
+            mv[:n] = self._out[self._pos : self._pos + n]
+            self._pos += n
+            return n
+        try:
+            return self._d.readinto(mv)
+        except Exception:
+            self._d = None  # a new decoder for the next piece
+            raise
 
-def _hole_size(wbits):
-    # window + DeflateIO's read state (uzlib tables: 1344 bytes on a 64-bit port, less on
-    # 32-bit), which the first read takes, + 64 bytes for a small object that lands in it
-    # first (the caller's slice of its output buffer); all of it is garbage after the
-    # piece, so rearm() finds the same spot free again
-    return (1 << wbits) + 1344 + 64
+    def done(self):
+        """After the piece's bytes: True when what is left unread is exactly its flush
+        (not a long piece); that end then moves to the front for the next piece."""
+        if deflate is None:
+            return self._end_ok and self._pos == len(self._out)
+        self._reading = False
+        b = self._buf
+        t = self._n - b.tell()
+        ok = 4 <= t <= _TAIL_MAX
+        if ok:
+            b.readinto(self._tail, t)
+            ok = self._tail[t - 4 : t] == SYNC
+        if not ok:
+            self._d = None
+            return False
+        b.seek(0)
+        b.write(memoryview(self._tail)[:t])
+        self._t = self._n = t
+        return True
+
+    def idle(self):
+        """Between pieces: a piece left half read (an error in the caller's sink) leaves
+        the decoder mid-stream, so the next piece gets a new one."""
+        if deflate is not None and self._reading:
+            self._reading = False
+            self._d = None
+        self.reset()
+
+    def _restart(self):
+        # a new decoder, primed with one stored byte: that first read takes its state and
+        # window now; the prime's flush is the unread end the first piece follows
+        self._d = None
+        b = self._buf
+        b.seek(0)
+        b.write(_PRIME)
+        b.seek(0)
+        self._n = len(_PRIME)
+        self._d = deflate.DeflateIO(b, deflate.RAW, self._wbits)
+        self._d.readinto(self._tail, 1)
+        if not self.done():
+            raise ValueError("deflate: prime")
 
 
 _shared = None
 
 
 def shared(size, wbits):
-    """One Inflater for the whole program: its buffers are allocated once, early."""
+    """One Inflater for the whole program, its decoder and buffers taken once, early."""
     global _shared
     if _shared is None or _shared._wbits != wbits or _shared._size != size:
+        _shared = None
         _shared = Inflater(size, wbits)
-    _shared._n = 0
+    _shared.idle()
     return _shared
 
 

@@ -43,8 +43,10 @@ def pieces(payload: bytes, compress: bool) -> list[bytes]:
         return sectors
     out = []
     for sector in sectors:
+        # a fresh compressor per piece, ended by a full flush (not a final block): the
+        # board's one decoder reads the pieces as one stream (otaclient.inflate)
         c = zlib.compressobj(9, zlib.DEFLATED, -image.WBITS)
-        z = c.compress(sector) + c.flush()
+        z = c.compress(sector) + c.flush(zlib.Z_FULL_FLUSH)
         out.append(len(z).to_bytes(2, "little") + z)
     return out
 
