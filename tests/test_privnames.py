@@ -65,17 +65,18 @@ def test_others_and_broken_sources_block_renaming():
 def test_device_build_interns_fewer_names(tmp_path):
     # the whole device import set, loaded from the plain and from the renamed build
     srcs = {p: s for p, s in mpycross._firmware_sources().items() if p != "main.py"}
-    for rel, src in srcs.items():
-        dst = tmp_path / "plain" / (rel[:-3] + ".mpy")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(mpycross.compile_source(src, rel))
+    for tree, built in (("plain", srcs), ("short", privnames.rename(srcs))):
+        for rel, src in built.items():
+            dst = tmp_path / tree / (rel[:-3] + ".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(mpycross.compile_source(src, rel))
     code = (
         "import sys, micropython\nsys.path.insert(0, {!r})\n"
         "import ports.unix\nfrom otaclient import agent, image, reassembly\n"
         "micropython.qstr_info()\n"
     )
     counts = []
-    for tree in (tmp_path / "plain", mpycross.firmware_tree()):
+    for tree in (tmp_path / "plain", tmp_path / "short"):
         out = check_mpy(code.format(str(tree)), heap="512k")
         counts.append(int(re.search(r"n_qstr=(\d+)", out).group(1)))
     plain, short = counts

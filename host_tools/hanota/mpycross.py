@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import paths, privnames
+from . import internstr, paths, privnames
 from .output import CommandError
 
 # Scripts MicroPython runs by file name stay source; everything else is imported.
@@ -50,14 +50,16 @@ def compile_source(source: bytes, name: str) -> bytes:
 
 def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """An app tree with every importable .py replaced by its .mpy (scripts kept as source),
-    module-private names shortened first (hanota.privnames: fewer qstrs in the heap)."""
+    module-private names shortened first (hanota.privnames: fewer qstrs in the heap) and
+    long name-like string literals made qstrs (hanota.internstr: fewer heap objects)."""
     srcs = {path: data for path, data in files if _compiled(path)}
     scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
     short = privnames.rename(srcs, {**_firmware_sources(), **scripts})
     out = []
     for path, data in files:
         if path in srcs:
-            out.append((path[:-3] + ".mpy", compile_source(short[path], path)))
+            src = internstr.intern_strings(short[path])
+            out.append((path[:-3] + ".mpy", compile_source(src, path)))
         else:
             out.append((path, data))
     return out
@@ -77,7 +79,8 @@ def firmware_tree() -> Path:
     """firmware/ compiled to .mpy (main.py left out), in build/mpy-firmware/<digest>/:
     what MicroPython runs in tests and benchmarks, as a board ships it."""
     files = list(_firmware_sources().items())
-    salt = Path(privnames.__file__).read_bytes()  # a renaming change rebuilds the tree
+    # a change to a source pass rebuilds the tree
+    salt = b"".join(Path(m.__file__).read_bytes() for m in (privnames, internstr))
     key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():
