@@ -13,12 +13,15 @@ _B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 _WG = 6  # wNAF width for G: 16 precomputed affine points (1 KB), built once
-_WQ = 5  # wNAF width for the public key: 8 Jacobian points per verify
-# odd multiples G, 3G, .. as x || y, 64 bytes each, in one 1 KB buffer (as big ints ~5 KB
-# in small blocks). Taken at import, beside the loaded code, and filled on first use: a
-# 1 KB block taken later, among the arithmetic's garbage, splits the big holes of a
-# 64 KB heap.
+_WQ = 4  # wNAF width for the public key: 4 affine points per verify
+# odd multiples G, 3G, .. as affine x || y, 64 bytes each, in one 1 KB buffer (as big ints
+# ~5 KB in small blocks). Taken at import, beside the loaded code, and filled on first
+# use: a 1 KB block taken later, among the arithmetic's garbage, splits the big holes of
+# a 64 KB heap. The public key's Q, 3Q, 5Q, 7Q go the same way into a 256-byte buffer,
+# filled per verify (an inversion per point, ~1 ms): held as Jacobian big ints through
+# the whole multiplication they cost KBs, and verify needed ~10 KB free, now ~6 KB.
 _gtab = bytearray(64 << (_WG - 2))
+_qtab = bytearray(64 << (_WQ - 2))
 _gready = False
 
 
@@ -76,29 +79,23 @@ def _naf(k, w):
     return out, i
 
 
-def _odd_multiples(X, Y, Z, count, p):
-    # [P, 3P, 5P, ...] in Jacobian coordinates
-    X2, Y2, Z2 = _dbl(X, Y, Z, p)
-    pts = [(X, Y, Z)]
-    for _ in range(count - 1):
-        a = pts[-1]
-        pts.append(_add(a[0], a[1], a[2], X2, Y2, Z2, p))
-    return pts
+def _fill(tab, X, Y, p):
+    # tab <- affine x || y of P, 3P, 5P, ... for the affine point P = (X, Y)
+    X2, Y2, Z2 = _dbl(X, Y, 1, p)
+    Z = 1
+    for i in range(0, len(tab), 64):
+        zi = pow(Z, p - 2, p)
+        z2 = zi * zi % p
+        tab[i : i + 32] = (X * z2 % p).to_bytes(32, "big")
+        tab[i + 32 : i + 64] = (Y * z2 * zi % p).to_bytes(32, "big")
+        X, Y, Z = _add(X, Y, Z, X2, Y2, Z2, p)
+    return tab
 
 
 def _g_table():
     global _gready
     if not _gready:
-        p = _P
-        tab = _gtab
-        X2, Y2, Z2 = _dbl(_GX, _GY, 1, p)
-        X, Y, Z = _GX, _GY, 1
-        for i in range(0, len(tab), 64):
-            zi = pow(Z, p - 2, p)
-            z2 = zi * zi % p
-            tab[i : i + 32] = (X * z2 % p).to_bytes(32, "big")
-            tab[i + 32 : i + 64] = (Y * z2 * zi % p).to_bytes(32, "big")
-            X, Y, Z = _add(X, Y, Z, X2, Y2, Z2, p)
+        _fill(_gtab, _GX, _GY, _P)
         _gready = True
     return _gtab
 
@@ -109,7 +106,7 @@ def prepare():
     _g_table()
 
 
-def _g_point(tab, d, p):
+def _point(tab, d, p):
     # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(WG-1) - 1))
     i = ((d if d < 128 else 256 - d) >> 1) << 6
     y = int.from_bytes(tab[i + 32 : i + 64], "big")
@@ -128,12 +125,12 @@ def _mul(k1, k2=0, qtab=None):
             X, Y, Z = _dbl(X, Y, Z, p)
         d = n1[i]
         if d:
-            x, y = _g_point(gt, d, p)
+            x, y = _point(gt, d, p)
             X, Y, Z = _add(X, Y, Z, x, y, 1, p)
         d = n2[i]
         if d:
-            a = qtab[d >> 1] if d < 128 else qtab[(256 - d) >> 1]
-            X, Y, Z = _add(X, Y, Z, a[0], a[1] if d < 128 else p - a[1], a[2], p)
+            x, y = _point(qtab, d, p)
+            X, Y, Z = _add(X, Y, Z, x, y, 1, p)
     return X, Y, Z
 
 
@@ -155,8 +152,7 @@ def verify(pub64, digest32, sig64):
         return False
     w = pow(s, n - 2, n)
     e = int.from_bytes(digest32, "big") % n
-    qtab = _odd_multiples(x, y, 1, 1 << (_WQ - 2), _P)
-    X, _, Z = _mul(e * w % n, r * w % n, qtab)
+    X, _, Z = _mul(e * w % n, r * w % n, _fill(_qtab, x, y, _P))
     if not Z:
         return False
     # x(R) mod n == r, without an inversion: X == r' * Z^2 for r' in {r, r + n} below p
