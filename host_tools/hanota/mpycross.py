@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import internstr, paths, privnames
+from . import constfold, internstr, paths, privnames
 from .output import CommandError
 
 # Scripts MicroPython runs by file name stay source; everything else is imported.
@@ -49,12 +49,15 @@ def compile_source(source: bytes, name: str) -> bytes:
 
 
 def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """An app tree with every importable .py replaced by its .mpy (scripts kept as source),
-    module-private names shortened first (hanota.privnames: fewer qstrs in the heap) and
-    long name-like string literals made qstrs (hanota.internstr: fewer heap objects)."""
+    """An app tree with every importable .py replaced by its .mpy (scripts kept as source).
+    First, source passes that keep behaviour and line numbers but cost the heap less:
+    other modules' constants folded in (hanota.constfold: fewer globals and qstrs),
+    module-private names shortened (hanota.privnames: fewer qstrs) and long name-like
+    string literals made qstrs (hanota.internstr: fewer str objects)."""
     srcs = {path: data for path, data in files if _compiled(path)}
     scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
-    short = privnames.rename(srcs, {**_firmware_sources(), **scripts})
+    others = {**_firmware_sources(), **scripts}
+    short = privnames.rename(constfold.fold(srcs, others), others)
     out = []
     for path, data in files:
         if path in srcs:
@@ -80,7 +83,7 @@ def firmware_tree() -> Path:
     what MicroPython runs in tests and benchmarks, as a board ships it."""
     files = list(_firmware_sources().items())
     # a change to a source pass rebuilds the tree
-    salt = b"".join(Path(m.__file__).read_bytes() for m in (privnames, internstr))
+    salt = b"".join(Path(m.__file__).read_bytes() for m in (constfold, privnames, internstr))
     key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():
