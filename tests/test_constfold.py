@@ -32,9 +32,9 @@ from pk.cfa import CF_NEXT as NEXT
 def uses():
     return a.CF_BASE, NEXT, CF_NEG, NOT_CONST, a.CF_QUOTED, "CF_QUOTED"
 '''
-C = b'''from pk.cfa import *  # noqa: F403
-'''
-D = b'''from pk.cfa import CF_NEG
+C = b"""from pk.cfa import *  # noqa: F403
+"""
+D = b"""from pk.cfa import CF_NEG
 
 
 def rebinds(CF_NEG=1):
@@ -43,7 +43,7 @@ def rebinds(CF_NEG=1):
 
 def reads():
     return CF_NEG
-'''
+"""
 OUTSIDE = b"from pk import cfa\nprint(cfa.CF_KEPT)\n"
 
 
@@ -58,7 +58,7 @@ def test_uses_become_values_imports_shrink_and_unused_definitions_go_private():
     for src, orig in ((a, A), (b, B), (c, C)):
         assert src.count("\n") == orig.decode().count("\n")  # line numbers hold
         compile(src, "m.py", "exec")
-    assert "return 64, 66, (-3), NOT_CONST, 9, \"CF_QUOTED\"" in b
+    assert 'return 64, 66, (-3), NOT_CONST, 9, "CF_QUOTED"' in b
     assert "from pk.cfa import NOT_CONST\n\n\n\n" in b  # folded names leave, lines stay
     assert "CF_NEXT" not in b and "\npass\n" in b  # a wholly folded import
     # a module that rebinds a name anywhere keeps it as it is

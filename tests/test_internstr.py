@@ -68,4 +68,4 @@ def test_interned_literals_leave_the_constant_table_and_keep_their_values(tmp_pa
         "try:\n    m.fail()\nexcept ValueError as e:\n    import sys; sys.print_exception(e)\n"
     )
     assert "fragment_offset ('BAD_COMPRESSION', 'short piece at %d', 'continue') True" in out
-    assert 'line 14, in fail' in out  # the traceback still names the source line
+    assert "line 14, in fail" in out  # the traceback still names the source line

@@ -68,6 +68,11 @@ def _text(literal: str) -> str | None:
         value = ast.literal_eval(literal)
     except (ValueError, SyntaxError):
         return None
-    if isinstance(value, str) and value.isascii() and value.isidentifier() and not keyword.iskeyword(value):
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isidentifier()
+        and not keyword.iskeyword(value)
+    ):
         return value
     return None
