@@ -190,3 +190,23 @@ print("verify_ms", time.ticks_diff(time.ticks_us(), t0) / 20000)
     out = check_mpy(code)
     ms = float(out.split()[-1])
     assert ms < 50, f"P-256 verify took {ms} ms under MicroPython"
+
+
+def _affine(X, Y, Z):
+    p = p256._P
+    zi = pow(Z, p - 2, p)
+    return X * zi * zi % p, Y * zi * zi * zi % p
+
+
+@pytest.mark.parametrize("z", [1, 7])  # an affine and a Jacobian second operand
+def test_addition_of_equal_and_opposite_points(z):
+    # the branches no signature vector is sure to reach: P + P doubles, P + (-P) is infinity
+    p = p256._P
+    X, Y, Z = p256._dbl(p256._GX, p256._GY, 1, p)  # 2G, Jacobian with Z != 1
+    X2, Y2 = _affine(X, Y, Z)
+    X2, Y2 = X2 * z * z % p, Y2 * z * z * z % p  # the same point with Z == z
+    assert _affine(*p256._add(X, Y, Z, X2, Y2, z, p)) == _affine(*p256._dbl(X, Y, Z, p))
+    assert p256._add(X, Y, Z, X2, p - Y2, z, p)[2] == 0
+    # and a plain sum agrees with cryptography's: 2G + G == 3G
+    three = ec.derive_private_key(3, ec.SECP256R1()).public_key().public_numbers()
+    assert _affine(*p256._add(X, Y, Z, p256._GX, p256._GY, 1, p)) == (three.x, three.y)

@@ -41,7 +41,7 @@ _ST_BODY = const(2)
 _ST_SIG = const(3)
 _ST_TRAIL = const(4)
 _ST_END = const(5)
-_OUT = const(1024)  # decompressed bytes per sink call
+_OUT = const(512)  # decompressed bytes per sink call
 _PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
 
 

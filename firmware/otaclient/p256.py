@@ -12,7 +12,7 @@ _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
-_WG = 6  # wNAF width for G: 16 precomputed affine points (1 KB), built once
+_WG = 5  # wNAF width for G: 8 precomputed affine points (512 bytes), built once
 _WQ = 4  # wNAF width for the public key: 4 affine points per verify
 # odd multiples G, 3G, .. as affine x || y, 64 bytes each, in one 1 KB buffer (as big ints
 # ~5 KB in small blocks). Taken at import, beside the loaded code, and filled on first
@@ -22,61 +22,62 @@ _WQ = 4  # wNAF width for the public key: 4 affine points per verify
 # the whole multiplication they cost KBs, and verify needed ~10 KB free, now ~6 KB.
 _gtab = bytearray(64 << (_WG - 2))
 _qtab = bytearray(64 << (_WQ - 2))
+# the two scalars' digits, one signed byte each: taken here too, not per verify
+_naf1 = bytearray(258)
+_naf2 = bytearray(258)
 _gready = False
 
 
 def _dbl(X, Y, Z, p):
-    # dbl-2001-b (a = -3); Z == 0 (infinity) or Y == 0 gives Z3 == 0
-    d = Z * Z % p
-    g = Y * Y % p
-    b = X * g % p
-    a = 3 * (X - d) * (X + d) % p
-    X3 = (a * a - 8 * b) % p
-    Z3 = ((Y + Z) * (Y + Z) - g - d) % p
-    Y3 = (a * (4 * b - X3) - 8 * g * g) % p
-    return X3, Y3, Z3
+    # dbl-2001-b (a = -3); Z == 0 (infinity) or Y == 0 gives Z3 == 0. Names are reused
+    # so that few 256-bit ints are live at once (verify's heap on a small board)
+    d = Z * Z % p  # delta
+    g = Y * Y % p  # gamma
+    b = X * g % p  # beta
+    X = 3 * (X - d) * (X + d) % p  # alpha
+    Z = ((Y + Z) * (Y + Z) - g - d) % p  # Z3
+    Y = (X * X - 8 * b) % p  # X3
+    return Y, (X * (4 * b - Y) - 8 * g * g) % p, Z
 
 
 def _add(X1, Y1, Z1, X2, Y2, Z2, p):
-    # Jacobian + Jacobian (Z2 == 1 for an affine point)
+    # Jacobian + Jacobian (Z2 == 1 for an affine point), names reused as in _dbl
     if not Z1:
         return X2, Y2, Z2
     if not Z2:
         return X1, Y1, Z1
-    zz = Z1 * Z1 % p
-    u1 = X1
-    s1 = Y1
+    t = Z1 * Z1 % p
     if Z2 != 1:
-        z2z2 = Z2 * Z2 % p
-        u1 = X1 * z2z2 % p
-        s1 = Y1 * Z2 * z2z2 % p
-    h = (X2 * zz - u1) % p
-    r = (Y2 * Z1 * zz - s1) % p
-    if not h:
-        return _dbl(X1, Y1, Z1, p) if not r else (1, 1, 0)
-    hh = h * h % p
-    hhh = h * hh % p
-    v = u1 * hh % p
-    X3 = (r * r - hhh - 2 * v) % p
-    return X3, (r * (v - X3) - s1 * hhh) % p, Z1 * Z2 * h % p
+        u = Z2 * Z2 % p
+        X1 = X1 * u % p  # U1
+        Y1 = Y1 * Z2 * u % p  # S1
+    X2 = (X2 * t - X1) % p  # H
+    Y2 = (Y2 * Z1 * t - Y1) % p  # R
+    if not X2:  # same x: the same point (double it: U1, S1, Z1*Z2 is P1) or P1 == -P2
+        return _dbl(X1, Y1, Z1 * Z2 % p, p) if not Y2 else (1, 1, 0)
+    t = X2 * X2 % p  # H^2
+    u = X2 * t % p  # H^3
+    t = X1 * t % p  # V = U1 * H^2
+    X1 = (Y2 * Y2 - u - 2 * t) % p  # X3
+    return X1, (Y2 * (t - X1) - Y1 * u) % p, Z1 * Z2 * X2 % p
 
 
-def _naf(k, w):
-    # width-w NAF digits, least significant first, each stored as a signed byte
-    out = bytearray(258)
+def _naf(k, w, out):
+    # width-w NAF digits of k, least significant first, as signed bytes into out; their count
     full = 1 << w
     half = full >> 1
     i = 0
     while k:
+        d = 0
         if k & 1:
             d = k & (full - 1)
             if d >= half:
                 d -= full
             k -= d
-            out[i] = d & 0xFF
+        out[i] = d & 0xFF
         i += 1
         k >>= 1
-    return out, i
+    return i
 
 
 def _fill(tab, X, Y, p):
@@ -117,17 +118,18 @@ def _mul(k1, k2=0, qtab=None):
     # k1*G + k2*Q (Shamir: one chain of doublings), Jacobian result
     p = _P
     gt = _g_table()
-    n1, l1 = _naf(k1, _WG)
-    n2, l2 = _naf(k2, _WQ)
+    n1, n2 = _naf1, _naf2
+    l1 = _naf(k1, _WG, n1)
+    l2 = _naf(k2, _WQ, n2)
     X, Y, Z = 1, 1, 0
     for i in range(max(l1, l2) - 1, -1, -1):
         if Z:
             X, Y, Z = _dbl(X, Y, Z, p)
-        d = n1[i]
+        d = n1[i] if i < l1 else 0
         if d:
             x, y = _point(gt, d, p)
             X, Y, Z = _add(X, Y, Z, x, y, 1, p)
-        d = n2[i]
+        d = n2[i] if i < l2 else 0
         if d:
             x, y = _point(qtab, d, p)
             X, Y, Z = _add(X, Y, Z, x, y, 1, p)
