@@ -3,11 +3,13 @@
 import hashlib
 import os
 import struct
+import zlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hanota.image import build, keys
 from mpy import check_mpy
+from otaclient import imagefmt as image_fmt
 
 pytestmark = pytest.mark.micropython
 
@@ -153,3 +155,76 @@ def test_throughput_and_heap_figures_under_micropython(tmp_path):
     mbps = len(payload) / (int(res["ms"]) / 1000) / 1e6
     print(f"micropython verifier: {mbps:.1f} MB/s with 4 KB blocks, peak heap {res['peak']} B")
     assert res["digest"] == hashlib.sha256(payload).hexdigest()
+
+
+def _with_first_piece(monkeypatch, payload, make):
+    # a compressed file whose first piece is make(sector) (length prefix added here)
+    real = build.pieces
+
+    def pieces(data, compress):
+        out = real(data, compress)
+        z = make(data[: image_fmt.PIECE_SIZE])
+        return [len(z).to_bytes(2, "little") + z] + out[1:]
+
+    monkeypatch.setattr(build, "pieces", pieces)
+    try:
+        return build.build(payload, TARGET, KEY, compress=True)[0][1]
+    finally:
+        monkeypatch.setattr(build, "pieces", real)
+
+
+def test_bad_pieces_cost_a_new_decoder_and_the_next_file_decodes(tmp_path, monkeypatch):
+    # one DeflateIO serves every piece (otaclient.inflate): a piece ending in a final block
+    # (the old layout) or decoding too long must be refused, and the file after it decode
+    payload = bytes(range(256)) * 40
+
+    def final(sector):
+        c = zlib.compressobj(9, zlib.DEFLATED, -image_fmt.WBITS)
+        return c.compress(sector) + c.flush()
+
+    def long(sector):
+        c = zlib.compressobj(9, zlib.DEFLATED, -image_fmt.WBITS)
+        return c.compress(sector + b"12345") + c.flush(zlib.Z_FULL_FLUSH)
+
+    good = build.build(payload, TARGET, KEY, compress=True)[0][1]
+    cases = {
+        "good1": (good, "OK"),
+        "final": (_with_first_piece(monkeypatch, payload, final), "BAD_COMPRESSION"),
+        "good2": (good, "OK"),
+        "long": (_with_first_piece(monkeypatch, payload, long), "BAD_COMPRESSION"),
+        "good3": (good, "OK"),
+    }
+    assert stream_codes(tmp_path, cases) == {k: v[1] for k, v in cases.items()}
+
+
+def test_a_sink_error_mid_piece_leaves_the_next_file_decodable(tmp_path):
+    payload = os.urandom(3000) + bytes(6000)
+    path = tmp_path / "c.ota"
+    path.write_bytes(build.build(payload, TARGET, KEY, compress=True)[0][1])
+    out = check_mpy(
+        SINK_ERROR.format(pub=PUB.hex(), path=str(path)),
+    )
+    assert out.split() == ["raised", "ok", hashlib.sha256(payload).hexdigest()]
+
+
+SINK_ERROR = """
+from otaclient import image, imagefmt
+import binascii, hashlib
+image.prepare()
+pub = binascii.unhexlify({pub!r})
+trust = {{imagefmt.key_id(pub): pub}}
+data = open({path!r}, "rb").read()
+def bad(off, mv):
+    if off >= 100:
+        raise OSError(5)  # the flash failed half-way through a piece
+v = image.Verifier(trust.get, bad)
+try:
+    v.feed(data)
+except OSError:
+    print("raised")
+h = hashlib.sha256()
+v = image.Verifier(trust.get, lambda off, mv: h.update(mv))
+v.feed(data)
+v.finish()
+print("ok", binascii.hexlify(h.digest()).decode())
+"""

@@ -6,11 +6,13 @@ pieces are one endless deflate stream, and each also starts a valid stream on it
 
 MicroPython: one `deflate.DeflateIO` over one preallocated native `io.BytesIO` (it pulls
 input a byte at a time; a Python-level stream would cost a call per byte). Its state and
-window (~3.4 KB) are taken once, by a primed first read at `prepare()` time, so no piece
-needs a large free block in a fragmented heap. A piece is written after the unread end of
-the last one (that piece's flush), read back, and its own unread end moved to the front.
-A decoding error, or a piece left half read, costs a new decoder at the next piece.
-CPython: zlib, one decompressobj per piece.
+window (~3.4 KB) are taken once, by a first read at `prepare()` time, so no piece needs
+a large free block in a fragmented heap. After a piece's bytes, a fence follows it in
+the buffer: a stored block holding one known byte. Reading that one byte proves the
+piece decoded to nothing more (a long piece would give its next byte instead) and
+leaves the decoder at a block boundary, where the next piece starts. A decoding error,
+or a piece left half read, costs a new decoder at the next piece.
+CPython: zlib, one decompressobj per piece, the same checks.
 """
 
 import io
@@ -22,10 +24,8 @@ except ImportError:
     import zlib
 
 SYNC = b"\x00\x00\xff\xff"  # a piece's last bytes: LEN/NLEN of the flush's empty stored block
-# a piece's unread end once its last byte is out: end-of-block code, the empty stored
-# block's header bits, its LEN/NLEN (4 to 7 bytes)
-_TAIL_MAX = 8
-_PRIME = b"\x00\x01\x00\xfe\xff\x00\x00" + SYNC  # one stored 0 byte, then a flush
+_FENCE = b"\x00\x01\x00\xfe\xff\x5a"  # stored block (not final), 1 byte: 0x5A
+_FENCE_BYTE = 0x5A
 
 
 class Inflater:
@@ -34,24 +34,25 @@ class Inflater:
     def __init__(self, size, wbits):
         self._wbits = wbits
         self._size = size
-        self._t = 0  # bytes at the buffer's front: the last piece's unread end
-        self._n = 0  # bytes in the buffer: that end, then the piece collected so far
+        self._n = 0  # compressed bytes of the piece collected so far
         self._d = None  # the decoder; None: a new one before the next piece
         self._reading = False  # a piece is being read back
         if deflate is not None:
-            self._buf = io.BytesIO(size + _TAIL_MAX)  # preallocated, written in place
-            self._tail = bytearray(_TAIL_MAX)
+            self._buf = io.BytesIO(size + len(_FENCE))  # preallocated, written in place
+            self._one = bytearray(1)
             self._restart()
         else:
             self._buf = bytearray(size)
 
     def reset(self):
         """Drop a partly collected piece (a new file, or one that failed)."""
-        self._n = self._t
+        self._n = 0
 
     def write(self, mv):
         """Append compressed bytes (the caller keeps a piece within `size`)."""
         if deflate is not None:
+            if self._d is None:  # after a bad piece: a new decoder, before this piece's bytes
+                self._restart()
             self._buf.seek(self._n)
             self._buf.write(mv)
         else:
@@ -71,8 +72,6 @@ class Inflater:
             self._pos = 0
             self._n = 0
             return
-        if self._d is None:
-            self._restart()
         self._buf.seek(0)
         self._reading = True
 
@@ -93,24 +92,16 @@ class Inflater:
             raise
 
     def done(self):
-        """After the piece's bytes: True when what is left unread is exactly its flush
-        (not a long piece); that end then moves to the front for the next piece."""
+        """After the piece's bytes: True when it held no more (not a long piece, not a
+        final block); the decoder then waits at a block boundary for the next piece."""
         if deflate is None:
             return self._end_ok and self._pos == len(self._out)
         self._reading = False
-        b = self._buf
-        t = self._n - b.tell()
-        ok = 4 <= t <= _TAIL_MAX
-        if ok:
-            b.readinto(self._tail, t)
-            ok = self._tail[t - 4 : t] == SYNC
+        ok = self._fence(self._n)
+        self._n = 0
         if not ok:
             self._d = None
-            return False
-        b.seek(0)
-        b.write(memoryview(self._tail)[:t])
-        self._t = self._n = t
-        return True
+        return ok
 
     def idle(self):
         """Between pieces: a piece left half read (an error in the caller's sink) leaves
@@ -120,19 +111,27 @@ class Inflater:
             self._d = None
         self.reset()
 
-    def _restart(self):
-        # a new decoder, primed with one stored byte: that first read takes its state and
-        # window now; the prime's flush is the unread end the first piece follows
-        self._d = None
+    def _fence(self, end):
+        # the fence after the piece's `end` bytes; its one byte must come next, and last
         b = self._buf
-        b.seek(0)
-        b.write(_PRIME)
-        b.seek(0)
-        self._n = len(_PRIME)
-        self._d = deflate.DeflateIO(b, deflate.RAW, self._wbits)
-        self._d.readinto(self._tail, 1)
-        if not self.done():
-            raise ValueError("deflate: prime")
+        at = b.tell()
+        b.seek(end)
+        b.write(_FENCE)
+        b.seek(at)
+        try:
+            n = self._d.readinto(self._one, 1)
+        except Exception:
+            return False
+        return n == 1 and self._one[0] == _FENCE_BYTE and b.tell() == end + len(_FENCE)
+
+    def _restart(self):
+        # a new decoder; its first read (the fence alone) takes its state and window now
+        self._d = None
+        self._buf.seek(0)
+        self._d = deflate.DeflateIO(self._buf, deflate.RAW, self._wbits)
+        if not self._fence(0):
+            raise ValueError("deflate: no decoder")
+        self._n = 0
 
 
 _shared = None
