@@ -114,6 +114,7 @@ class Download:
     def _progress(self, now):
         if self.offset >= self.offer.size:
             self.state = DONE
+            self._feed = None  # every byte fed: let the caller's sink (its verifier) go
         elif self._mbp:
             self._spaced = True  # next request after the minimum block period
             self._due = now + self._mbp
