@@ -14,12 +14,12 @@ _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 _WG = 5  # wNAF width for G: 8 precomputed affine points (512 bytes), built once
 _WQ = 4  # wNAF width for the public key: 4 affine points per verify
-# odd multiples G, 3G, .. as affine x || y, 64 bytes each, in one 1 KB buffer (as big ints
-# ~5 KB in small blocks). Taken at import, beside the loaded code, and filled on first
-# use: a 1 KB block taken later, among the arithmetic's garbage, splits the big holes of
+# odd multiples G, 3G, .. as affine x || y, 64 bytes each, in one 512-byte buffer (as big
+# ints ~2.5 KB in small blocks). Taken at import, beside the loaded code, and filled on
+# first use: a block taken later, among the arithmetic's garbage, splits the big holes of
 # a 64 KB heap. The public key's Q, 3Q, 5Q, 7Q go the same way into a 256-byte buffer,
 # filled per verify (an inversion per point, ~1 ms): held as Jacobian big ints through
-# the whole multiplication they cost KBs, and verify needed ~10 KB free, now ~6 KB.
+# the whole multiplication they cost KBs; with them verify needed ~10 KB free, now ~4.5.
 _gtab = bytearray(64 << (_WG - 2))
 _qtab = bytearray(64 << (_WQ - 2))
 # the two scalars' digits, one signed byte each: taken here too, not per verify

@@ -23,7 +23,7 @@ import ast
 import io
 import re
 import tokenize
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 _OPS = {
     ast.Add: lambda a, b: a + b,
@@ -207,13 +207,14 @@ def _drop_imports(out, trees, consts, others):
         if tree is None:
             continue
         mod = _module(path)
+        uses = _name_counts(result[path])
         lines = result[path].splitlines(keepends=True)
         for node in tree.body:
             if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
                 continue
             src = consts.get(node.module, {})
             keep = [a for a in node.names
-                    if not (a.name in src and _uses(result[path], a.asname or a.name) == 1
+                    if not (a.name in src and uses[a.asname or a.name] == 1
                             and not outside[a.asname or a.name]
                             and (mod, a.asname or a.name) not in needed)]  # fmt: skip
             if len(keep) == len(node.names):
@@ -236,12 +237,13 @@ def _needed(out: dict[str, bytes]) -> set[tuple[str, str]]:
         if tree is None:
             continue
         aliases = {}
+        uses = _name_counts(src)
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 for a in node.names:
                     local = a.asname or a.name
                     aliases[local] = f"{node.module}.{a.name}"
-                    if a.name != "*" and _uses(src, local) > 1:
+                    if a.name != "*" and uses[local] > 1:
                         pairs.add((node.module, a.name))
             elif isinstance(node, ast.Import):
                 for a in node.names:
@@ -255,8 +257,9 @@ def _needed(out: dict[str, bytes]) -> set[tuple[str, str]]:
     return pairs
 
 
-def _uses(src: bytes, name: str) -> int:
-    return sum(1 for t in _tokens(src) if t.type == tokenize.NAME and t.string == name)
+def _name_counts(src: bytes) -> Counter:
+    # how often each name occurs in src (an import line counts as one use)
+    return Counter(t.string for t in _tokens(src) if t.type == tokenize.NAME)
 
 
 def _mentions(sources: dict[str, bytes]) -> tuple[dict[str, set[str]], set[str]]:
