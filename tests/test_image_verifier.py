@@ -259,3 +259,32 @@ def test_fuzz_manifest_parser_raises_only_image_errors(raw):
             image.parse_manifest(buf, header)
         except image.ImageError as e:
             assert e.code in CODES
+
+
+def test_one_verifier_reset_per_file_checks_each_like_a_new_one():
+    """A board keeps one Verifier and resets it per file: an error or a finished file
+    leaves nothing behind for the next, and reset(None, None) drops the last file."""
+    files = [f for _, f in make(os.urandom(30000) + bytes(30000), compress=True, max_size=20000)]
+    assert len(files) >= 2
+    bad = bytearray(files[0])
+    bad[len(bad) // 2] ^= 1
+    got = {}
+
+    def sink(off, mv):
+        got[off] = bytes(mv)
+
+    v = image.Verifier(TRUST.get, sink)
+    with pytest.raises(image.ImageError):
+        v.feed(bytes(bad))
+        v.finish()
+    for f in files:
+        v.reset(TRUST.get, sink)
+        for i in range(0, len(f), 200):
+            v.feed(f[i : i + 200])
+        m = v.finish()
+        assert m == run(f)[0]
+        assert v.signature == f[-64:] and v.header.total_size == len(f)
+    v.reset(None, None)
+    assert v.manifest is None and v.header is None and v.digest is None and v._h is None
+    with pytest.raises(image.ImageError, match="TRUNCATED"):
+        v.finish()

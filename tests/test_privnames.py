@@ -81,3 +81,26 @@ def test_device_build_interns_fewer_names(tmp_path):
         counts.append(int(re.search(r"n_qstr=(\d+)", out).group(1)))
     plain, short = counts
     assert short <= plain - 100, counts
+
+
+def test_module_names_for_tracebacks():
+    assert mpycross.module_name("otaclient/client.py") == "otaclient.client"
+    assert mpycross.module_name("ports/__init__.py") == "ports"
+    assert mpycross.module_name("main.py") == "main"
+
+
+@pytest.mark.micropython
+def test_device_traceback_names_the_module_and_source_line():
+    # the device build labels code with the module's name (a qstr it has anyway), not a path
+    code = (
+        "from otaclient import imagefmt\n"
+        "try:\n    imagefmt.parse_header(b'')\n"
+        "except Exception as e:\n    import sys\n    sys.print_exception(e)\n"
+    )
+    out = check_mpy(code, heap="256k")
+    line = next(n for n, text in enumerate(
+        (mpycross.paths.FIRMWARE / "otaclient/imagefmt.py").read_text().splitlines(), 1)
+        if text.startswith("def parse_header"))  # fmt: skip
+    m = re.search(r'File "otaclient\.imagefmt", line (\d+)', out)
+    assert m, out
+    assert line < int(m.group(1)) < line + 40, out

@@ -4,6 +4,8 @@ R4 lives here: frames from any node but the bound CH are answered NOT_AUTHORIZED
 go no further. It holds no image logic (client.py) and no hardware access (the port).
 """
 
+from micropython import const
+
 from otaclient import activation, link
 from otaclient import zcl_client as zcl
 from otaclient.alerts import Alerts
@@ -13,12 +15,7 @@ from otaclient.state import State
 
 try:
     from time import ticks_diff
-
-    from micropython import const
 except ImportError:
-
-    def const(x):
-        return x
 
     def ticks_diff(a, b):
         return a - b

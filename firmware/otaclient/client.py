@@ -7,6 +7,8 @@ before its fragment's signature and the slot read-back have passed.
 
 import random
 
+from micropython import const
+
 from otaclient import download, image
 from otaclient import zcl_client as zcl
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
@@ -14,12 +16,7 @@ from otaclient.reassembly import Reassembly, write_buffer
 
 try:
     from time import ticks_diff
-
-    from micropython import const
 except ImportError:
-
-    def const(x):
-        return x
 
     def ticks_diff(a, b):
         return a - b
@@ -49,8 +46,11 @@ class Client:
         self.cfg = policy.cfg
         self.reasm = Reassembly(port, write_buffer(port.block_size))
         self.st = IDLE
-        self.dl = None
-        self._ver = None
+        self.dl = None  # the Download of the file in flight, else None
+        self._ver = None  # its Verifier, else None
+        # one of each for the program's life, reset per file (image.Verifier.reset)
+        self._verifier = image.Verifier(None, None)
+        self._download = download.Download(send, None, None, self.cfg)
         self._qseq = None  # ZCL sequence number of the last Query Next Image Request
         self._keys = None  # key-rotation payload being captured
         self.ended = None  # the offer whose image is complete and verified
@@ -114,9 +114,11 @@ class Client:
     # --- fetch --------------------------------------------------------------------------
 
     def _start(self, offer):
-        self._ver = image.Verifier(self.policy.lookup_key, self._sink, self._check, MAX_FILE)
+        self._ver = v = self._verifier
+        v.reset(self.policy.lookup_key, self._sink, self._check, MAX_FILE)
         self._keys = None
-        self.dl = download.Download(self._send, offer, self._ver.feed, self.cfg)
+        self.dl = self._download
+        self.dl.reset(self._send, offer, v.feed, self.cfg)
         self._goto(FETCH)
         self.dl.start(self.port.ticks_ms())
 
@@ -164,6 +166,7 @@ class Client:
 
     def _drop(self, st, delay_ms):
         self.dl = self._ver = self._keys = None
+        self._verifier.reset(None, None)
         self._goto(st, delay_ms)
 
     def _finish(self):
@@ -173,9 +176,10 @@ class Client:
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
                 return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?
-            # the verifier's buffers and tables go back before the progress record is
-            # written: opening that file needs ~300 bytes in one piece (seen at 72k)
+            # the verifier lets go of its hashes, key and header before the progress record
+            # is written: opening that file needs ~300 bytes in one piece (seen at 72k)
             self._ver = None
+            self._verifier.reset(None, None)
             complete = self.reasm.finish(m)
         except (image.ImageError, PolicyError) as e:
             return self._refuse(e.code)

@@ -5,16 +5,13 @@ silence re-requests from the first missing byte. It does not verify or store: `f
 (the verifier) does. Out-of-order blocks are dropped, not buffered.
 """
 
+from micropython import const
+
 from otaclient import zcl_client as zcl
 
 try:
     from time import ticks_diff
-
-    from micropython import const
 except ImportError:
-
-    def const(x):
-        return x
 
     def ticks_diff(a, b):
         return a - b
@@ -26,7 +23,12 @@ ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged p
 
 
 class Download:
-    def __init__(self, send, offer, feed, cfg, eui64=None):
+    def __init__(self, send, offer, feed, cfg):
+        self.reset(send, offer, feed, cfg)
+
+    def reset(self, send, offer, feed, cfg):
+        """Start fetching `offer`. A board keeps one Download for its life and resets it
+        per file: its attribute table is taken at boot, not in a used heap."""
         self._send = send  # send(cmd, payload)
         self.offer = offer  # QueryNextImageRsp: mfr, image_type, version, size
         self.discarded = False  # the CH discarded the image (R5), not a lost link

@@ -27,13 +27,7 @@ from otaclient.imagefmt import (
 if sys.implementation.name != "micropython":  # host callers: the whole codec from one module
     from otaclient.imagefmt import *  # noqa: F403
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 _ST_HEAD = const(0)
 _ST_MAN = const(1)
@@ -59,6 +53,14 @@ class Verifier:
     valid during the call); `finish()` checks size and signature."""
 
     def __init__(self, lookup_key, sink, check=None, max_size=MAX_FILE):
+        self._buf = bytearray(_PREFIX)  # header + manifest, then reused for the trailer
+        self._sig = bytearray(SIG_SIZE)
+        self.reset(lookup_key, sink, check, max_size)
+
+    def reset(self, lookup_key, sink, check=None, max_size=MAX_FILE):
+        """Start a new file. A board keeps one Verifier for its life and resets it per
+        file, so its attribute table and buffers are taken at boot, not in a used heap;
+        `reset(None, None)` lets go of the last file's hashes, key and header."""
         self._lookup = lookup_key
         self._sink = sink
         self._check = check
@@ -69,8 +71,6 @@ class Verifier:
         self.digest = None  # SHA-256 of the bytes it signs
         self.supplier_signature = None  # from a `00 40` trailer, else None
         self.supplier_digest = None  # SHA-256 of every byte before the trailer
-        self._buf = bytearray(_PREFIX)  # header + manifest, then reused for the trailer
-        self._sig = bytearray(SIG_SIZE)
         self._state = _ST_HEAD
         self._left = HEADER_LENGTH
         self._end = HEADER_LENGTH

@@ -7,13 +7,7 @@ Frame (docs/link-protocol.md): COBS(src u16, dst u16, seq u8, payload, crc16) th
 import struct
 from binascii import crc32
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 MAX_PAYLOAD = const(320)  # a 255-byte block response is 272 bytes of ZCL
 HEADER_LEN = const(5)  # src u16, dst u16, seq u8

@@ -6,16 +6,10 @@ Decides only; it never touches flash or the link (client.py and reassembly.py ac
 import hashlib
 from binascii import hexlify, unhexlify
 
+from micropython import const
+
 from otaclient import p256
 from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation

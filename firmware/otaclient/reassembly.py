@@ -9,17 +9,11 @@ flight does not (hash state cannot be saved): a reset costs at most that fragmen
 import hashlib
 from binascii import hexlify, unhexlify
 
+from micropython import const
+
 from otaclient.imagefmt import SECTOR_SIZE
 from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 _UNIT = const(1024)  # bytes per flash write: a quarter sector held, not a whole one
 

@@ -8,13 +8,7 @@ Codec only: no state, no policy. Malformed input raises ZclError and nothing els
 import struct
 from collections import namedtuple
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 CLUSTER_ID = const(0x0019)
 

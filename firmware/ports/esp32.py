@@ -9,15 +9,9 @@ import os
 import struct
 import time
 
+from micropython import const
+
 from ports import esp32_image
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 _BLOCK = const(4096)
 _IOCTL_BLOCK_ERASE = const(6)

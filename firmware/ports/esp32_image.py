@@ -11,13 +11,7 @@ descriptor there: writing one into an OTA slot is the classic brick, so it is re
 
 import struct
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 try:
     import hashlib

@@ -6,13 +6,7 @@ file exactly as the interrupted operation left it. No partition policy here (uni
 
 import os
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 SECTOR = const(4096)
 _CHUNK = const(512)

@@ -12,17 +12,10 @@ import select
 import struct
 import time
 
+from micropython import const
 from otaclient.kvstore import KVStore
 
 from ports.simflash import SECTOR, Flash, FlashError, Partition
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 # ESP-IDF esp_ota_img_states_t
 NEW = const(0)

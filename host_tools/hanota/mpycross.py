@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,8 +26,10 @@ def tool() -> str:
 
 
 def compile_source(source: bytes, name: str) -> bytes:
-    """The .mpy of one module's source (`name` only labels errors and tracebacks)."""
-    key = hashlib.sha256(name.encode() + b"\0" + source).hexdigest()
+    """The .mpy of one module's source. `name` labels errors; tracebacks name the module
+    (`otaclient.client` for otaclient/client.py): that name is a qstr the module has
+    anyway, where a path would be one more per module on the device."""
+    key = hashlib.sha256(module_name(name).encode() + b"\0" + source).hexdigest()
     cache = paths.BUILD / "mpy-cache" / (key + ".mpy")
     if cache.is_file():
         return cache.read_bytes()
@@ -35,7 +38,7 @@ def compile_source(source: bytes, name: str) -> bytes:
         dst = src.with_suffix(".mpy")
         src.write_bytes(source)
         res = subprocess.run(
-            [tool(), "-s", name, "-o", str(dst), str(src)],
+            [tool(), "-s", module_name(name), "-o", str(dst), str(src)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         if res.returncode != 0:
@@ -46,6 +49,13 @@ def compile_source(source: bytes, name: str) -> bytes:
     tmp_cache.write_bytes(out)
     tmp_cache.replace(cache)
     return out
+
+
+def module_name(path: str) -> str:
+    """The dotted module name of a source path: otaclient/client.py -> otaclient.client."""
+    mod = path[:-3] if path.endswith(".py") else path
+    mod = mod.replace("/", ".")
+    return mod[: -len(".__init__")] if mod.endswith(".__init__") else mod
 
 
 def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -83,7 +93,7 @@ def firmware_tree() -> Path:
     what MicroPython runs in tests and benchmarks, as a board ships it."""
     files = list(_firmware_sources().items())
     # a change to a source pass rebuilds the tree
-    salt = b"".join(Path(m.__file__).read_bytes() for m in (constfold, privnames, internstr))
+    salt = b"".join(Path(m.__file__).read_bytes() for m in (constfold, privnames, internstr, sys.modules[__name__]))
     key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():

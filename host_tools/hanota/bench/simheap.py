@@ -22,7 +22,7 @@ BOARD, V1, V2 = simrun.BOARD, simrun.V1, simrun.V2
 
 
 FLOOR_SIZE = 2_100_000  # QUALITY.md: a whole fragmented update of >= 2 MB
-FLOOR_STEP_K = 8
+FLOOR_STEP_K = 4
 
 
 def _one(tmp: Path, size: int, heap: str, compress: bool = False,
