@@ -93,7 +93,10 @@ def firmware_tree() -> Path:
     what MicroPython runs in tests and benchmarks, as a board ships it."""
     files = list(_firmware_sources().items())
     # a change to a source pass rebuilds the tree
-    salt = b"".join(Path(m.__file__).read_bytes() for m in (constfold, privnames, internstr, sys.modules[__name__]))
+    salt = b"".join(
+        Path(m.__file__).read_bytes()
+        for m in (constfold, privnames, internstr, sys.modules[__name__])
+    )
     key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():
