@@ -6,7 +6,7 @@ pieces are one endless deflate stream, and each also starts a valid stream on it
 
 MicroPython: one `deflate.DeflateIO` over one preallocated native `io.BytesIO` (it pulls
 input a byte at a time; a Python-level stream would cost a call per byte). Its state and
-window (~2.4 KB) are taken once, by a first read at `prepare()` time, so no piece needs
+window (~3.4 KB) are taken once, by a first read at `prepare()` time, so no piece needs
 a large free block in a fragmented heap. After a piece's bytes, a fence follows it in
 the buffer: a stored block holding one known byte. Reading that one byte proves the
 piece decoded to nothing more (a long piece would give its next byte instead) and
