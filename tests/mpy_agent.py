@@ -27,6 +27,8 @@ def boundary(c):
     gc.collect()
     m = gc.mem_alloc()
     res["boundaries"] += 1
+    if "activation_loaded" not in res:  # boot code is let go before a transfer
+        res["activation_loaded"] = "otaclient.activation" in sys.modules
     q = 0
     for e in port.link.down:
         q += len(e[1]) + 48  # frames still queued in the fake line are not the agent's

@@ -124,7 +124,7 @@ def test_sim_compressed_fragmented_2mb_update_at_80k(tmp_path):
 
 
 @pytest.mark.xfail(
-    strict=True, reason="64-bit unix port: the agent idles at ~60 KB, needs 80k (docs/agent.md)"
+    strict=True, reason="64-bit unix port: the agent idles at ~61 KB and needs 72k (docs/agent.md, Memory)"
 )
 def test_sim_fragmented_2mb_update_at_64k(tmp_path):
     sb, dbl = _board(tmp_path, _app(V2, pad_to=2_100_000))

@@ -6,7 +6,7 @@ go no further. It holds no image logic (client.py) and no hardware access (the p
 
 from micropython import const
 
-from otaclient import activation, link
+from otaclient import link
 from otaclient import zcl_client as zcl
 from otaclient.alerts import Alerts
 from otaclient.client import Client
@@ -48,7 +48,8 @@ class Agent:
             self.heap = HeapReport(self.client, port.log)
 
     def _activate(self, c):
-        activation.activate_due(self, c)
+        _activation().activate_due(self, c)
+        _let_go()
 
     # --- output -------------------------------------------------------------------------
 
@@ -71,7 +72,8 @@ class Agent:
 
     def boot(self):
         """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
-        self.boot_status = activation.after_boot(self)
+        self.boot_status = _activation().after_boot(self)
+        _let_go()
         self.announce(self.boot_status)
         self.client.query()
         if self.heap:
@@ -140,6 +142,25 @@ class Agent:
         if unicast:  # never answer a broadcast (no storms)
             p = zcl.encode_default_rsp(cmd, status)
             self.send(zcl.DEFAULT_RSP, p, None, src, seq)
+
+
+def _activation():
+    # boot and activation code runs at boot and when an upgrade time comes, never during
+    # a transfer: imported for the call, let go after (~1 KB of heap a transfer keeps)
+    from otaclient import activation
+
+    return activation
+
+
+def _let_go():
+    # the next import loads it again from the modules in flash; only its objects took heap
+    import sys
+
+    import otaclient
+
+    sys.modules.pop("otaclient.activation", None)
+    if "activation" in otaclient.__dict__:
+        delattr(otaclient, "activation")
 
 
 def main(port, make_agent=Agent):

@@ -33,10 +33,6 @@ _NEVER = const(0xFFFFFFFF)
 _KEYS_MAX = const(1040)  # a key-rotation payload: up to 16 records of 65 bytes
 
 
-class _Staged(Exception):
-    """check(): this fragment is already staged; skip the rest of the file."""
-
-
 class Client:
     def __init__(self, port, policy, state, send):
         self.port = port
@@ -132,7 +128,7 @@ class Client:
                 raise PolicyError("BAD_FRAGMENT")
             self._keys = bytearray()
         elif not self.reasm.begin(m):
-            raise _Staged()
+            raise PolicyError("STAGED")  # not a refusal: on_block skips the rest
 
     def _sink(self, off, mv):
         if self._keys is None:
@@ -145,10 +141,10 @@ class Client:
             return
         try:
             self.dl.on_block(r, self.port.ticks_ms())
-        except _Staged:
-            self.log("ota: fragment already staged")
-            return self._fragment_done(self.reasm.complete())
         except (image.ImageError, PolicyError) as e:
+            if e.code == "STAGED":  # check(): this fragment is already staged
+                self.log("ota: fragment already staged")
+                return self._fragment_done(self.reasm.complete())
             return self._refuse(e.code)
         if self.on_boundary:
             self.on_boundary(self)

@@ -86,19 +86,17 @@ class Port:
             raise ValueError("app for another board")
         if APP_HEADER_LEN + tree != length:
             raise ValueError("app length mismatch")
-        if self._hash(APP_HEADER_LEN, tree) != digest:
-            raise ValueError("app hash mismatch")
-
-    def _hash(self, off, n):
         h = hashlib.sha256()
         mv = memoryview(self._buf)
-        while n:
-            k = min(n, len(mv))
+        off = APP_HEADER_LEN
+        while tree:
+            k = min(tree, len(mv))
             self.read(off, mv[:k])
             h.update(mv[:k])
             off += k
-            n -= k
-        return h.digest()
+            tree -= k
+        if h.digest() != digest:
+            raise ValueError("app hash mismatch")
 
     # otadata, ESP-IDF rules
     def _entries(self):
@@ -150,9 +148,6 @@ class Port:
 
     def running_version(self):
         return self._version
-
-    def running_slot(self):
-        return "ota_%d" % self._running
 
     def reset(self):
         self._flash.die(b"reset")

@@ -44,7 +44,7 @@ agent.boot()
 gc.collect()
 idle = gc.mem_alloc()
 peak = [0, 0, 0]  # raw, net of bytes queued in the fake line, boundaries
-frag_peaks = []  # net peak within each fragment (a new Download object = a new fragment)
+frag_peaks = []  # net peak within each fragment (a new offer = a new fragment)
 cur = [None]
 def probe(c):
     gc.collect()
@@ -56,8 +56,8 @@ def probe(c):
     peak[0] = max(peak[0], raw)
     peak[1] = max(peak[1], net)
     peak[2] += 1
-    if c.dl is not None and c.dl is not cur[0]:
-        cur[0] = c.dl
+    if c.dl is not None and c.dl.offer is not cur[0]:
+        cur[0] = c.dl.offer
         frag_peaks.append(0)
     if frag_peaks:
         frag_peaks[-1] = max(frag_peaks[-1], net)
