@@ -168,3 +168,15 @@ def test_feed_with_a_length_uses_only_that_prefix_of_a_reused_buffer():
             got.append(f)
     assert got == [(5, 6, 7, b"abc")]
     assert sum(d.errors.values()) == 0
+
+
+def test_next_view_gives_a_memoryview_into_the_decoder_valid_until_the_next_frame():
+    wire = link.encode(1, 2, 3, b"first") + link.encode(1, 2, 4, b"second")
+    d = link.Decoder()
+    d.feed(bytearray(wire), len(wire))
+    src, dst, seq, p = d.next(True)
+    assert (src, dst, seq) == (1, 2, 3) and isinstance(p, memoryview) and p == b"first"
+    kept = bytes(p)
+    assert d.next(True)[3] == b"second" and kept == b"first"
+    d.feed(wire)
+    assert [type(f[3]) for f in (d.next(), d.next())] == [bytes, bytes]  # host callers

@@ -275,3 +275,14 @@ def test_docs_name_every_command():
     doc = (Path(ROOT) / "docs" / "link-protocol.md").read_text()
     for name in ("0xF0", "0xF1", "0xF2", "0x1234", "0x0B", "REQUIRE_MORE_IMAGE"):
         assert name in doc
+
+
+def test_a_memoryview_payload_stays_a_view_and_bytes_stay_bytes():
+    # the device decodes frames in place (link.Decoder.next(True)); hosts get bytes
+    blk = zcl.encode_image_block_rsp(zcl.SUCCESS, 0x1234, 0x84, 7, 512, b"\x01\x02\x03")
+    frame = zcl.encode_frame(zcl.IMAGE_BLOCK_RSP, 9, blk, True)
+    for buf, kind in ((frame, bytes), (bytearray(frame), bytes), (memoryview(frame), memoryview)):
+        cmd, seq, s2c, mfr, p = zcl.decode_frame(buf)
+        assert type(p) is kind and bytes(p) == blk
+        rsp = zcl.decode_command(cmd, p, s2c, mfr)
+        assert type(rsp.data) is kind and rsp.data == b"\x01\x02\x03" and rsp.offset == 512

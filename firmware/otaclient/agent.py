@@ -33,7 +33,6 @@ class Agent:
         self.addr = self.policy.short_addr
         self._dec = link.Decoder()
         self._rx = bytearray(512)
-        self._rxmv = memoryview(self._rx)
         self._lseq = 0
         self._zseq = 0
         self.client = Client(port, self.policy, self.state, self.send)
@@ -90,9 +89,9 @@ class Agent:
         wait = min(max(0, ticks_diff(self.client.due(), now)), max_ms)
         n = self.port.link.readinto(self._rx, wait)
         if n:
-            self._dec.feed(bytes(self._rxmv[:n]))
+            self._dec.feed(self._rx, n)  # no copies: each frame is handled before the next
             while True:
-                f = self._dec.next()
+                f = self._dec.next(True)
                 if f is None:
                     break
                 self.on_frame(*f)

@@ -95,8 +95,10 @@ class Decoder:
         self._pos = 0
         self._end = n
 
-    def next(self):
-        """(src, dst, seq, payload) of the next good frame, or None when input runs out."""
+    def next(self, view=False):
+        """(src, dst, seq, payload) of the next good frame, or None when input runs out.
+        With view, payload is a memoryview into the decoder, valid until the next call
+        (the agent's way: no copy per frame); else bytes of its own."""
         while True:
             pend = self._pend
             pos = self._pos
@@ -107,9 +109,9 @@ class Decoder:
                 self._pos = self._end = 0
                 return None
             self._pos = end + 1
-            frame = self._frame(pend, pos, end)
-            if frame is not None:
-                return frame
+            f = self._frame(pend, pos, end)
+            if f is not None:
+                return f if view else (f[0], f[1], f[2], bytes(f[3]))
 
     def _keep(self, pend, start, end):
         # Hold an incomplete frame in the fixed buffer until its delimiter comes.
@@ -148,7 +150,7 @@ class Decoder:
             return None
         src, dst, seq = struct.unpack_from("<HHB", self._body, 0)
         self.frames += 1
-        return src, dst, seq, bytes(body[HEADER_LEN : j - 2])
+        return src, dst, seq, body[HEADER_LEN : j - 2]
 
     def _unstuff(self, enc, n):
         # One iteration per COBS code (a run of non-zero bytes), never per byte.

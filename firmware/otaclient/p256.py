@@ -19,25 +19,28 @@ _WQ = 4  # wNAF width for the public key: 4 affine points per verify
 # first use: a block taken later, among the arithmetic's garbage, splits the big holes of
 # a 64 KB heap. The public key's Q, 3Q, 5Q, 7Q go the same way into a 256-byte buffer,
 # filled per verify (an inversion per point, ~1 ms): held as Jacobian big ints through
-# the whole multiplication they cost KBs; with them verify needed ~10 KB free, now ~4.5.
+# the whole multiplication they cost KBs; with them verify needed ~10 KB free. Filled in
+# affine arithmetic, with the scalars held only as NAF digits during the multiplication
+# and Z3 = 2*Y*Z in the doubling, verify needs ~2.8 KB (session 5; was ~4.5).
 _gtab = bytearray(64 << (_WG - 2))
 _qtab = bytearray(64 << (_WQ - 2))
-# the two scalars' digits, one signed byte each: taken here too, not per verify
+# the two scalars' digits, one signed byte each: taken here too, not per verify; _mul
+# reads them, not the scalars
 _naf1 = bytearray(258)
 _naf2 = bytearray(258)
 _gready = False
 
 
 def _dbl(X, Y, Z, p):
-    # dbl-2001-b (a = -3); Z == 0 (infinity) or Y == 0 gives Z3 == 0. Names are reused
-    # so that few 256-bit ints are live at once (verify's heap on a small board)
+    # dbl-2001-b (a = -3) with Z3 = 2*Y*Z; Z == 0 (infinity) or Y == 0 gives Z3 == 0.
+    # Names are reused so that few 256-bit ints are live at once (verify's heap)
     d = Z * Z % p  # delta
-    g = Y * Y % p  # gamma
-    b = X * g % p  # beta
+    Z = 2 * Y * Z % p  # Z3
+    Y = Y * Y % p  # gamma
+    b = X * Y % p  # beta
     X = 3 * (X - d) * (X + d) % p  # alpha
-    Z = ((Y + Z) * (Y + Z) - g - d) % p  # Z3
-    Y = (X * X - 8 * b) % p  # X3
-    return Y, (X * (4 * b - Y) - 8 * g * g) % p, Z
+    d = (X * X - 8 * b) % p  # X3
+    return d, (X * (4 * b - d) - 8 * Y * Y) % p, Z
 
 
 def _add(X1, Y1, Z1, X2, Y2, Z2, p):
@@ -80,17 +83,25 @@ def _naf(k, w, out):
     return i
 
 
-def _fill(tab, X, Y, p):
-    # tab <- affine x || y of P, 3P, 5P, ... for the affine point P = (X, Y)
-    X2, Y2, Z2 = _dbl(X, Y, 1, p)
-    Z = 1
-    for i in range(0, len(tab), 64):
-        zi = pow(Z, p - 2, p)
-        z2 = zi * zi % p
-        tab[i : i + 32] = (X * z2 % p).to_bytes(32, "big")
-        tab[i + 32 : i + 64] = (Y * z2 * zi % p).to_bytes(32, "big")
-        X, Y, Z = _add(X, Y, Z, X2, Y2, Z2, p)
-    return tab
+def _fill(tab, x, y, p):
+    # tab <- affine x || y of P, 3P, 5P, ... for the affine point P = (x, y), in affine
+    # arithmetic: one inversion per point (as a conversion from Jacobian would take) and
+    # few big ints live at once, so verify needs less heap (P-256 has no point of small
+    # order, so P_k + 2P never meets +-2P)
+    t = (3 * x * x - 3) * pow(2 * y % p, p - 2, p) % p  # tangent slope (a = -3)
+    x2 = (t * t - 2 * x) % p  # 2P
+    y2 = (t * (x - x2) - y) % p
+    i = 0
+    while True:
+        tab[i : i + 32] = x.to_bytes(32, "big")
+        tab[i + 32 : i + 64] = y.to_bytes(32, "big")
+        i += 64
+        if i == len(tab):
+            return tab
+        t = (y2 - y) * pow((x2 - x) % p, p - 2, p) % p  # chord slope: P_k + 2P
+        x3 = (t * t - x - x2) % p
+        y = (t * (x - x3) - y) % p
+        x = x3
 
 
 def _g_table():
@@ -114,13 +125,12 @@ def _point(tab, d, p):
     return int.from_bytes(tab[i : i + 32], "big"), (y if d < 128 else p - y)
 
 
-def _mul(k1, k2=0, qtab=None):
-    # k1*G + k2*Q (Shamir: one chain of doublings), Jacobian result
+def _mul(l1, l2=0, qtab=None):
+    # k1*G + k2*Q (Shamir: one chain of doublings) from the NAF digits of k1 in _naf1 (l1
+    # of them) and of k2 in _naf2 (l2): the scalars themselves are not held. Jacobian result
     p = _P
     gt = _g_table()
     n1, n2 = _naf1, _naf2
-    l1 = _naf(k1, _WG, n1)
-    l2 = _naf(k2, _WQ, n2)
     X, Y, Z = 1, 1, 0
     for i in range(max(l1, l2) - 1, -1, -1):
         if Z:
@@ -133,6 +143,7 @@ def _mul(k1, k2=0, qtab=None):
         if d:
             x, y = _point(qtab, d, p)
             X, Y, Z = _add(X, Y, Z, x, y, 1, p)
+        x = y = None
     return X, Y, Z
 
 
@@ -152,9 +163,11 @@ def verify(pub64, digest32, sig64):
     s = int.from_bytes(sig64[32:], "big")
     if not (0 < r < n and 0 < s < n and _on_curve(x, y)):
         return False
-    w = pow(s, n - 2, n)
-    e = int.from_bytes(digest32, "big") % n
-    X, _, Z = _mul(e * w % n, r * w % n, _fill(_qtab, x, y, _P))
+    s = pow(s, n - 2, n)  # w = s^-1; names reused: fewer big ints live in _fill and _mul
+    x = _fill(_qtab, x, y, _P)
+    y = _naf(int.from_bytes(digest32, "big") * s % n, _WG, _naf1)  # u1 = e * w
+    s = _naf(r * s % n, _WQ, _naf2)  # u2 = r * w
+    X, _, Z = _mul(y, s, x)
     if not Z:
         return False
     # x(R) mod n == r, without an inversion: X == r' * Z^2 for r' in {r, r + n} below p
@@ -163,7 +176,7 @@ def verify(pub64, digest32, sig64):
 
 
 def _affine_x(k):
-    X, _, Z = _mul(k)
+    X, _, Z = _mul(_naf(k, _WG, _naf1))
     zi = pow(Z, _P - 2, _P)
     return X * zi * zi % _P, Z
 
@@ -173,7 +186,7 @@ def public_key(priv32):
     d = int.from_bytes(priv32, "big")
     if not 0 < d < _N:
         raise ValueError("bad private key")
-    X, Y, Z = _mul(d)
+    X, Y, Z = _mul(_naf(d, _WG, _naf1))
     zi = pow(Z, _P - 2, _P)
     z2 = zi * zi % _P
     return (X * z2 % _P).to_bytes(32, "big") + (Y * z2 * zi % _P).to_bytes(32, "big")

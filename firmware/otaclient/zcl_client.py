@@ -115,7 +115,8 @@ def encode_frame(cmd, seq, payload, server_to_client, mfr=None):
 
 
 def decode_frame(buf):
-    """(cmd, seq, server_to_client, mfr or None, payload bytes)."""
+    """(cmd, seq, server_to_client, mfr or None, payload: bytes, or a memoryview of a
+    memoryview buf)."""
     if len(buf) < 3:
         raise ZclError("SHORT_FRAME")
     fc = buf[0]
@@ -130,7 +131,8 @@ def decode_frame(buf):
         raise ZclError("UNSUP_GENERAL_COMMAND", UNSUP_GENERAL_COMMAND)
     if kind > 1 or (kind == 1 and cmd == DEFAULT_RSP and mfr is None):
         raise ZclError("BAD_FRAME_TYPE", UNSUP_CLUSTER_COMMAND)
-    return cmd, seq, bool(fc & _FC_S2C), mfr, bytes(buf[off + 2 :])
+    p = buf[off + 2 :]  # a memoryview stays one (no copy per frame on the device)
+    return cmd, seq, bool(fc & _FC_S2C), mfr, p if isinstance(p, memoryview) else bytes(p)
 
 
 # --- client to server ----------------------------------------------------------------------
@@ -236,7 +238,9 @@ def decode_image_block_rsp(p):
     st, mfr, itype, ver, off, n = _unpack("<BHHIIB", p, 0, False)
     if len(p) != 14 + n:
         raise ZclError("BAD_LENGTH")
-    return ImageBlockRsp(st, mfr, itype, ver, off, bytes(p[14:]), None, None, None)
+    data = p[14:]  # a memoryview stays one: the agent feeds it on before the next frame
+    data = data if isinstance(data, memoryview) else bytes(data)
+    return ImageBlockRsp(st, mfr, itype, ver, off, data, None, None, None)
 
 
 def decode_upgrade_end_rsp(p):

@@ -50,15 +50,22 @@ def _one(tmp: Path, size: int, heap: str, compress: bool = False,
 
 def _floor(tmp: Path, start_k: int) -> tuple[int | None, list[list[str]]]:
     """The smallest heap (KB, FLOOR_STEP_K apart, from the board's down to 64) at which a
-    compressed FLOOR_SIZE update completes with no agent crash; stops at the first miss."""
+    compressed FLOOR_SIZE update completes with no agent crash; at the first miss, the
+    heap halfway back up is tried too, then the scan stops."""
     floor, rows = None, []
-    for k in range(start_k, 63, -FLOOR_STEP_K):
+
+    def clean(k: int) -> bool:
         log(f"bench: simheap: floor: {FLOOR_SIZE:,}-byte compressed update at {k}k")
         r = _one(tmp, FLOOR_SIZE, f"{k}k", compress=True, timeout_s=60)
-        clean = r["ok"] and not r["crashes"]
         rows.append([f"{k}k", str(r["fragments"]), "yes" if r["ok"] else "no", str(r["crashes"]),
                      r.get("error") or ""])  # fmt: skip
-        if not clean:
+        return r["ok"] and not r["crashes"]
+
+    for k in range(start_k, 63, -FLOOR_STEP_K):
+        if not clean(k):
+            half = k + FLOOR_STEP_K // 2
+            if floor is not None and half < floor and clean(half):
+                floor = half
             break
         floor = k
     return floor, rows
@@ -114,7 +121,8 @@ def measure(quick: bool = False) -> Section:
         "cannot build its objects yet: that is the open miss. Floor (second table): a "
         f"{FLOOR_SIZE:,}-byte app, compressed, at the board's heap and then "
         f"{FLOOR_STEP_K}k less each run until an update fails or the agent crashes (it "
-        "restarts and resumes, but a crash is a miss here); the figure is the last clean heap."
+        "restarts and resumes, but a crash is a miss here), then the heap halfway back up; "
+        "the figure is the smallest clean heap."
     )
     s.tables.append((["app bytes", "fragments", "heap", "completes", "idle bytes",
                       "peak above idle", "error"], rows))  # fmt: skip
