@@ -12,10 +12,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from . import constfold, internstr, paths, privnames
 from .output import CommandError
+
+# The source passes parse with ast; threads (rig and fault campaigns build apps in
+# asyncio.to_thread) must not run them at once: "SystemError: AST constructor recursion
+# depth mismatch" (CPython gh-106905), seen in `make faults`.
+_PASSES = threading.Lock()
 
 # Scripts MicroPython runs by file name stay source; everything else is imported.
 KEEP_SOURCE = ("main.py", "boot.py")
@@ -67,12 +73,13 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     srcs = {path: data for path, data in files if _compiled(path)}
     scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
     others = {**_firmware_sources(), **scripts}
-    short = privnames.rename(constfold.fold(srcs, others), others)
+    with _PASSES:  # CPython 3.11's ast is not thread-safe (gh-106905): one build at a time
+        short = privnames.rename(constfold.fold(srcs, others), others)
+        short = {path: internstr.intern_strings(src) for path, src in short.items()}
     out = []
     for path, data in files:
         if path in srcs:
-            src = internstr.intern_strings(short[path])
-            out.append((path[:-3] + ".mpy", compile_source(src, path)))
+            out.append((path[:-3] + ".mpy", compile_source(short[path], path)))
         else:
             out.append((path, data))
     return out
