@@ -163,11 +163,14 @@ def verify(pub64, digest32, sig64):
     s = int.from_bytes(sig64[32:], "big")
     if not (0 < r < n and 0 < s < n and _on_curve(x, y)):
         return False
-    s = pow(s, n - 2, n)  # w = s^-1; names reused: fewer big ints live in _fill and _mul
-    x = _fill(_qtab, x, y, _P)
-    y = _naf(int.from_bytes(digest32, "big") * s % n, _WG, _naf1)  # u1 = e * w
-    s = _naf(r * s % n, _WQ, _naf2)  # u2 = r * w
-    X, _, Z = _mul(y, s, x)
+    w = pow(s, n - 2, n)
+    s = None  # big ints let go as soon as they are spent: verify's heap on a small board
+    tab = _fill(_qtab, x, y, _P)
+    x = y = None
+    l1 = _naf(int.from_bytes(digest32, "big") * w % n, _WG, _naf1)  # u1 = e * w
+    l2 = _naf(r * w % n, _WQ, _naf2)  # u2 = r * w
+    w = None
+    X, _, Z = _mul(l1, l2, tab)
     if not Z:
         return False
     # x(R) mod n == r, without an inversion: X == r' * Z^2 for r' in {r, r + n} below p

@@ -64,7 +64,7 @@ def _floor(tmp: Path, start_k: int) -> tuple[int | None, list[list[str]]]:
     for k in range(start_k, 63, -FLOOR_STEP_K):
         if not clean(k):
             half = k + FLOOR_STEP_K // 2
-            if floor is not None and half < floor and clean(half):
+            if floor is not None and clean(half):  # floor is k + FLOOR_STEP_K here
                 floor = half
             break
         floor = k
