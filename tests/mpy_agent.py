@@ -29,6 +29,8 @@ def boundary(c):
     res["boundaries"] += 1
     if "activation_loaded" not in res:  # boot code is let go before a transfer
         res["activation_loaded"] = "otaclient.activation" in sys.modules
+    # P-256 is loaded per verify and let go after: never held at a block boundary
+    res["p256_loaded"] = res.get("p256_loaded", False) or "otaclient.p256" in sys.modules
     q = 0
     for e in port.link.down:
         q += len(e[1]) + 48  # frames still queued in the fake line are not the agent's

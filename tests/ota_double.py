@@ -8,7 +8,8 @@ Runs under CPython and MicroPython; files may be bytes or paths (read per block)
 
 import struct
 
-from otaclient import link, p256, zcl
+from otaclient import link, zcl
+from otaclient.image import p256_call  # as the agent does: P-256 not held between uses
 
 _HDR = "<HHI"  # manufacturer code, image type, file version at offset 10 of the header
 
@@ -162,7 +163,7 @@ class OtaDouble:
             msg = zcl.alert_signed_bytes(self.eui64, body)
             import hashlib
 
-            ok = p256.verify(self.device_pub, hashlib.sha256(msg).digest(), a.signature)
+            ok = p256_call("verify", self.device_pub, hashlib.sha256(msg).digest(), a.signature)
         self.alerts.append((a, ok))
         if self.ack_alerts:
             return [(zcl.ALERT_ACK, zcl.encode_alert_ack(a.counter), zcl.MFR_HANOTA)]

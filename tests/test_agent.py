@@ -236,3 +236,31 @@ def test_an_answer_to_an_earlier_query_is_ignored(tmp_path, frag_files):
     assert a.client.st == C.QUERY  # still waiting for the answer to the last query
     a.client.on_query_rsp(stale, a.client._qseq)
     assert a.client.st == C.IDLE
+
+
+def test_alerts_are_queued_unsigned_and_signed_by_the_next_poll(tmp_path):
+    # queue() runs in activation code and only persists; poll() signs (RFC 6979: the same
+    # signature), also for records a reset left unsigned, before anything is sent
+    import hashlib
+
+    from otaclient import p256
+    from otaclient.agent import Agent
+
+    port, _ = _board(tmp_path, [])
+    a = Agent(port)
+    sent = []
+    a.alerts._send = lambda cmd, p, mfr: sent.append(p)
+    a.alerts.queue(V2, zcl.RESULT_SUCCESS, activating=None)
+    stored = json.loads(port.store.get("agent.json"))["alerts"]
+    assert [r[5] for r in stored] == [None] * len(U.SUPPLIERS) and not sent
+    a2 = Agent(port)  # a reset before the poll: the records come back from agent.json
+    a2.alerts._send = lambda cmd, p, mfr: sent.append(p)
+    a2.alerts.poll()
+    stored = json.loads(port.store.get("agent.json"))["alerts"]
+    for supplier, version, result, ts, counter, sig in stored:
+        body = zcl.encode_activation_alert(
+            zcl.ALERT_CODE_ACTIVATION, supplier, version, result, ts, counter, None
+        )
+        digest = hashlib.sha256(zcl.alert_signed_bytes(U.EUI64, body)).digest()
+        assert bytes.fromhex(sig) == p256.sign(U.DEVICE_PRIV, digest)
+    assert len(sent) == 1  # the first supplier's at once, the rest staggered (R3)

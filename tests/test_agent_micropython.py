@@ -24,7 +24,8 @@ def _peak(tmp_path, size, **kw):
     r = run_agent_mpy(tmp_path, files, U.store(), V2, slot=3 << 20, heap="256k", **kw)
     assert r["boots"] == [["reset", None], ["trial", V2]]
     assert r["alerts"] == [[0, V2], [0, V2]]
-    assert r["activation_loaded"] is False  # agent._let_go(): not held during a transfer
+    assert r["activation_loaded"] is False  # otaclient.let_go: not held during a transfer
+    assert r["p256_loaded"] is False  # image.p256_call loads it per verify, then lets go
     return r, len(files)
 
 

@@ -14,7 +14,7 @@ from hanota.fuzz.fakeport import InvariantError
 from hanota.fuzz.targets import REPLAY_ONLY, TARGETS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from otaclient import image, link
+from otaclient import image, link, p256
 
 REGRESSIONS = runner.ROOT / "fuzz" / "regressions"
 REPLAYS = {**TARGETS, **REPLAY_ONLY}
@@ -105,7 +105,7 @@ def test_link_target_catches_an_oversize_payload(monkeypatch):
 
 
 def test_image_target_catches_a_verifier_that_skips_the_signature(monkeypatch):
-    monkeypatch.setattr(image.p256, "verify", lambda *a: True)
+    monkeypatch.setattr(p256, "verify", lambda *a: True)
     data = bytearray(fixtures.parser_files()[0].data)
     data[300] ^= 1
     with pytest.raises(InvariantError, match="unknown file"):
@@ -114,7 +114,7 @@ def test_image_target_catches_a_verifier_that_skips_the_signature(monkeypatch):
 
 def test_reassembly_target_catches_an_unsigned_fragment_marked_done(monkeypatch):
     monkeypatch.delenv("HANOTA_FUZZ_TOLERATE", raising=False)
-    monkeypatch.setattr(image.p256, "verify", lambda *a: True)
+    monkeypatch.setattr(p256, "verify", lambda *a: True)
     TARGETS["reassembly"](bytes([0, 0, 7]))  # the good fragment alone is fine
     # fragment 0 with payload byte 1000 flipped: only the signature would catch it
     with pytest.raises(InvariantError, match="slot bytes"):

@@ -17,6 +17,8 @@ from mpy import check_mpy
 from otaclient import p256
 
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296  # SEC 2, base point
+GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
 # RFC 6979 appendix A.2.5: P-256 key and the SHA-256 signatures of "sample" and "test"
 RFC_PRIV = "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721"
@@ -202,11 +204,21 @@ def _affine(X, Y, Z):
 def test_addition_of_equal_and_opposite_points(z):
     # the branches no signature vector is sure to reach: P + P doubles, P + (-P) is infinity
     p = p256._P
-    X, Y, Z = p256._dbl(p256._GX, p256._GY, 1, p)  # 2G, Jacobian with Z != 1
+    X, Y, Z = p256._dbl(GX, GY, 1, p)  # 2G, Jacobian with Z != 1
     X2, Y2 = _affine(X, Y, Z)
     X2, Y2 = X2 * z * z % p, Y2 * z * z * z % p  # the same point with Z == z
     assert _affine(*p256._add(X, Y, Z, X2, Y2, z, p)) == _affine(*p256._dbl(X, Y, Z, p))
     assert p256._add(X, Y, Z, X2, p - Y2, z, p)[2] == 0
     # and a plain sum agrees with cryptography's: 2G + G == 3G
     three = ec.derive_private_key(3, ec.SECP256R1()).public_key().public_numbers()
-    assert _affine(*p256._add(X, Y, Z, p256._GX, p256._GY, 1, p)) == (three.x, three.y)
+    assert _affine(*p256._add(X, Y, Z, GX, GY, 1, p)) == (three.x, three.y)
+
+
+def test_the_fixed_base_table_is_g_3g_to_15g():
+    # the 512-byte literal: G, 3G, .., 15G (affine x || y), as _fill computes them and as
+    # cryptography derives them
+    assert bytes(p256._fill(bytearray(512), GX, GY, p256._P)) == p256._GTAB
+    for i in range(8):
+        pt = ec.derive_private_key(2 * i + 1, ec.SECP256R1()).public_key().public_numbers()
+        xy = pt.x.to_bytes(32, "big") + pt.y.to_bytes(32, "big")
+        assert p256._GTAB[64 * i : 64 * i + 64] == xy

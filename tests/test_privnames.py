@@ -72,7 +72,7 @@ def test_device_build_interns_fewer_names(tmp_path):
             dst.write_bytes(mpycross.compile_source(src, rel))
     code = (
         "import sys, micropython\nsys.path.insert(0, {!r})\n"
-        "import ports.unix\nfrom otaclient import agent, image, reassembly\n"
+        "import ports.unix\nfrom otaclient import agent, image, p256, reassembly\n"
         "micropython.qstr_info()\n"
     )
     counts = []

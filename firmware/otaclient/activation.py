@@ -5,6 +5,7 @@ parses images. The confirm happens last, on the success path only.
 """
 
 from otaclient import client as _client
+from otaclient import let_go
 from otaclient import policy as _policy
 from otaclient import zcl_client as zcl
 from otaclient.state import PROGRESS
@@ -63,6 +64,8 @@ def self_test(agent):
     except Exception as e:  # any failure means "do not confirm"
         port.log("ota: self-test error %r" % e)
         return False
+    finally:
+        let_go("p256")  # loaded per use (image.p256_call), not held
     return ok
 
 

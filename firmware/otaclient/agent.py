@@ -6,7 +6,7 @@ go no further. It holds no image logic (client.py) and no hardware access (the p
 
 from micropython import const
 
-from otaclient import link
+from otaclient import let_go, link
 from otaclient import zcl_client as zcl
 from otaclient.alerts import Alerts
 from otaclient.client import Client
@@ -32,7 +32,7 @@ class Agent:
         self.state = State(port.store)
         self.addr = self.policy.short_addr
         self._dec = link.Decoder()
-        self._rx = bytearray(512)
+        self._rx = bytearray(256)
         self._lseq = 0
         self._zseq = 0
         self.client = Client(port, self.policy, self.state, self.send)
@@ -42,13 +42,14 @@ class Agent:
         self.refused = 0  # frames answered NOT_AUTHORIZED (R4)
         self.heap = None
         if self.policy.cfg["heap_report"]:
-            from otaclient.heapreport import HeapReport
+            from otaclient import heapreport
 
-            self.heap = HeapReport(self.client, port.log)
+            heapreport.attach(self.client, port.log)
+            self.heap = heapreport
 
     def _activate(self, c):
         _activation().activate_due(self, c)
-        _let_go()
+        let_go("activation")
 
     # --- output -------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class Agent:
     def boot(self):
         """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
         self.boot_status = _activation().after_boot(self)
-        _let_go()
+        let_go("activation")
         self.announce(self.boot_status)
         self.client.query()
         if self.heap:
@@ -149,17 +150,6 @@ def _activation():
     from otaclient import activation
 
     return activation
-
-
-def _let_go():
-    # the next import loads it again from the modules in flash; only its objects took heap
-    import sys
-
-    import otaclient
-
-    sys.modules.pop("otaclient.activation", None)
-    if "activation" in otaclient.__dict__:
-        delattr(otaclient, "activation")
 
 
 def main(port, make_agent=Agent):

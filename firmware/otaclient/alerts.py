@@ -7,8 +7,8 @@ counter; the records live in agent.json so they survive resets. It decides nothi
 import hashlib
 from binascii import hexlify, unhexlify
 
-from otaclient import p256
 from otaclient import zcl_client as zcl
+from otaclient.image import p256_call
 
 try:
     from time import ticks_diff
@@ -26,33 +26,41 @@ class Alerts:
         self._send = send  # send(cmd, payload, mfr)
         self._due = {}  # counter -> ticks of the next (re)send
         self.sent = 0
+        self._unsigned = True  # records may wait for a signature (queued before a reset)
 
-    def build(self, version, result):
-        """Signed records for every supplier and the new counter; the caller persists both."""
+    def queue(self, version, result, **fields):
+        """A record per served supplier, persisted with any other agent.json fields in one
+        put, then sent until acknowledged. Signed at the next poll(), not here: queue()
+        runs in activation code (at boot, or when an upgrade time comes), and P-256 needs
+        the room that code holds (a 66k heap failed there); RFC 6979 signs the same
+        either way, and a reset before then signs it after the next boot."""
         counter = self.state.get("alert_counter", 0)
         now = self.port.now()
-        out = []
+        recs = []
         for supplier in self.policy.suppliers or ["-"]:
             counter += 1
+            recs.append([supplier, version, result, now, counter, None])
+        self.state.update(alerts=self.pending() + recs, alert_counter=counter, **fields)
+        self._unsigned = True
+
+    def _sign_all(self):
+        recs = self.pending()
+        todo = [r for r in recs if r[5] is None]
+        for r in todo:
             body = zcl.encode_activation_alert(
-                zcl.ALERT_CODE_ACTIVATION, supplier, version, result, now, counter, None
+                zcl.ALERT_CODE_ACTIVATION, r[0], r[1], r[2], r[3], r[4], None
             )
-            sig = self._sign(body)
-            out.append([supplier, version, result, now, counter, hexlify(sig).decode()])
-        return out, counter
+            r[5] = hexlify(self._sign(body)).decode()
+        if todo:
+            self.state.update(alerts=recs)
+        self._unsigned = False
 
     def _sign(self, body):
         key = self.policy.device_key
         if key is None:
             return bytes(64)  # unprovisioned board: the CH will reject the signature
         msg = zcl.alert_signed_bytes(self.policy.eui64, body)
-        return p256.sign(key, hashlib.sha256(msg).digest())
-
-    def queue(self, version, result, **fields):
-        """Build, persist (with any other agent.json fields, in one put) and schedule."""
-        recs, counter = self.build(version, result)
-        pending = self.pending() + recs
-        self.state.update(alerts=pending, alert_counter=counter, **fields)
+        return p256_call("sign", key, hashlib.sha256(msg).digest())
 
     def pending(self):
         return list(self.state.get("alerts", []))
@@ -64,6 +72,8 @@ class Alerts:
         self._due.pop(ack.counter, None)
 
     def poll(self):
+        if self._unsigned:
+            self._sign_all()
         now = self.port.ticks_ms()
         stagger = self.policy.cfg["alert_stagger_s"] * 1000
         retry = self.policy.cfg["alert_retry_s"] * 1000

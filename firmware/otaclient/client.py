@@ -148,7 +148,10 @@ class Client:
             return self._refuse(e.code)
         if self.on_boundary:
             self.on_boundary(self)
-        self._after(self.dl.state)
+        if self.dl.state != download.DONE:
+            self._after(self.dl.state)
+        # DONE: the fragment's end (the signature check) is settled by poll(), which the
+        # agent calls once this frame is handled: its block and frame are let go by then
 
     def _after(self, st):
         if st == download.DONE:
@@ -167,8 +170,10 @@ class Client:
 
     def _finish(self):
         try:
-            m = self._ver.finish()
-            self.policy.check_supplier(self._ver)
+            scratch = self.reasm.scratch()  # the write buffer, idle until the next fragment
+            m = self._ver.finish(scratch)
+            self.policy.check_supplier(self._ver, scratch)
+            scratch = None
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
                 return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?

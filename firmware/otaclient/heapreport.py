@@ -3,30 +3,39 @@
 QUALITY.md's measure: `gc.mem_alloc()` right after `gc.collect()` at every block and
 fragment boundary. Prints `heap: idle=<bytes>` once the agent is up and idle, and
 `heap: peak=<bytes> idle=<bytes>` after each fragment (peak since that idle). Costs a
-collection per block: leave it off on boards in the field.
+collection per block: leave it off on boards in the field. Module state and plain
+functions, no class or instance: the instrument should weigh little in what it measures.
 """
 
 import gc
 
+_log = None
+_idle = _peak = 0
 
-class HeapReport:
-    def __init__(self, client, log):
-        self._log = log
-        self.idle = self.peak = 0
-        client.on_boundary = self._boundary
-        client.on_fragment = self._fragment
 
-    def start(self):
-        self.idle = self.peak = _live()
-        self._log("heap: idle=%d" % self.idle)
+def attach(client, log):
+    """Report the client's boundaries through log(text); start() once the agent idles."""
+    global _log
+    _log = log
+    client.on_boundary = _boundary
+    client.on_fragment = _fragment
 
-    def _boundary(self, _client):
-        m = _live()
-        if m > self.peak:
-            self.peak = m
 
-    def _fragment(self, _client):
-        self._log("heap: peak=%d idle=%d" % (self.peak, self.idle))
+def start():
+    global _idle, _peak
+    _idle = _peak = _live()
+    _log("heap: idle=%d" % _idle)
+
+
+def _boundary(_client):
+    global _peak
+    m = _live()
+    if m > _peak:
+        _peak = m
+
+
+def _fragment(_client):
+    _log("heap: peak=%d idle=%d" % (_peak, _idle))
 
 
 def _live():

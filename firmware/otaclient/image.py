@@ -7,7 +7,7 @@ policy (that is `check`'s job) and never trusts them before `finish()` returns.
 import hashlib
 import sys
 
-from otaclient import inflate, p256
+from otaclient import inflate, let_go
 from otaclient.imagefmt import (
     FIELD_CONTROL,
     HEADER_LENGTH,
@@ -35,17 +35,31 @@ _ST_BODY = const(2)
 _ST_SIG = const(3)
 _ST_TRAIL = const(4)
 _ST_END = const(5)
-_OUT = const(512)  # decompressed bytes per sink call
+_OUT = const(256)  # decompressed bytes per sink call
 _PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
 
 
 def prepare():
-    """Allocate the long-lived buffers now (P-256 table, the inflater's decoder with its
-    piece and output buffers, ~8.5 KB): call once at boot, while the heap still has
-    large holes."""
-    p256.prepare()
+    """Boot: take the inflater's decoder with its piece and output buffers now (~5.5 KB),
+    while the heap still has large holes. And load P-256 once and let it go: its names
+    stay interned, so no later load (p256_call) grows the name pool in a used heap."""
     inflate.shared(PIECE_MAX, WBITS)
     inflate.out_buffer(_OUT)
+    from otaclient import p256  # noqa: F401
+
+    let_go("p256")
+
+
+def p256_call(name, *args):
+    """p256.<name>(*args), with P-256 loaded for this call only: its code, constants and
+    buffers (~3 KB) are not held through a transfer, which never needs them (a verify
+    ends each fragment, a signature follows an activation)."""
+    try:
+        from otaclient import p256
+
+        return getattr(p256, name)(*args)
+    finally:
+        let_go("p256")
 
 
 class Verifier:
@@ -94,14 +108,15 @@ class Verifier:
             self._err = e
             raise
 
-    def finish(self):
-        """After the last byte: the Manifest if the file is whole and correctly signed."""
+    def finish(self, scratch=None):
+        """After the last byte: the Manifest if the file is whole and correctly signed.
+        `scratch`: an idle buffer of >= 772 bytes the signature check may work in."""
         if self._err:
             raise self._err
         try:
             if self._state != _ST_END:
                 raise ImageError("TRUNCATED", "%d bytes" % self._pos)
-            if not p256.verify(self._pub, self.digest, self._sig):
+            if not p256_call("verify", self._pub, self.digest, self._sig, scratch):
                 raise ImageError("INVALID_SIGNATURE")
         except ImageError as e:
             self._err = e

@@ -120,6 +120,8 @@ class Inflater:
         b.seek(at)
         try:
             n = self._d.readinto(self._one, 1)
+        except MemoryError:
+            raise  # no room for a decoder is not bad data
         except Exception:
             return False
         return n == 1 and self._one[0] == _FENCE_BYTE and b.tell() == end + len(_FENCE)

@@ -8,7 +8,6 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
-from otaclient import p256
 from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
@@ -133,13 +132,16 @@ class Policy:
             return DEFER, until
         return ACCEPT, 0
 
-    def check_supplier(self, ver):
+    def check_supplier(self, ver, scratch=None):
         """R2: an SR 11.1-form supplier trailer must verify with a served supplier's key."""
         if ver.supplier_signature is None:
             return
+        from otaclient.image import p256_call
+
         for s in self.suppliers:
             pub = self.supplier_keys.get(s)
-            if pub and p256.verify(unhexlify(pub), ver.supplier_digest, ver.supplier_signature):
+            sig = ver.supplier_signature
+            if pub and p256_call("verify", unhexlify(pub), ver.supplier_digest, sig, scratch):
                 return
         raise PolicyError("SUPPLIER")
 

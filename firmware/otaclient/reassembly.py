@@ -142,6 +142,14 @@ class Reassembly:
         save_json(self.port.store, PROGRESS, p)
         self.progress = p
 
+    def scratch(self):
+        """At a fragment's end, before finish(): write out the held bytes and lend the write
+        buffer (1 KB) for the signature check; finish() and the next fragment need none of
+        its content."""
+        if self._held >= 0:
+            self._flush()
+        return self._buf
+
     def finish(self, m):
         """After the fragment's signature verified: flush, persist. True when all are in."""
         index, start, end, total = self._frag

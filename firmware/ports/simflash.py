@@ -9,7 +9,8 @@ import os
 from micropython import const
 
 SECTOR = const(4096)
-_CHUNK = const(512)
+_CHUNK = const(512)  # erased bytes written per erase step (the literal below)
+_SCRATCH = const(256)  # the scratch buffer: erase checks here, header/otadata reads in unix.py
 # erased bytes: a literal, so the 512 bytes stay in the app image (ROM), not the heap
 _FF = memoryview(
     b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
@@ -38,7 +39,7 @@ class Flash:
         self._f = open(path, "r+b")
         # scratch shared with the port (its header and otadata reads): write() uses it only
         # to check that the bytes are erased
-        self.buf = bytearray(_CHUNK)
+        self.buf = bytearray(_SCRATCH)
         self._mv = memoryview(self.buf)
         self._ctl = open(ops_path, "r+b") if ops_path else None
         self._num = bytearray(_FIELD)
@@ -71,7 +72,7 @@ class Flash:
         # NOR flash only clears bits; like MCUboot's sim, refuse writes over unerased bytes
         done = 0
         while done < n:
-            k = min(_CHUNK, n - done)
+            k = min(_SCRATCH, n - done)
             mv = self._mv[:k]
             self.read(addr + done, mv)
             if mv != _FF[:k]:

@@ -53,7 +53,7 @@ class Port:
         self._version = boot["version"]
         self._upd, self.slot_size = parts["ota_%d" % (1 - self._running)]
         self._otadata = parts["otadata"][0]
-        self._buf = self._flash.buf  # 512 bytes of scratch, shared
+        self._buf = self._flash.buf  # 256 bytes of scratch, shared
         self._console = self.board.get("console") == "on"
         self.link = Link(boot["han_fd"]) if boot.get("han_fd") is not None else None
         self.store = _mount_store(self._flash, parts["agent"], boot.get("store", "/data"))
