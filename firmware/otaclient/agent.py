@@ -32,7 +32,7 @@ class Agent:
         self.state = State(port.store)
         self.addr = self.policy.short_addr
         self._dec = link.Decoder()
-        self._rx = bytearray(256)
+        self._rx = bytearray(512)
         self._lseq = 0
         self._zseq = 0
         self.client = Client(port, self.policy, self.state, self.send)

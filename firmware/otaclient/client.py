@@ -173,7 +173,6 @@ class Client:
             scratch = self.reasm.scratch()  # the write buffer, idle until the next fragment
             m = self._ver.finish(scratch)
             self.policy.check_supplier(self._ver, scratch)
-            scratch = None
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
                 return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?

@@ -51,9 +51,9 @@ def prepare():
 
 
 def p256_call(name, *args):
-    """p256.<name>(*args), with P-256 loaded for this call only: its code, constants and
-    buffers (~3 KB) are not held through a transfer, which never needs them (a verify
-    ends each fragment, a signature follows an activation)."""
+    """p256.<name>(*args), with P-256 loaded for this call only: its functions, tables
+    and constants (~1.2 KB) are not held through a transfer, which never needs them (a
+    verify ends each fragment, a signature follows an activation)."""
     try:
         from otaclient import p256
 
