@@ -7,9 +7,11 @@ timing, acceptable for the board's own alerts, not against a local side-channel 
 # curve y^2 = x^3 - 3x + b over GF(p); group order n; base point G
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-# wNAF widths: 5 for G (8 precomputed affine points), 4 for the public key (4 per verify).
-# Few module globals, as literals: the agent loads this module for each verify
-# (image.p256_call), and a table of 15 names needs a smaller free block than one of 25
+# wNAF widths: 5 for G (8 precomputed affine points), 4 for the public key (4 per
+# verify). Widths and b are literals: the agent loads this module for each verify
+# (image.p256_call), and a globals table of 15 names needs a smaller free block than one
+# of 25 would.
+#
 # G, 3G, .., 15G as affine x || y, 64 bytes each: the base point G = (0x6B17D1F2...,
 # 0x4FE342E2...) first, then what _fill(bytearray(512), Gx, Gy, _P) gives (tests check
 # it). A literal: on a board it stays in the app image (ROM), not the heap, and no verify
@@ -29,9 +31,9 @@ _GTAB = (
     b"\xf0\x45\x4d\xc6\x97\x1a\xba\xe7\xad\xfb\x37\x89\x99\x88\x82\x65\xae\x03\xaf\x92\xde\x3a\x0e\xf1\x63\x66\x8c\x63\xe5\x9b\x9d\x5f\xb5\xb9\x3e\xe3\x59\x2e\x2d\x1f\x4e\x65\x94\xe5\x1f\x96\x43\xe6\x2a\x3b\x21\xce\x75\xb5\xfa\x3f\x47\xe5\x9c\xde\x0d\x03\x4f\x36"
 )
 # verify's scratch, 772 bytes: the two scalars' NAF digits (one signed byte each, 258
-# apiece: _mul reads them, not the scalars) and the public key's table (256). The agent lends its idle
-# flash write buffer (image.p256_call), so a verify takes no mid-size block from a used
-# heap; other callers get a new one per call
+# apiece: _mul reads them, not the scalars) and the public key's table (256). The agent
+# lends its idle flash write buffer (Reassembly.scratch), so a verify takes no mid-size
+# block from a used heap; other callers get a new one per call.
 
 
 def _dbl(X, Y, Z, p):
@@ -108,7 +110,7 @@ def _fill(tab, x, y, p):
 
 
 def _point(tab, d, p):
-    # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(WG-1) - 1))
+    # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(w-1) - 1) for width w)
     i = ((d if d < 128 else 256 - d) >> 1) << 6
     y = int.from_bytes(tab[i + 32 : i + 64], "big")
     return int.from_bytes(tab[i : i + 32], "big"), (y if d < 128 else p - y)
