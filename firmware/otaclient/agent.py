@@ -74,6 +74,7 @@ class Agent:
         """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
         self.boot_status = _activation().after_boot(self)
         let_go("activation")
+        self.alerts.sign_pending()  # what after_boot queued, with its code let go
         self.announce(self.boot_status)
         self.client.query()
         if self.heap:

@@ -33,7 +33,8 @@ class Alerts:
         put, then sent until acknowledged. Signed at the next poll(), not here: queue()
         runs in activation code (at boot, or when an upgrade time comes), and P-256 needs
         the room that code holds (a 66k heap failed there); RFC 6979 signs the same
-        either way, and a reset before then signs it after the next boot."""
+        either way, and a reset before then signs it after the next boot. The agent's
+        boot signs right after that code is let go (sign_pending), before it announces."""
         counter = self.state.get("alert_counter", 0)
         now = self.port.now()
         recs = []
@@ -43,7 +44,8 @@ class Alerts:
         self.state.update(alerts=self.pending() + recs, alert_counter=counter, **fields)
         self._unsigned = True
 
-    def _sign_all(self):
+    def sign_pending(self):
+        """Sign and persist the records queue() left unsigned (one put, if any)."""
         recs = self.pending()
         todo = [r for r in recs if r[5] is None]
         for r in todo:
@@ -73,7 +75,7 @@ class Alerts:
 
     def poll(self):
         if self._unsigned:
-            self._sign_all()
+            self.sign_pending()
         now = self.port.ticks_ms()
         stagger = self.policy.cfg["alert_stagger_s"] * 1000
         retry = self.policy.cfg["alert_retry_s"] * 1000
