@@ -49,9 +49,8 @@ class Alerts:
         recs = self.pending()
         todo = [r for r in recs if r[5] is None]
         for r in todo:
-            body = zcl.encode_activation_alert(
-                zcl.ALERT_CODE_ACTIVATION, r[0], r[1], r[2], r[3], r[4], None
-            )
+            # r: supplier, version, result, timestamp, counter, signature (as _send_one reads it)
+            body = zcl.encode_activation_alert(zcl.ALERT_CODE_ACTIVATION, *r[:5], None)
             r[5] = hexlify(self._sign(body)).decode()
         if todo:
             self.state.update(alerts=recs)

@@ -138,9 +138,9 @@ class Policy:
             return
         from otaclient.image import p256_call
 
+        sig = ver.supplier_signature
         for s in self.suppliers:
             pub = self.supplier_keys.get(s)
-            sig = ver.supplier_signature
             if pub and p256_call("verify", unhexlify(pub), ver.supplier_digest, sig, scratch):
                 return
         raise PolicyError("SUPPLIER")
