@@ -42,6 +42,8 @@ print(n)
 def test_frames_commands_and_errors_under_micropython():
     check_mpy(
         """
+import otaclient
+otaclient.TYPED = True  # encode_command dispatches on the record's type (host records)
 from otaclient import zcl
 objs = [
     zcl.ImageNotify(1, 5, 0x121D, None, None),
@@ -77,3 +79,19 @@ unsigned = zcl.encode_activation_alert(0x8F8B, "s", 1, 0, 2, 3, None)
 assert zcl.alert_signed_bytes(b"abcdefgh", unsigned) == b"abcdefgh" + unsigned
 """
     )
+
+
+def test_a_board_gets_plain_tuples_equal_to_the_host_records():
+    # otaclient.record: no namedtuple type per message on the device's heap; the device
+    # code unpacks records, so plain tuples with the same fields in order must do
+    out = check_mpy(
+        """
+from otaclient import zcl_client as z
+body = b"\\x1d\\x12\\x84\\x00\\x04\\x03\\x02\\x01" + bytes(8)
+p = z.encode_frame(0x07, 1, body, True)  # UPGRADE_END_RSP (folded out of the module)
+cmd, seq, s2c, mfr, body = z.decode_frame(p)
+r = z.decode_command(cmd, body, s2c, mfr)
+print(type(r).__name__, r)
+"""
+    )
+    assert out.split() == ["tuple", "(4637,", "132,", "16909060,", "0,", "0)"]

@@ -1,4 +1,5 @@
-"""The OTA agent's portable core (docs/agent.md). `let_go` unloads a module used rarely."""
+"""The OTA agent's portable core (docs/agent.md). `let_go` unloads a module used rarely;
+`record` makes the message records of the codecs."""
 
 import sys
 
@@ -10,3 +11,24 @@ def let_go(name):
     if sys.implementation.name == "micropython":
         sys.modules.pop("otaclient." + name, None)
         globals().pop(name, None)
+
+
+# Message records (zcl_client, imagefmt) are namedtuples on the host and plain tuples on a
+# MicroPython board, where each namedtuple type would hold ~256 bytes of heap (8 types: 2 KB
+# of a 64 KB heap, 64-bit). So device code reads records by unpacking or by index, never by
+# field name. A test that needs typed records under MicroPython (zcl.encode_command
+# dispatches on the type) sets TYPED = True before the codecs are imported.
+TYPED = sys.implementation.name != "micropython"
+
+
+def record(name, fields):
+    """namedtuple(name, fields) when TYPED, else a function making a plain tuple."""
+    if TYPED:
+        from collections import namedtuple
+
+        return namedtuple(name, fields)
+    return _plain
+
+
+def _plain(*fields):
+    return fields

@@ -5,7 +5,6 @@ parses images. The confirm happens last, on the success path only.
 """
 
 from otaclient import client as _client
-from otaclient import let_go
 from otaclient import policy as _policy
 from otaclient import zcl_client as zcl
 from otaclient.state import PROGRESS
@@ -14,7 +13,7 @@ from otaclient.state import PROGRESS
 def activate_due(agent, c):
     """client.on_activate: the upgrade time has come (consent decides)."""
     port, pol, state = agent.port, agent.policy, agent.state
-    version = c.ended.version
+    version = c.ended[3]  # the offer's (QueryNextImageRsp's) version
     verdict, until = pol.decide(port.now())
     if verdict == _policy.DEFER:
         if state.get("deferred") != version:
@@ -57,15 +56,16 @@ def self_test(agent):
     """What the new app must prove before it confirms itself."""
     port = agent.port
     try:
-        from otaclient import download, image, link, p256, reassembly  # noqa: F401
+        # P-256 is not loaded here: image.prepare() loaded it at this boot (main.py), before
+        # the agent, and a second load beside activation code needs a free block a 64 KB
+        # heap may not have then (it is loaded per use: image.p256_call)
+        from otaclient import download, image, link, reassembly  # noqa: F401
 
         ok = port.store.get("identity.json") is not None
         ok = ok and port.link is not None and len(agent.policy.keys) > 0
     except Exception as e:  # any failure means "do not confirm"
         port.log("ota: self-test error %r" % e)
         return False
-    finally:
-        let_go("p256")  # loaded per use (image.p256_call), not held
     return ok
 
 

@@ -67,10 +67,11 @@ class Alerts:
         return list(self.state.get("alerts", []))
 
     def on_ack(self, ack):
-        left = [r for r in self.pending() if r[4] != ack.counter]
+        (counter,) = ack  # AlertAck
+        left = [r for r in self.pending() if r[4] != counter]
         if len(left) != len(self.pending()):
             self.state.update(alerts=left)
-        self._due.pop(ack.counter, None)
+        self._due.pop(counter, None)
 
     def poll(self):
         if self._unsigned:

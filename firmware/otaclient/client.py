@@ -82,13 +82,14 @@ class Client:
         if self.st not in (IDLE, QUERY):
             return
         if not unicast:
-            if n.mfr is not None and n.mfr != self.policy.mfr:
+            _kind, jitter, mfr, itype, ver = n  # ImageNotify (records: otaclient.record)
+            if mfr is not None and mfr != self.policy.mfr:
                 return
-            if n.image_type is not None and n.image_type != self.policy.image_type:
+            if itype is not None and itype != self.policy.image_type:
                 return
-            if n.version is not None and n.version == self.running():
+            if ver is not None and ver == self.running():
                 return
-            if random.getrandbits(8) % 100 >= n.jitter:
+            if random.getrandbits(8) % 100 >= jitter:
                 return  # thinned by the server's query jitter
         self.query()
 
@@ -97,7 +98,7 @@ class Client:
             return
         if seq is not None and self._qseq is not None and seq != self._qseq:
             return  # the answer to an earlier query, overtaken on the line: wait for ours
-        if r.status != zcl.SUCCESS:
+        if r[0] != zcl.SUCCESS:  # QueryNextImageRsp.status
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         failed, refused = self.state.get("failed", []), self.state.get("refused", ())
@@ -119,7 +120,7 @@ class Client:
         self.dl.start(self.port.ticks_ms())
 
     def _check(self, header, m):
-        if header.total_size != self.dl.offer.size:  # truncated or padded: refuse unwritten
+        if header.total_size != self.dl.offer[4]:  # offer size; truncated or padded: refuse
             raise PolicyError("SIZE_MISMATCH")
         sc = self.state.get("sec_counter", 0)
         self.policy.check(m, self.dl.offer, self.running(), sc)
@@ -223,18 +224,20 @@ class Client:
         o = self.ended
         if o is None or self.st not in (END, WAIT, SCHED):
             return
-        if (r.mfr, r.image_type, r.version) != (o.mfr, o.image_type, o.version):
+        mfr, itype, ver, current, upgrade = r  # UpgradeEndRsp
+        if mfr != o[1] or itype != o[2] or ver != o[3]:  # the offer's
             self.log("ota: upgrade end response for another image ignored")
             return
-        if r.upgrade_time == _NEVER:
+        if upgrade == _NEVER:
             return self._goto(WAIT, self.cfg["wait_poll_s"] * 1000)
         now = self.port.now()
-        delay = r.upgrade_time if r.current_time == 0 else r.upgrade_time - now
+        delay = upgrade if current == 0 else upgrade - now
         self.activate_at = now + max(0, delay)  # a time in the past: activate now
         self._goto(SCHED)
 
     def on_default_rsp(self, r):
-        if r.cmd == zcl.IMAGE_PAGE_REQ and self.st == FETCH and r.status != zcl.SUCCESS:
+        cmd, status = r  # DefaultRsp
+        if cmd == zcl.IMAGE_PAGE_REQ and self.st == FETCH and status != zcl.SUCCESS:
             self.log("ota: no page requests here, using block requests")
             self.dl.no_pages(self.port.ticks_ms())
 

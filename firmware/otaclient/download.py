@@ -20,6 +20,7 @@ except ImportError:
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
 ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged progress
+_SIZE = const(4)  # the offer's (QueryNextImageRsp's) size: records are plain tuples on a board
 
 
 class Download:
@@ -30,7 +31,7 @@ class Download:
         """Start fetching `offer`. A board keeps one Download for its life and resets it
         per file: its attribute table is taken at boot, not in a used heap."""
         self._send = send  # send(cmd, payload)
-        self.offer = offer  # QueryNextImageRsp: mfr, image_type, version, size
+        self.offer = offer  # QueryNextImageRsp: status, mfr, image_type, version, size
         self.discarded = False  # the CH discarded the image (R5), not a lost link
         self._feed = feed
         self._max = min(cfg["max_block"], 255)
@@ -59,7 +60,7 @@ class Download:
         # (Re)issue requests from self.offset.
         self._due = now + self._timeout
         if self._page and not self._mbp:
-            self._page_end = min(self.offset + self._page, self.offer.size)
+            self._page_end = min(self.offset + self._page, self.offer[_SIZE])
             self._request(zcl.IMAGE_PAGE_REQ, self.offset, self._page_end - self.offset)
             return
         self._next = self.offset
@@ -68,53 +69,52 @@ class Download:
     def _pump(self, now):
         # Block mode: keep `window` requests in flight (one, spaced, under a min block period).
         window = 1 if self._mbp else self._window
-        size = self.offer.size
+        size = self.offer[_SIZE]
         while self._next < size and self._next < self.offset + window * self._max:
             n = min(self._max, size - self._next)
             self._request(zcl.IMAGE_BLOCK_REQ, self._next, n)
             self._next += n
 
     def _request(self, cmd, offset, length):
-        o = self.offer
+        _st, mfr, itype, ver, _size = self.offer
         if cmd == zcl.IMAGE_PAGE_REQ:
             spacing = max(self._spacing, self._mbp)
-            p = zcl.encode_image_page_req(
-                o.mfr, o.image_type, o.version, offset, self._max, length, spacing
-            )
+            p = zcl.encode_image_page_req(mfr, itype, ver, offset, self._max, length, spacing)
         else:
-            p = zcl.encode_image_block_req(o.mfr, o.image_type, o.version, offset, length)
+            p = zcl.encode_image_block_req(mfr, itype, ver, offset, length)
         self._send(cmd, p)
 
     def on_block(self, rsp, now):
         """An Image Block Response from the CH: feed it if it is the next byte range."""
-        if rsp.status == zcl.WAIT_FOR_DATA:
-            return self._wait(rsp, now)
-        if rsp.status != zcl.SUCCESS:
+        status, mfr, itype, ver, off, data, current, asked, mbp = rsp  # ImageBlockRsp
+        if status == zcl.WAIT_FOR_DATA:
+            return self._wait(current, asked, mbp, now)
+        if status != zcl.SUCCESS:
             self.state = ABANDONED  # ABORT (R5) or any other refusal
-            self.discarded = rsp.status in (zcl.ABORT, zcl.NO_IMAGE_AVAILABLE)
+            self.discarded = status in (zcl.ABORT, zcl.NO_IMAGE_AVAILABLE)
             return
         o = self.offer
-        n = len(rsp.data)
-        if (rsp.mfr, rsp.image_type, rsp.version) != (o.mfr, o.image_type, o.version):
+        n = len(data)
+        if mfr != o[1] or itype != o[2] or ver != o[3]:
             self.stats[1] += 1
             return
-        if rsp.offset != self.offset or n == 0 or n > self._max or self.offset + n > o.size:
+        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[_SIZE]:
             self.stats[1] += 1
-            if rsp.offset > self.offset and self._gap_at != self.offset:
+            if off > self.offset and self._gap_at != self.offset:
                 self._gap_at = self.offset  # lost block: ask again once per gap
                 self.stats[2] += 1
                 self._ask(now)
             return
-        if not self._page and n < self._max and self.offset + n < o.size:
+        if not self._page and n < self._max and self.offset + n < o[_SIZE]:
             self._max = n  # the server's blocks are smaller: ask for what it sends
-        self._feed(rsp.data)
+        self._feed(data)
         self.offset += n
         self.stats[0] += 1
         self._retries = 0
         self._progress(now)
 
     def _progress(self, now):
-        if self.offset >= self.offer.size:
+        if self.offset >= self.offer[_SIZE]:
             self.state = DONE
             self._feed = None  # every byte fed: let the caller's sink (its verifier) go
         elif self._mbp:
@@ -128,9 +128,11 @@ class Download:
             self._due = now + self._timeout
             self._pump(now)
 
-    def _wait(self, rsp, now):
-        wait_ms = max(0, rsp.request_time - rsp.current_time) * 1000 + rsp.min_block_period
-        self._mbp = rsp.min_block_period
+    def _wait(self, current, asked, mbp, now):
+        # WAIT_FOR_DATA: ask again at the server's request time (its clock), then no
+        # faster than its minimum block period
+        wait_ms = max(0, asked - current) * 1000 + mbp
+        self._mbp = mbp
         self._waiting = True
         self._spaced = False
         self._due = now + min(wait_ms, self._wait_cap)

@@ -38,18 +38,21 @@ _GTAB = (
 
 def _dbl(X, Y, Z, p):
     # dbl-2001-b (a = -3) with Z3 = 2*Y*Z; Z == 0 (infinity) or Y == 0 gives Z3 == 0.
-    # Names are reused so that few 256-bit ints are live at once (verify's heap)
+    # Names are reused, and every product is reduced before the next operation, so that
+    # few big ints are live at once and none is wider than one product (512 bits): a
+    # used heap has few free runs of the 3 blocks one product takes (verify's heap)
     d = Z * Z % p  # delta
     Z = 2 * Y * Z % p  # Z3
     Y = Y * Y % p  # gamma
     b = X * Y % p  # beta
     X = 3 * (X - d) * (X + d) % p  # alpha
-    d = (X * X - 8 * b) % p  # X3
-    return d, (X * (4 * b - d) - 8 * Y * Y) % p, Z
+    d = (X * X % p - 8 * b) % p  # X3
+    return d, (X * (4 * b - d) % p - 8 * (Y * Y % p)) % p, Z
 
 
 def _add(X1, Y1, Z1, X2, Y2, Z2, p):
-    # Jacobian + Jacobian (Z2 == 1 for an affine point), names reused as in _dbl
+    # Jacobian + Jacobian (Z2 == 1 for an affine point), names reused and every product
+    # reduced at once, as in _dbl
     if not Z1:
         return X2, Y2, Z2
     if not Z2:
@@ -58,16 +61,16 @@ def _add(X1, Y1, Z1, X2, Y2, Z2, p):
     if Z2 != 1:
         u = Z2 * Z2 % p
         X1 = X1 * u % p  # U1
-        Y1 = Y1 * Z2 * u % p  # S1
-    X2 = (X2 * t - X1) % p  # H
-    Y2 = (Y2 * Z1 * t - Y1) % p  # R
+        Y1 = Y1 * Z2 % p * u % p  # S1
+    X2 = (X2 * t % p - X1) % p  # H
+    Y2 = (Y2 * Z1 % p * t % p - Y1) % p  # R
     if not X2:  # same x: the same point (double it: U1, S1, Z1*Z2 is P1) or P1 == -P2
         return _dbl(X1, Y1, Z1 * Z2 % p, p) if not Y2 else (1, 1, 0)
     t = X2 * X2 % p  # H^2
     u = X2 * t % p  # H^3
     t = X1 * t % p  # V = U1 * H^2
-    X1 = (Y2 * Y2 - u - 2 * t) % p  # X3
-    return X1, (Y2 * (t - X1) - Y1 * u) % p, Z1 * Z2 * X2 % p
+    X1 = (Y2 * Y2 % p - u - 2 * t) % p  # X3
+    return X1, (Y2 * (t - X1) % p - Y1 * u % p) % p, Z1 * Z2 % p * X2 % p
 
 
 def _naf(k, w, out):
@@ -120,7 +123,7 @@ def _mul(n1, l1, n2=None, l2=0, qtab=None):
     # k1*G + k2*Q (Shamir: one chain of doublings) from the NAF digits of k1 in n1 (l1 of
     # them) and of k2 in n2 (l2): the scalars themselves are not held. Jacobian result
     p = _P
-    gt = _GTAB
+    gt = memoryview(_GTAB)  # slices of a view copy nothing
     X, Y, Z = 1, 1, 0
     for i in range(max(l1, l2) - 1, -1, -1):
         if Z:

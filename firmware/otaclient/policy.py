@@ -88,24 +88,25 @@ class Policy:
     def offer_ok(self, rsp, running, failed, refused=(), now=0):
         """Query Next Image Response worth downloading (else ignored, spec behaviour).
         A version the consumer refused is not fetched again while consent still refuses."""
-        if rsp.mfr != self.mfr or rsp.image_type not in (self.image_type, KEYS_IMAGE_TYPE):
+        _st, mfr, itype, ver, size = rsp  # records are plain tuples on a board
+        if mfr != self.mfr or itype not in (self.image_type, KEYS_IMAGE_TYPE):
             return False
-        if not 0 < rsp.size <= MAX_FILE:
+        if not 0 < size <= MAX_FILE:
             return False
-        if rsp.image_type == KEYS_IMAGE_TYPE:
-            return rsp.version > self.keys_version
-        if rsp.version <= running:
+        if itype == KEYS_IMAGE_TYPE:
+            return ver > self.keys_version
+        if ver <= running:
             return False
-        attempts = sum(f[1] for f in failed if f[0] == rsp.version)
+        attempts = sum(f[1] for f in failed if f[0] == ver)
         if attempts >= self.cfg["max_attempts"]:
             return False
-        return rsp.version not in refused or self.decide(now)[0] != REFUSE
+        return ver not in refused or self.decide(now)[0] != REFUSE
 
     def check(self, m, offered, running, sec_counter):
         """Manifest of a file being fetched; raise PolicyError to refuse it."""
         if m.manufacturer_code != self.mfr:
             raise PolicyError("WRONG_MANUFACTURER")
-        if m.image_type != offered.image_type or m.image_type not in (
+        if m.image_type != offered[2] or m.image_type not in (  # offer: image_type, version
             self.image_type,
             KEYS_IMAGE_TYPE,
         ):
@@ -114,7 +115,7 @@ class Policy:
             raise PolicyError("HW_MISMATCH")
         if m.key_id not in self.keys:
             raise PolicyError("UNKNOWN_KEY")
-        if m.file_version != offered.version:
+        if m.file_version != offered[3]:
             raise PolicyError("VERSION_MISMATCH")
         floor = self.keys_version if m.image_type == KEYS_IMAGE_TYPE else running
         if m.file_version <= floor:

@@ -6,9 +6,10 @@ Codec only: no state, no policy. Malformed input raises ZclError and nothing els
 """
 
 import struct
-from collections import namedtuple
 
 from micropython import const
+
+from otaclient import record
 
 CLUSTER_ID = const(0x0019)
 
@@ -56,16 +57,16 @@ RESULT_DEFERRED = const(3)
 SIGNATURE_LEN = const(64)
 UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 
-# What the client receives (server to client)
-ImageNotify = namedtuple("ImageNotify", "payload_type jitter mfr image_type version")
-QueryNextImageRsp = namedtuple("QueryNextImageRsp", "status mfr image_type version size")
-ImageBlockRsp = namedtuple(
+# What the client receives (server to client): plain tuples on a board (otaclient.record)
+ImageNotify = record("ImageNotify", "payload_type jitter mfr image_type version")
+QueryNextImageRsp = record("QueryNextImageRsp", "status mfr image_type version size")
+ImageBlockRsp = record(
     "ImageBlockRsp",
     "status mfr image_type version offset data current_time request_time min_block_period",
 )
-UpgradeEndRsp = namedtuple("UpgradeEndRsp", "mfr image_type version current_time upgrade_time")
-DefaultRsp = namedtuple("DefaultRsp", "cmd status")
-AlertAck = namedtuple("AlertAck", "counter")
+UpgradeEndRsp = record("UpgradeEndRsp", "mfr image_type version current_time upgrade_time")
+DefaultRsp = record("DefaultRsp", "cmd status")
+AlertAck = record("AlertAck", "counter")
 
 
 _LIMITS = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
@@ -264,7 +265,7 @@ _S2C = {
 
 
 def decode_command(cmd, payload, server_to_client, mfr=None):
-    """The namedtuple of a command a client receives; ZclError with the status to answer.
+    """The record of a command a client receives; ZclError with the status to answer.
 
     A client receives only server-to-client commands and Default Response; the full
     table (both directions) is otaclient.zcl.decode_command.

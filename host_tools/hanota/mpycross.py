@@ -51,7 +51,9 @@ def compile_source(source: bytes, name: str) -> bytes:
             raise CommandError(f"mpy-cross {name}: {res.stderr.strip() or res.stdout.strip()}")
         out = dst.read_bytes()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp_cache = cache.with_suffix(".tmp")
+    # one temporary name per process and thread: test workers and app builds compile the
+    # same source at once, and a shared name let one rename another's file away
+    tmp_cache = cache.with_name(f"{cache.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp_cache.write_bytes(out)
     tmp_cache.replace(cache)
     return out
