@@ -6,6 +6,7 @@ Runs under CPython and MicroPython (tests load it through MICROPYPATH), so: no
 dataclasses, no typing, no f-strings. Flash is file-backed so a 3 MB slot fits a 64 KB heap.
 """
 
+import json
 import struct
 
 APP_MAGIC = b"APP!"  # fake app image: magic, version u32, flags u8 (bit0: crashes on boot)
@@ -88,7 +89,10 @@ class FakeStore:
 
     def put(self, name, data):
         self.port._op("put", name)
-        self.d[name] = bytes(data)
+        self.d[name] = data.encode() if isinstance(data, str) else bytes(data)
+
+    def put_json(self, name, obj):
+        self.put(name, json.dumps(obj))
 
     def delete(self, name):
         self.port._op("delete", name)

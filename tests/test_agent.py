@@ -264,3 +264,39 @@ def test_alerts_are_queued_unsigned_and_signed_by_the_next_poll(tmp_path):
         digest = hashlib.sha256(zcl.alert_signed_bytes(U.EUI64, body)).digest()
         assert bytes.fromhex(sig) == p256.sign(U.DEVICE_PRIV, digest)
     assert len(sent) == 1  # the first supplier's at once, the rest staggered (R3)
+
+
+def test_main_restarts_a_crashed_agent_even_when_the_crash_report_finds_no_heap():
+    # the crash report (message, traceback) allocates: after a MemoryError it may fail
+    # too, and must not end the loop (a device that stops answering the CH is bricked)
+    from otaclient import agent
+
+    class Stop(BaseException):
+        pass
+
+    class Port:
+        def __init__(self):
+            self.lines, self.sleeps = [], []
+
+        def log(self, msg):
+            if not self.lines:
+                self.lines.append("(no heap)")
+                raise MemoryError("no room for the report")
+            self.lines.append(msg)
+
+        def sleep_ms(self, ms):
+            self.sleeps.append(ms)
+
+    runs = []
+
+    def make_agent(port):
+        runs.append(1)
+        if len(runs) == 3:
+            raise Stop
+        raise MemoryError("memory allocation failed") if len(runs) == 1 else ValueError("x")
+
+    port = Port()
+    with pytest.raises(Stop):
+        agent.main(port, make_agent)
+    assert len(runs) == 3 and port.sleeps == [1000, 2000]
+    assert port.lines[0] == "(no heap)" and "agent: crashed: ValueError" in port.lines[1]

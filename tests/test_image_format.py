@@ -119,3 +119,23 @@ def test_parse_header_reads_other_field_controls_and_file_names():
     assert image.key_id(bytes(64)) == int.from_bytes(
         __import__("hashlib").sha256(bytes(64)).digest()[:4], "big"
     )
+
+
+def test_field_indexes_name_the_record_fields():
+    # board code reads Header and Manifest by index (plain tuples on a board)
+    from otaclient import imagefmt as f
+
+    header = {"H_LENGTH": "header_length", "H_MFR": "manufacturer_code", "H_TYPE": "image_type",
+              "H_VERSION": "file_version", "H_TOTAL_SIZE": "total_size", "H_HW_MIN": "hw_min",
+              "H_HW_MAX": "hw_max"}  # fmt: skip
+    manifest = {"M_MFR": "manufacturer_code", "M_TYPE": "image_type", "M_HW_MIN": "hw_min",
+                "M_HW_MAX": "hw_max", "M_VERSION": "file_version", "M_COUNTER": "security_counter",
+                "M_KEY_ID": "key_id", "M_PAYLOAD": "payload_length", "M_SHA256": "firmware_sha256",
+                "M_COMPRESSED": "compressed", "M_INDEX": "fragment_index",
+                "M_COUNT": "fragment_count", "M_OFFSET": "fragment_offset",
+                "M_LENGTH": "fragment_length", "M_TOTAL": "total_length"}  # fmt: skip
+    names = {n for n in vars(f) if n[:2] in ("H_", "M_")}
+    assert names == set(header) | set(manifest)
+    for table, rec in ((header, f.Header), (manifest, f.Manifest)):
+        for name, field in table.items():
+            assert rec._fields[getattr(f, name)] == field, name

@@ -160,8 +160,12 @@ def main(port, make_agent=Agent):
         try:
             make_agent(port).run()
         except Exception as e:  # top level: the device must keep answering the CH
-            port.log("agent: crashed: %r; restart in %d ms" % (e, backoff))
-            _trace(port, e)
+            try:  # the report needs heap too: after a MemoryError there may be none
+                port.log("agent: crashed: %r; restart in %d ms" % (e, backoff))
+                _trace(port, e)
+            except MemoryError:
+                pass
+            e = None  # the exception holds its traceback's frames: let them go
             port.sleep_ms(backoff)
             backoff = min(backoff * 2, 60000)
 

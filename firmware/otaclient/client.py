@@ -11,6 +11,7 @@ from micropython import const
 
 from otaclient import download, image
 from otaclient import zcl_client as zcl
+from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
 from otaclient.reassembly import Reassembly, write_buffer
 
@@ -120,12 +121,12 @@ class Client:
         self.dl.start(self.port.ticks_ms())
 
     def _check(self, header, m):
-        if header.total_size != self.dl.offer[4]:  # offer size; truncated or padded: refuse
+        if header[H_TOTAL_SIZE] != self.dl.offer[4]:  # offer size; truncated or padded: refuse
             raise PolicyError("SIZE_MISMATCH")
         sc = self.state.get("sec_counter", 0)
         self.policy.check(m, self.dl.offer, self.running(), sc)
-        if m.image_type == KEYS_IMAGE_TYPE:
-            if m.fragment_count != 1 or m.total_length > _KEYS_MAX:
+        if m[M_TYPE] == KEYS_IMAGE_TYPE:
+            if m[M_COUNT] != 1 or m[M_TOTAL] > _KEYS_MAX:
                 raise PolicyError("BAD_FRAGMENT")
             self._keys = bytearray()
         elif not self.reasm.begin(m):

@@ -10,7 +10,13 @@ import sys
 from otaclient import inflate, let_go
 from otaclient.imagefmt import (
     FIELD_CONTROL,
+    H_TOTAL_SIZE,
     HEADER_LENGTH,
+    M_COMPRESSED,
+    M_KEY_ID,
+    M_LENGTH,
+    M_OFFSET,
+    M_PAYLOAD,
     MANIFEST_SIZE,
     MAX_FILE,
     PIECE_MAX,
@@ -151,7 +157,7 @@ class Verifier:
             self._goto(_ST_MAN, MANIFEST_SIZE, _PREFIX)
         elif st == _ST_MAN:
             self._on_manifest()
-            self._goto(_ST_BODY, self.manifest.payload_length, 0)
+            self._goto(_ST_BODY, self.manifest[M_PAYLOAD], 0)
         elif st == _ST_BODY:
             self._on_body_end()
             self._goto(_ST_SIG, SIG_SIZE, SIG_SIZE)
@@ -162,28 +168,28 @@ class Verifier:
 
     def _on_header(self):
         h = parse_header(self._buf, FIELD_CONTROL)
-        if h.total_size > self._max:
-            raise ImageError("TOO_LARGE", "%d > %d" % (h.total_size, self._max))
-        if h.total_size < _PREFIX + SIG_SIZE:
+        if h[H_TOTAL_SIZE] > self._max:
+            raise ImageError("TOO_LARGE", "%d > %d" % (h[H_TOTAL_SIZE], self._max))
+        if h[H_TOTAL_SIZE] < _PREFIX + SIG_SIZE:
             raise ImageError("SIZE_MISMATCH", "total size too small")
         self.header = h
 
     def _on_manifest(self):
         m = parse_manifest(memoryview(self._buf)[HEADER_LENGTH:], self.header)
-        if not m.payload_length:
+        if not m[M_PAYLOAD]:
             raise ImageError("BAD_MANIFEST", "empty payload")
-        self._pub = self._lookup(m.key_id)
+        self._pub = self._lookup(m[M_KEY_ID])
         if self._pub is None:
-            raise ImageError("UNKNOWN_KEY", "%08x" % m.key_id)
+            raise ImageError("UNKNOWN_KEY", "%08x" % m[M_KEY_ID])
         self.manifest = m
         if self._check:
             self._check(self.header, m)
-        self._trailer = self.header.total_size - self._pos - m.payload_length > SIG_SIZE
+        self._trailer = self.header[H_TOTAL_SIZE] - self._pos - m[M_PAYLOAD] > SIG_SIZE
         self._h = hashlib.sha256(self._buf)
         if self._trailer:
             self._h2 = hashlib.sha256(self._buf)
-        self._fw = m.fragment_offset
-        if m.compressed:
+        self._fw = m[M_OFFSET]
+        if m[M_COMPRESSED]:
             self._inf = inflate.shared(PIECE_MAX, WBITS)
             self._out = inflate.out_buffer(_OUT)
             self._zpre = bytearray(2)
@@ -219,7 +225,7 @@ class Verifier:
 
     def _piece(self):
         m = self.manifest
-        want = min(PIECE_SIZE, m.fragment_offset + m.fragment_length - self._fw)
+        want = min(PIECE_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
         inf = self._inf
         inf.start()
         out = memoryview(self._out)
@@ -240,7 +246,7 @@ class Verifier:
 
     def _on_body_end(self):
         m = self.manifest
-        if self._zfill or self._zlen or self._fw != m.fragment_offset + m.fragment_length:
+        if self._zfill or self._zlen or self._fw != m[M_OFFSET] + m[M_LENGTH]:
             raise ImageError("BAD_COMPRESSION", "payload ends mid-piece")
         self._inf = self._out = None
 

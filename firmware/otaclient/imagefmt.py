@@ -5,9 +5,10 @@ See docs/image-format.md for the byte tables.
 """
 
 import struct
-from collections import namedtuple
 
 from micropython import const
+
+from otaclient import record
 
 OTA_MAGIC = const(0x0BEEF11E)
 HEADER_VERSION = const(0x0100)
@@ -29,18 +30,42 @@ FLAG_COMPRESSED = const(1)
 _HDR = "<IHHHHHIH32sI"  # 56 bytes: magic .. total image size
 _MAN = "<4sBBHHHHHIIIIHHIII32s"  # 80 bytes
 
-Header = namedtuple(
+Header = record(
     "Header",
     "magic header_version header_length field_control manufacturer_code image_type"
     " file_version stack_version header_string total_size security_credential_version"
     " destination hw_min hw_max",
 )
-Manifest = namedtuple(
+Manifest = record(
     "Manifest",
     "format_version manufacturer_code image_type hw_min hw_max file_version"
     " security_counter key_id payload_length firmware_sha256 compressed fragment_index"
     " fragment_count fragment_offset fragment_length total_length",
 )
+# Field indexes. Board code reads records by index (a board's records are plain tuples:
+# otaclient.record); the device build folds these into literals (hanota.constfold).
+H_LENGTH = const(2)
+H_MFR = const(4)
+H_TYPE = const(5)
+H_VERSION = const(6)
+H_TOTAL_SIZE = const(9)
+H_HW_MIN = const(12)
+H_HW_MAX = const(13)
+M_MFR = const(1)
+M_TYPE = const(2)
+M_HW_MIN = const(3)
+M_HW_MAX = const(4)
+M_VERSION = const(5)
+M_COUNTER = const(6)
+M_KEY_ID = const(7)
+M_PAYLOAD = const(8)
+M_SHA256 = const(9)
+M_COMPRESSED = const(10)
+M_INDEX = const(11)
+M_COUNT = const(12)
+M_OFFSET = const(13)
+M_LENGTH = const(14)
+M_TOTAL = const(15)
 
 
 class ImageError(ValueError):
@@ -145,36 +170,36 @@ def parse_manifest(buf, header):
 
 
 def _check_target(m, h):
-    if m.hw_min > m.hw_max:
+    if m[M_HW_MIN] > m[M_HW_MAX]:
         raise ImageError("BAD_MANIFEST", "hw_min > hw_max")
-    if (m.manufacturer_code, m.image_type, m.file_version, m.hw_min, m.hw_max) != (
-        h.manufacturer_code,
-        h.image_type,
-        h.file_version,
-        h.hw_min,
-        h.hw_max,
+    if (m[M_MFR], m[M_TYPE], m[M_VERSION], m[M_HW_MIN], m[M_HW_MAX]) != (
+        h[H_MFR],
+        h[H_TYPE],
+        h[H_VERSION],
+        h[H_HW_MIN],
+        h[H_HW_MAX],
     ):
         raise ImageError("BAD_MANIFEST", "differs from OTA header")
 
 
 def _check_fragment(m):
-    if not (m.fragment_index < m.fragment_count and m.fragment_length and m.total_length):
+    if not (m[M_INDEX] < m[M_COUNT] and m[M_LENGTH] and m[M_TOTAL]):
         raise ImageError("BAD_FRAGMENT", "index/count/length")
-    end = m.fragment_offset + m.fragment_length
-    if end > m.total_length:
+    end = m[M_OFFSET] + m[M_LENGTH]
+    if end > m[M_TOTAL]:
         raise ImageError("BAD_FRAGMENT", "offset beyond total")
-    if m.fragment_offset % SECTOR_SIZE or (end < m.total_length and end % SECTOR_SIZE):
+    if m[M_OFFSET] % SECTOR_SIZE or (end < m[M_TOTAL] and end % SECTOR_SIZE):
         raise ImageError("BAD_FRAGMENT", "not sector aligned")
-    if (m.fragment_index == 0) != (m.fragment_offset == 0):
+    if (m[M_INDEX] == 0) != (m[M_OFFSET] == 0):
         raise ImageError("BAD_FRAGMENT", "first fragment must start at 0")
-    if (m.fragment_index == m.fragment_count - 1) != (end == m.total_length):
+    if (m[M_INDEX] == m[M_COUNT] - 1) != (end == m[M_TOTAL]):
         raise ImageError("BAD_FRAGMENT", "last fragment must end at total")
-    if not m.compressed and m.payload_length != m.fragment_length:
+    if not m[M_COMPRESSED] and m[M_PAYLOAD] != m[M_LENGTH]:
         raise ImageError("BAD_MANIFEST", "payload length")
 
 
 def _check_size(m, h):
-    rest = h.total_size - (h.header_length + MANIFEST_SIZE + m.payload_length + SIG_SIZE)
+    rest = h[H_TOTAL_SIZE] - (h[H_LENGTH] + MANIFEST_SIZE + m[M_PAYLOAD] + SIG_SIZE)
     if rest != 0 and rest != TRAILER_SIZE:
         raise ImageError("SIZE_MISMATCH", "total size vs manifest")
 
@@ -197,12 +222,12 @@ def file_name(manufacturer_code, image_type, file_version, index=0, count=1):
 def make_check(manufacturer_code=None, image_type=None, hw_version=None):
     """A Verifier `check` refusing another manufacturer, image type or hardware version."""
 
-    def check(header, manifest):
-        if manufacturer_code is not None and manifest.manufacturer_code != manufacturer_code:
+    def check(header, m):
+        if manufacturer_code is not None and m[M_MFR] != manufacturer_code:
             raise ImageError("WRONG_MANUFACTURER")
-        if image_type is not None and manifest.image_type != image_type:
+        if image_type is not None and m[M_TYPE] != image_type:
             raise ImageError("WRONG_IMAGE_TYPE")
-        if hw_version is not None and not manifest.hw_min <= hw_version <= manifest.hw_max:
+        if hw_version is not None and not m[M_HW_MIN] <= hw_version <= m[M_HW_MAX]:
             raise ImageError("HW_MISMATCH")
 
     return check

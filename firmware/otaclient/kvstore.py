@@ -4,6 +4,7 @@ A power cut leaves either the old or the new content of a name (LittleFS and POS
 renames replace atomically). Not for large data: values are read whole into RAM.
 """
 
+import json
 import os
 
 _TMP = ".tmp"
@@ -14,7 +15,8 @@ class StoreError(ValueError):
 
 
 class KVStore:
-    """get(name) -> bytes|None; put(name, data) atomic; delete(name); names()."""
+    """get(name) -> bytes|None; put(name, data) and put_json(name, obj) atomic;
+    delete(name); names()."""
 
     def __init__(self, root):
         self.root = root.rstrip("/") or "/"
@@ -38,11 +40,23 @@ class KVStore:
     def put(self, name, data):
         if isinstance(data, str):
             data = data.encode()
+        self._replace(name, data, None)
+
+    def put_json(self, name, obj):
+        """put(name, the JSON text of obj), written as it is encoded: the whole text is
+        never one string in RAM (agent.json with signed alerts is ~400 bytes, a free
+        block a used 64 KB heap may not have)."""
+        self._replace(name, None, obj)
+
+    def _replace(self, name, data, obj):
         path = self._path(name)
         tmp = path + _TMP
-        f = open(tmp, "wb")
+        f = open(tmp, "wb" if obj is None else "w")
         try:
-            f.write(data)
+            if obj is None:
+                f.write(data)
+            else:
+                json.dump(obj, f)
             _sync(f)
         finally:
             f.close()

@@ -8,6 +8,16 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
+from otaclient.imagefmt import (
+    M_COUNTER,
+    M_HW_MAX,
+    M_HW_MIN,
+    M_KEY_ID,
+    M_MFR,
+    M_SHA256,
+    M_TYPE,
+    M_VERSION,
+)
 from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
@@ -104,23 +114,23 @@ class Policy:
 
     def check(self, m, offered, running, sec_counter):
         """Manifest of a file being fetched; raise PolicyError to refuse it."""
-        if m.manufacturer_code != self.mfr:
+        if m[M_MFR] != self.mfr:
             raise PolicyError("WRONG_MANUFACTURER")
-        if m.image_type != offered[2] or m.image_type not in (  # offer: image_type, version
+        if m[M_TYPE] != offered[2] or m[M_TYPE] not in (  # offer: image_type, version
             self.image_type,
             KEYS_IMAGE_TYPE,
         ):
             raise PolicyError("WRONG_IMAGE_TYPE")
-        if not m.hw_min <= self.hw <= m.hw_max:
+        if not m[M_HW_MIN] <= self.hw <= m[M_HW_MAX]:
             raise PolicyError("HW_MISMATCH")
-        if m.key_id not in self.keys:
+        if m[M_KEY_ID] not in self.keys:
             raise PolicyError("UNKNOWN_KEY")
-        if m.file_version != offered[3]:
+        if m[M_VERSION] != offered[3]:
             raise PolicyError("VERSION_MISMATCH")
-        floor = self.keys_version if m.image_type == KEYS_IMAGE_TYPE else running
-        if m.file_version <= floor:
+        floor = self.keys_version if m[M_TYPE] == KEYS_IMAGE_TYPE else running
+        if m[M_VERSION] <= floor:
             raise PolicyError("DOWNGRADE")
-        if m.security_counter < sec_counter:
+        if m[M_COUNTER] < sec_counter:
             raise PolicyError("COUNTER")
 
     def decide(self, now):
@@ -148,7 +158,7 @@ class Policy:
 
     def apply_keys(self, data, m):
         """A verified key-rotation image: 65-byte records, op 1 add / 2 revoke + X||Y."""
-        if len(data) % 65 or hashlib.sha256(data).digest() != m.firmware_sha256:
+        if len(data) % 65 or hashlib.sha256(data).digest() != m[M_SHA256]:
             raise PolicyError("BAD_KEYS")
         rot = load_json(self.store, KEYS, {})
         add = rot.get("add", {})
@@ -165,6 +175,6 @@ class Policy:
                 revoke.append(kid)
             else:
                 raise PolicyError("BAD_KEYS")
-        save_json(self.store, KEYS, {"version": m.file_version, "add": add, "revoke": revoke})
+        save_json(self.store, KEYS, {"version": m[M_VERSION], "add": add, "revoke": revoke})
         self.keys = _keys(self.store)
-        self.keys_version = m.file_version
+        self.keys_version = m[M_VERSION]

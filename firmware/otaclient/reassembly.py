@@ -11,7 +11,17 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
-from otaclient.imagefmt import SECTOR_SIZE
+from otaclient.imagefmt import (
+    M_COUNT,
+    M_COUNTER,
+    M_INDEX,
+    M_LENGTH,
+    M_OFFSET,
+    M_SHA256,
+    M_TOTAL,
+    M_VERSION,
+    SECTOR_SIZE,
+)
 from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
 
@@ -60,23 +70,23 @@ class Reassembly:
     def _same(self, m):
         p = self.progress
         return (
-            p["v"] == m.file_version
-            and p["sha"] == _hex(m.firmware_sha256)
-            and p["total"] == m.total_length
-            and p["n"] == m.fragment_count
-            and p["sc"] == m.security_counter
+            p["v"] == m[M_VERSION]
+            and p["sha"] == _hex(m[M_SHA256])
+            and p["total"] == m[M_TOTAL]
+            and p["n"] == m[M_COUNT]
+            and p["sc"] == m[M_COUNTER]
         )
 
     def begin(self, m):
         """A fragment's manifest: True to fetch it, False if already staged (duplicate)."""
-        start = m.fragment_offset
-        end = start + m.fragment_length
-        if not 0 <= m.fragment_index < m.fragment_count or end <= start:
+        start = m[M_OFFSET]
+        end = start + m[M_LENGTH]
+        if not 0 <= m[M_INDEX] < m[M_COUNT] or end <= start:
             raise PolicyError("BAD_FRAGMENT")
-        if end > m.total_length or m.total_length > self.port.slot_size:
+        if end > m[M_TOTAL] or m[M_TOTAL] > self.port.slot_size:
             raise PolicyError("BAD_FRAGMENT")
         replace = self.progress is not None and not self._same(m)
-        if replace and m.file_version <= self.progress["v"] and not self.progress.get("x"):
+        if replace and m[M_VERSION] <= self.progress["v"] and not self.progress.get("x"):
             raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one...
         # ...unless the CH discarded that one (R5, "x"). Policy: a newer firmware from the
         # bound CH (or any other, after a discard) replaces the staged one, but only as
@@ -84,11 +94,11 @@ class Reassembly:
         # are overwritten (_trim), the rest when this fragment verifies (finish). A file
         # refused before then leaves the old progress as it was, where it was not written.
         for i, s, n in self.progress["done"] if self.progress and not replace else ():
-            if i == m.fragment_index and s == start and n == end - start:
+            if i == m[M_INDEX] and s == start and n == end - start:
                 return False
-            if i == m.fragment_index or (s < end and start < s + n):
+            if i == m[M_INDEX] or (s < end and start < s + n):
                 raise PolicyError("BAD_FRAGMENT")  # overlapping, or same index elsewhere
-        self._frag = (m.fragment_index, start, end, m.total_length)
+        self._frag = (m[M_INDEX], start, end, m[M_TOTAL])
         self._replace = replace
         self._pos = start
         self._held = -1
@@ -159,8 +169,8 @@ class Reassembly:
             raise PolicyError("BAD_FRAGMENT")
         p = None if self._replace else self.progress
         if p is None:
-            p = {"v": m.file_version, "sha": _hex(m.firmware_sha256), "total": total}
-            p.update({"n": m.fragment_count, "sc": m.security_counter, "done": []})
+            p = {"v": m[M_VERSION], "sha": _hex(m[M_SHA256]), "total": total}
+            p.update({"n": m[M_COUNT], "sc": m[M_COUNTER], "done": []})
         p = dict(p)
         p.pop("x", None)  # served again: no longer discarded
         p["done"] = p["done"] + [[index, start, end - start]]

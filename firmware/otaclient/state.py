@@ -25,7 +25,7 @@ def load_json(store, name, default=None):
 
 
 def save_json(store, name, obj):
-    store.put(name, json.dumps(obj).encode())
+    store.put_json(name, obj)  # streamed: no copy of the whole text in RAM
 
 
 class State:

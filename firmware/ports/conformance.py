@@ -5,6 +5,8 @@ It scribbles on the update slot (never the running one); with otadata=True it al
 arms the update slot (set_pending): only do that where the next boot is supervised.
 """
 
+import json
+
 _PATTERN = b"hanota-conformance-0123456789abcdef" * 4
 
 
@@ -68,6 +70,10 @@ def _check_store(port):
     assert st.get("conformance.tmp1") is None, "delete left a value"
     st.delete("conformance.tmp1")  # idempotent
     assert st.get("conformance.absent") is None, "absent name not None"
+    rec = {"a": [1, "x", None], "b": {"c": 2}}
+    st.put_json("conformance.tmp2", rec)
+    assert json.loads(st.get("conformance.tmp2")) == rec, "put_json did not store the JSON"
+    st.delete("conformance.tmp2")
 
 
 def _check_link(port):

@@ -7,7 +7,9 @@ fragment already recorded as done raises InvariantError (a finding, never caught
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 
 class InvariantError(AssertionError):
@@ -25,6 +27,9 @@ class MemStore:
 
     def put(self, name: str, data: bytes) -> None:
         self.files[name] = bytes(data)
+
+    def put_json(self, name: str, obj: Any) -> None:
+        self.files[name] = json.dumps(obj).encode()
 
     def delete(self, name: str) -> None:
         self.files.pop(name, None)
