@@ -71,6 +71,16 @@ def test_uses_become_values_imports_shrink_and_unused_definitions_go_private():
     assert "\nCF_QUOTED = const(9)" in a and "\nNOT_CONST = 5" in a
     # the star import still gets every public name
     assert c.startswith("from pk.cfa import *; CF_BASE = 64; CF_NEXT = 66\n")
+    # every const() is folded by mpy-cross: the import (a global) goes, its line stays
+    assert a.startswith('"""Defines."""\npass\n')
+
+
+def test_const_import_stays_where_const_is_used_another_way():
+    keep = b"from micropython import const, opt_level\n\nX = const(1)\nf = const\n"
+    mixed = b"from micropython import (\n    const,\n    opt_level,\n)\n\nX = const(1)\n"
+    out = constfold.fold({"k.py": keep, "m.py": mixed})
+    assert out["k.py"] == keep
+    assert out["m.py"] == b"from micropython import opt_level\n\n\n\n\nX = const(1)\n"
 
 
 def test_broken_sources_pass_through():
@@ -94,3 +104,6 @@ def test_folded_build_runs_and_drops_the_globals(tmp_path):
     )
     assert "(64, 66, -3, 5, 9, 'CF_QUOTED') 1 -3 71" in out
     assert "['CF_KEPT', 'CF_NEG', 'CF_QUOTED'] 66 7" in out
+    assert "const" not in check_mpy(
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nfrom pk import cfa\nprint(dir(cfa))\n"
+    )

@@ -4,13 +4,17 @@ Pure Python on big ints (MicroPython and CPython). Not constant time: signing le
 timing, acceptable for the board's own alerts, not against a local side-channel attacker.
 """
 
-# curve y^2 = x^3 - 3x + b over GF(p); group order n; base point G
-_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
-_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+from micropython import const
+
+# curve y^2 = x^3 - 3x + b over GF(p); group order n; base point G. Constants, as the G
+# table below: the agent loads this module for each verify (image.p256_call), at a
+# fragment's end, when the heap is used and cut up. Every global is a slot in the
+# module's table, and a table of 17 slots (272 bytes) was an allocation that found no
+# room at 64k; the 8 names here take 10 slots.
+_P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
+_N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 # wNAF widths: 5 for G (8 precomputed affine points), 4 for the public key (4 per
-# verify). Widths and b are literals: the agent loads this module for each verify
-# (image.p256_call), and a globals table of 15 names needs a smaller free block than one
-# of 25 would.
+# verify), literals as b is.
 #
 # G, 3G, .., 15G as affine x || y, 64 bytes each: the base point G = (0x6B17D1F2...,
 # 0x4FE342E2...) first, then what _fill(bytearray(512), Gx, Gy, _P) gives (tests check
@@ -20,7 +24,7 @@ _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 # multiplication they cost KBs; with them verify needed ~10 KB free. Filled in affine
 # arithmetic, with the scalars held only as NAF digits during the multiplication and
 # Z3 = 2*Y*Z in the doubling, verify needs ~2.8 KB (session 5).
-_GTAB = (
+_GTAB = const(
     b"\x6b\x17\xd1\xf2\xe1\x2c\x42\x47\xf8\xbc\xe6\xe5\x63\xa4\x40\xf2\x77\x03\x7d\x81\x2d\xeb\x33\xa0\xf4\xa1\x39\x45\xd8\x98\xc2\x96\x4f\xe3\x42\xe2\xfe\x1a\x7f\x9b\x8e\xe7\xeb\x4a\x7c\x0f\x9e\x16\x2b\xce\x33\x57\x6b\x31\x5e\xce\xcb\xb6\x40\x68\x37\xbf\x51\xf5"
     b"\x5e\xcb\xe4\xd1\xa6\x33\x0a\x44\xc8\xf7\xef\x95\x1d\x4b\xf1\x65\xe6\xc6\xb7\x21\xef\xad\xa9\x85\xfb\x41\x66\x1b\xc6\xe7\xfd\x6c\x87\x34\x64\x0c\x49\x98\xff\x7e\x37\x4b\x06\xce\x1a\x64\xa2\xec\xd8\x2a\xb0\x36\x38\x4f\xb8\x3d\x9a\x79\xb1\x27\xa2\x7d\x50\x32"
     b"\x51\x59\x0b\x7a\x51\x51\x40\xd2\xd7\x84\xc8\x56\x08\x66\x8f\xdf\xef\x8c\x82\xfd\x1f\x5b\xe5\x24\x21\x55\x4a\x0d\xc3\xd0\x33\xed\xe0\xc1\x7d\xa8\x90\x4a\x72\x7d\x8a\xe1\xbf\x36\xbf\x8a\x79\x26\x0d\x01\x2f\x00\xd4\xd8\x08\x88\xd1\xd0\xbb\x44\xfd\xa1\x6d\xa4"
@@ -112,38 +116,26 @@ def _fill(tab, x, y, p):
         x = x3
 
 
-def _point(tab, d, p):
-    # affine (x, y) of digit d (a signed byte: odd, +-1 .. +-(2^(w-1) - 1) for width w)
-    i = ((d if d < 128 else 256 - d) >> 1) << 6
-    y = int.from_bytes(tab[i + 32 : i + 64], "big")
-    return int.from_bytes(tab[i : i + 32], "big"), (y if d < 128 else p - y)
-
-
 def _mul(n1, l1, n2=None, l2=0, qtab=None):
     # k1*G + k2*Q (Shamir: one chain of doublings) from the NAF digits of k1 in n1 (l1 of
     # them) and of k2 in n2 (l2): the scalars themselves are not held. Jacobian result
     p = _P
-    gt = memoryview(_GTAB)  # slices of a view copy nothing
+    tabs = (memoryview(_GTAB), n1, l1), (qtab, n2, l2)  # slices of a view copy nothing
     X, Y, Z = 1, 1, 0
     for i in range(max(l1, l2) - 1, -1, -1):
         if Z:
             X, Y, Z = _dbl(X, Y, Z, p)
-        d = n1[i] if i < l1 else 0
-        if d:
-            x, y = _point(gt, d, p)
-            X, Y, Z = _add(X, Y, Z, x, y, 1, p)
-        d = n2[i] if i < l2 else 0
-        if d:
-            x, y = _point(qtab, d, p)
-            X, Y, Z = _add(X, Y, Z, x, y, 1, p)
-        x = y = None
+        for tab, digits, n in tabs:
+            d = digits[i] if i < n else 0
+            if d:
+                # the affine point of digit d (a signed byte: odd, +-1 .. +-(2^(w-1) - 1)
+                # for width w) is entry |d| >> 1 of the table; -P is (x, p - y)
+                j = ((d if d < 128 else 256 - d) >> 1) << 6
+                y = int.from_bytes(tab[j + 32 : j + 64], "big")
+                x = int.from_bytes(tab[j : j + 32], "big")
+                X, Y, Z = _add(X, Y, Z, x, y if d < 128 else p - y, 1, p)
+                x = y = None
     return X, Y, Z
-
-
-def _on_curve(x, y):
-    p = _P
-    b = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
-    return 0 <= x < p and 0 <= y < p and (y * y - x * x * x + 3 * x - b) % p == 0
 
 
 def verify(pub64, digest32, sig64, scratch=None):
@@ -156,14 +148,18 @@ def verify(pub64, digest32, sig64, scratch=None):
     y = int.from_bytes(pub64[32:], "big")
     r = int.from_bytes(sig64[:32], "big")
     s = int.from_bytes(sig64[32:], "big")
-    if not (0 < r < n and 0 < s < n and _on_curve(x, y)):
+    p = _P
+    b = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+    if not (0 < r < n and 0 < s < n and 0 <= x < p and 0 <= y < p):
         return False
+    if (y * y % p - x * (x * x % p - 3) % p - b) % p:  # y^2 = x^3 - 3x + b
+        return False  # the public key is not on the curve
     w = pow(s, n - 2, n)
     s = None  # big ints let go as soon as they are spent: verify's heap on a small board
     if scratch is None or len(scratch) < 772:
         scratch = bytearray(772)
     m = memoryview(scratch)
-    n1, n2, tab = m[:258], m[258:516], _fill(m[516:772], x, y, _P)
+    n1, n2, tab = m[:258], m[258:516], _fill(m[516:772], x, y, p)
     x = y = m = None
     l1 = _naf(int.from_bytes(digest32, "big") * w % n, 5, n1)  # u1 = e * w
     l2 = _naf(r * w % n, 4, n2)  # u2 = r * w
@@ -172,8 +168,8 @@ def verify(pub64, digest32, sig64, scratch=None):
     if not Z:
         return False
     # x(R) mod n == r, without an inversion: X == r' * Z^2 for r' in {r, r + n} below p
-    zz = Z * Z % _P
-    return (X - r * zz) % _P == 0 or (r + n < _P and (X - (r + n) * zz) % _P == 0)
+    zz = Z * Z % p
+    return (X - r * zz) % p == 0 or (r + n < p and (X - (r + n) * zz) % p == 0)
 
 
 def public_key(priv32):
@@ -183,9 +179,10 @@ def public_key(priv32):
         raise ValueError("bad private key")
     n1 = bytearray(258)
     X, Y, Z = _mul(n1, _naf(d, 5, n1))
-    zi = pow(Z, _P - 2, _P)
-    z2 = zi * zi % _P
-    return (X * z2 % _P).to_bytes(32, "big") + (Y * z2 * zi % _P).to_bytes(32, "big")
+    p = _P  # a local: "_P - 2" would be one more big-int constant the module holds
+    zi = pow(Z, p - 2, p)
+    z2 = zi * zi % p
+    return (X * z2 % p).to_bytes(32, "big") + (Y * z2 * zi % p).to_bytes(32, "big")
 
 
 def sign(priv32, digest32):
@@ -220,9 +217,11 @@ def sign(priv32, digest32):
         t = int.from_bytes(v, "big")
         if 0 < t < _N:
             X, _, Z = _mul(n1, _naf(t, 5, n1))  # R = t*G; r = x(R) mod n
-            zi = pow(Z, _P - 2, _P)
-            r = X * zi * zi % _P % _N
-            s = pow(t, _N - 2, _N) * (e + r * d) % _N
+            p = _P  # locals: "_P - 2" would be one more constant the module holds, and
+            n = _N  # "p, n = _P, _N" a tuple constant with copies of both
+            zi = pow(Z, p - 2, p)
+            r = X * zi * zi % p % n
+            s = pow(t, n - 2, n) * (e + r * d) % n
             if r and s:
                 return r.to_bytes(32, "big") + s.to_bytes(32, "big")
         k = hmac(k, v + b"\x00")

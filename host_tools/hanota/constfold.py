@@ -10,7 +10,10 @@ is one more qstr: heap on a 64-bit board. This pass, over the modules built toge
 2. drops the folded names from `from ... import` lines (`pass` when none is left);
 3. renames a definition `_NAME` (a `_` const is not stored: mpy-cross keeps it out of
    the module) when no other module of the build and no string names it any more; a
-   module that star-imports its definer gets `NAME = value` on its star-import line.
+   module that star-imports its definer gets `NAME = value` on its star-import line;
+4. drops `const` from `from micropython import const` where every use is a module-level
+   `NAME = const(value)`: mpy-cross folds those without the import (CPython needs it),
+   and the import stores `const` in the module's globals, a slot in every module.
 
 Line numbers do not change (edits stay on their lines; a shortened import statement
 keeps its line count with blank lines), so tracebacks still point at the source. The
@@ -53,7 +56,8 @@ def fold(files: dict[str, bytes], others: dict[str, bytes] | None = None) -> dic
         tree = trees[path]
         out[path] = src if tree is None else _fold_uses(src, tree, consts)
     out = _drop_imports(out, trees, consts, others or {})
-    return _privatize(out, trees, stars, others or {})
+    out = _privatize(out, trees, stars, others or {})
+    return {path: _drop_const_import(src) for path, src in out.items()}
 
 
 def _add_reexports(trees, consts, stars):
@@ -227,6 +231,36 @@ def _drop_imports(out, trees, consts, others):
                 lines[row] = b"\n"
         result[path] = b"".join(lines)
     return result
+
+
+def _drop_const_import(src: bytes) -> bytes:
+    tree = _parse(src)
+    if tree is None:
+        return src
+    folded = set()  # the Name nodes mpy-cross folds: NAME = const(value) at module level
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name) and node.value.func.id == "const"
+                and len(node.value.args) == 1 and not node.value.keywords):  # fmt: skip
+            folded.add(id(node.value.func))
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "const"]
+    if any(id(n) not in folded for n in uses):
+        return src  # const called or read some other way: it stays a global
+    lines = src.splitlines(keepends=True)
+    for node in tree.body:
+        if not (isinstance(node, ast.ImportFrom) and node.module == "micropython"):
+            continue
+        keep = [a for a in node.names if not (a.name == "const" and a.asname is None)]
+        if len(keep) == len(node.names):
+            continue
+        names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in keep)
+        stmt = f"from micropython import {names}" if keep else "pass"
+        first = lines[node.lineno - 1]
+        lines[node.lineno - 1] = first[: node.col_offset] + stmt.encode() + b"\n"
+        for row in range(node.lineno, node.end_lineno or node.lineno):
+            lines[row] = b"\n"
+    return b"".join(lines)
 
 
 def _needed(out: dict[str, bytes]) -> set[tuple[str, str]]:
