@@ -6,6 +6,7 @@ Orchestration only (session.RigHub wires, the hub decides, the board updates its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 import time
@@ -21,6 +22,8 @@ from . import heap, simboards
 from .session import BoardLink, RigHub
 
 FINAL = ("failed", "discarded", "closed")
+QUIET_S = 0.5  # a sim board whose flash is this long untouched is done with the update
+SETTLE_MAX_S = 10.0
 
 
 @dataclass
@@ -110,11 +113,28 @@ async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, An
         left = max(1.0, min(40.0, end - time.monotonic()))  # one alert re-send (15 s) fits
         await rig.wait(lambda: len(_kind(hub, eui, "activation")) >= want or None, left,
                        "activation alerts")  # fmt: skip
+    await _settle(b)
     if t.state == "failed":
         out["rejected"] = hub.state.devices[eui].history[-1].get("reason", "transfer failed")
     elif t.state == "discarded":
         out["rejected"] = "discarded"
     return _summary(rig, b, t, out, ok=True)
+
+
+async def _settle(b: BoardLink) -> None:
+    """Wait until a sim board's flash is quiet. What the hub waits for comes before the
+    board's last writes (it persists each alert acknowledgement it gets), so a run that
+    stopped the board at once ended anywhere in them: its flash operation count, which
+    the power-cut sweep plans cuts by, varied from run to run."""
+    sim = b.board
+    if sim is None:
+        return  # a real board: nothing counts its flash operations
+    end = time.monotonic() + SETTLE_MAX_S
+    last, since = sim.ops, time.monotonic()
+    while time.monotonic() < end and time.monotonic() - since < QUIET_S:
+        await asyncio.sleep(0.05)
+        if sim.ops != last:
+            last, since = sim.ops, time.monotonic()
 
 
 def _kind(hub: Any, eui: str, kind: str) -> list[dict[str, Any]]:
