@@ -2,7 +2,7 @@
 driven by the CH test double over the HAN pty.
 
 Heap: the board's own (board.json): the app's modules execute in place from the mapped
-slot, and the agent idles at ~57 KB of heap on the 64-bit unix port (docs/agent.md,
+slot, and the agent idles at ~55 KB of heap on the 64-bit unix port (docs/agent.md,
 "Memory"). A 2 MB update in 3 fragments, compressed or not, runs at QUALITY.md's 64k
 without a crash.
 """

@@ -77,11 +77,14 @@ def test_quick_second_update_from_ota_1_survives(tmp_path):
 
 @sim
 @pytest.mark.sim
-def test_quick_sweep_compressed_survives(tmp_path):
+def test_quick_sweep_compressed_survives_at_64k(tmp_path):
+    # QUALITY.md's heap: power cuts in transfer, activation and trial boot, and the
+    # resumes after them, all at 64 KB
     res = sweep(tmp_path, "--quick", "--json", "--jobs", "2", "--timeout", "10",
-                "--update", "compressed")  # fmt: skip
+                "--update", "compressed", "--heap", "64k")  # fmt: skip
     doc = json.loads(res.stdout)
     assert res.returncode == 0, doc["failures"]
+    assert doc["heap"] == "64k" and "(heap 64k)" in res.stderr
     u = doc["updates"]["compressed"]
     assert u["compressed"] and u["fragments"] >= 3 and u["tried"] == u["survived"] >= 2
 
@@ -200,6 +203,8 @@ def test_a_good_run_passes_every_invariant():
         (bad(alerts_pending=2), "finished_or_stopped_cleanly"),
         (bad(error="OSError: pty gone"), "finished_or_stopped_cleanly"),
         (bad(power_cuts=0), "cuts_happened"),
+        (bad(agent_crashes=1, first_crash="agent: crashed: MemoryError(...)"),
+         "agent_never_crashed"),
         (bad(activation="none", timed_out=True, error="timed out", transfer="complete",
              running={"slot": 0, "version": V1}, reported=V1,
              running_app={"version": V1, "sha": OLD},

@@ -86,12 +86,11 @@ def measure_heap(quick: bool = False) -> Section:
         s.data[str(size)] = doc | {"heap": heap, "heap_failures": fails}
         s.add(Figure(f"peak_{size}", f"peak above idle, {size:,}-byte image", doc["peak_net"],
                      "bytes", Bar("<=", 16384, "bytes")))  # fmt: skip
-        s.add(Figure(f"runs_at_64k_{size}", f"{size:,}-byte update completes at 64 KB heap",
-                     1.0 if heap == "64k" else 0.0, "yes=1", Bar(">=", 1, "")))  # fmt: skip
     growth = peaks[-1] - peaks[0]
-    s.add(Figure("growth", f"peak growth {sizes[0]:,} → {sizes[-1]:,} bytes, fixtures' records included "
-                 "(agent alone: the sim-board family)", growth, "bytes",
-                 Bar("<=", 1024, "bytes", "flat: our reading")))  # fmt: skip
+    # no bars on 64k and flatness here: the CH double, its images and its records share
+    # the heap; the sim-board family (simheap) measures the agent alone against them
+    s.add(Figure("growth", f"peak growth {sizes[0]:,} → {sizes[-1]:,} bytes, fixtures' records "
+                 "included (the agent alone: the sim-board family)", growth, "bytes"))  # fmt: skip
     s.method = (
         "The ingest set-up (real agent as .mpy on the fake board with the CH double, unix port) "
         "with a probe on `client.on_boundary` (called at every block and fragment boundary): "
@@ -100,8 +99,9 @@ def measure_heap(quick: bool = False) -> Section:
         "fake serial line at that moment (they would sit in the UART driver's buffer, outside "
         "the MicroPython heap, on a board). Each update is run at `-X heapsize=64k` first; if "
         "it fails with MemoryError it is rerun at the next larger heap (160k, 256k, then 2m) so the "
-        "above-idle figure still exists, and the table says so. 'Flat' is read as growth "
-        "≤ 1 KB from the smallest to the largest image. The run stops once the last fragment "
+        "above-idle figure still exists, and the table says so (with the fixtures in the heap "
+        "it never fits 64k: QUALITY.md's 64k and flatness are judged on the sim board, "
+        "'The agent's heap on a sim board'). The run stops once the last fragment "
         "is verified in flash (activation is not part of the transfer)."
     )
     s.tables.append((["image bytes", "fragments", "boundaries", "heap", "idle alloc",

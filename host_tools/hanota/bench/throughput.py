@@ -38,7 +38,8 @@ for path in {paths!r}:
     m = v.finish()
     t2 = time.ticks_us()
     f.close()
-    print("BENCH " + json.dumps({{"file": path, "bytes": total, "fw": m.fragment_length,
+    # m[14]: Manifest.fragment_length (a plain tuple on MicroPython: otaclient.record)
+    print("BENCH " + json.dumps({{"file": path, "bytes": total, "fw": m[14],
         "feed_us": time.ticks_diff(t1, t0), "finish_us": time.ticks_diff(t2, t1)}}))
 """
 

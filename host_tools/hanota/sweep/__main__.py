@@ -36,6 +36,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-size", type=int, default=80_000, help="OTA file (fragment) limit")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per run")
     p.add_argument("--watchdog-ms", type=int, default=3000, help="crashing app's trial watchdog")
+    p.add_argument("--heap", metavar="SIZE", help="MicroPython heap of the boards, e.g. 64k "
+                   "(default: the board's own)")  # fmt: skip
     p.add_argument("--workdir", type=Path, default=BUILD / "sweep", help="wiped first")
     p.add_argument("--keep", action="store_true", help="keep every run's board and hub")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = driver.Options(
         updates=updates, workdir=args.workdir.resolve(), quick=args.quick, jobs=args.jobs,
         seed=args.seed, runs=args.runs, size=args.size, max_size=args.max_size,
-        timeout=args.timeout, watchdog_ms=args.watchdog_ms, keep=args.keep,
+        timeout=args.timeout, watchdog_ms=args.watchdog_ms, keep=args.keep, heap=args.heap,
         argv=sys.argv[1:] if argv is None else argv,
     )  # fmt: skip
     doc = driver.sweep(opts)

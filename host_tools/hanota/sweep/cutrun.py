@@ -103,6 +103,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         images=[Path(f) for f in case["files"]], trust=[Path(t) for t in case["trust"]],
         cut_at=cuts[0] if cuts else None, timeout_s=case["timeout"], workdir=work,
         on_board=probe.on_board, seed=f"sweep:{case['id']}", heap_report=False,
+        heap=case.get("heap"),
         start_from=Path(case["start_from"]) if case.get("start_from") else None,
     )  # fmt: skip
     started = time.monotonic()
@@ -156,6 +157,9 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
     f["power_cuts"] = sum(e["event"] == "power_cut" for e in events)
     f["power_cycles"] = sum(e["event"] == "power_cycle" for e in events)
     f["ops"] = sim.ops
+    crashes = [ln for ln in _console(sim).splitlines() if ln.startswith("agent: crashed")]
+    f["agent_crashes"] = len(crashes)
+    f["first_crash"] = crashes[0] if crashes else None
     f["running"] = {"slot": sim.running_slot, "version": sim.running_version}
     f["running_app"] = _app(sim.flash, sim.running_slot)
     try:  # what a power-on now would boot (no otadata write)
@@ -165,6 +169,13 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
         f["next_boot"] = {"error": str(exc)}
     f.update(_hub_facts(probe.hub, link.eui, summary))
     return f
+
+
+def _console(sim: Any) -> str:
+    try:
+        return sim.console_text()
+    except OSError:  # no console written (the board never ran)
+        return ""
 
 
 def _app(flash: Any, slot: int | None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Options:
     max_size: int = 80_000  # OTA file (fragment) limit
     timeout: float = 20.0  # per run: hub settling; a dropped activation waits this long
     watchdog_ms: int = 3000  # trial-boot watchdog for the crashing app (board: 20 s)
+    heap: str | None = None  # MicroPython heap of every board (None: the board's own)
     keep: bool = False
     argv: list[str] = field(default_factory=list)
     starts: dict[str, str] = field(default_factory=dict)  # start state -> board dir to copy
@@ -45,7 +46,7 @@ def sweep(opts: Options) -> dict[str, Any]:
     images = Images(opts.workdir / "images")
     chosen = [UPDATES[n] for n in opts.updates]
     built = {u.name: build(u, opts.workdir, opts.size, opts.max_size, images) for u in chosen}
-    log(f"sweep: board {BOARD} (heap {defs.load(BOARD).get('heap')}), {len(chosen)} updates, "
+    log(f"sweep: board {BOARD} (heap {opts.heap or defs.load(BOARD).get('heap')}), {len(chosen)} updates, "
         f"{opts.jobs} boards at a time")  # fmt: skip
     if any(u.start == "updated-once" for u in chosen):
         opts.starts["updated-once"] = _updated_once(opts, images, built.get("plain"))
@@ -95,7 +96,7 @@ def _updated_once(opts: Options, images: Images, plain: Built | None) -> str:
     work = opts.workdir / "start-updated-once"
     run = UpdateOptions(images=[Path(f) for f in plain.files], trust=[Path(t) for t in plain.trust],
                         timeout_s=max(60.0, opts.timeout), workdir=work, seed="sweep:start",
-                        heap_report=False)  # fmt: skip
+                        heap_report=False, heap=opts.heap)  # fmt: skip
     with contextlib.redirect_stderr(io.StringIO()):  # the rig's notes (no heap report here)
         res = asyncio.run(run_update(run))
     if res.get("activation") != "success" or res.get("running_version") != plain.new_version:
@@ -112,6 +113,7 @@ def _case(c: dict[str, Any], u: Update, b: Built, opts: Options) -> dict[str, An
         "files": b.files,
         "trust": b.trust,
         "timeout": opts.timeout,
+        "heap": opts.heap,
         "watchdog_ms": opts.watchdog_ms if u.crash else None,
         "keep": opts.keep,
         "expect": {

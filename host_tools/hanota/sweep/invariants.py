@@ -50,6 +50,7 @@ def check(f: dict[str, Any], exp: dict[str, Any]) -> dict[str, str | None]:
         "finished_or_stopped_cleanly": _ended(f, exp),
         "cuts_happened": _cuts(f, exp),
         "flash_untouched": _untouched(f, exp),
+        "agent_never_crashed": _no_crash(f),
     }
 
 
@@ -145,6 +146,15 @@ def _cuts(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
 def _untouched(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
     if exp.get("untouched") and f.get("ops", 0):
         return f"{f['ops']} flash operation(s) for an update that must change nothing"
+    return None
+
+
+def _no_crash(f: dict[str, Any]) -> str | None:
+    """A power cut may leave any state the flash can hold; the agent must take each one
+    in its stride. A crash restarts it (main.py), which hides the defect from the other
+    checks, so any `agent: crashed` line on the console fails the run."""
+    if f.get("agent_crashes"):
+        return f"the agent crashed {f['agent_crashes']} time(s), first: {f['first_crash']}"
     return None
 
 

@@ -56,7 +56,7 @@ def build(chosen: list[Any], built: dict[str, Any], refs: dict[str, Any],
     survived = sum(r["survived"] for r in results)
     return {
         "board": BOARD,
-        "heap": defs.load(BOARD).get("heap"),
+        "heap": opts.heap or defs.load(BOARD).get("heap"),
         "quick": opts.quick,
         "jobs": opts.jobs,
         "seed": opts.seed,
