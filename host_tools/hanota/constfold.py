@@ -221,16 +221,21 @@ def _drop_imports(out, trees, consts, others):
                     if not (a.name in src and uses[a.asname or a.name] == 1
                             and not outside[a.asname or a.name]
                             and (mod, a.asname or a.name) not in needed)]  # fmt: skip
-            if len(keep) == len(node.names):
-                continue
-            names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in keep)
-            stmt = f"from {node.module} import {names}" if keep else "pass"
-            first = lines[node.lineno - 1]
-            lines[node.lineno - 1] = first[: node.col_offset] + stmt.encode() + b"\n"
-            for row in range(node.lineno, node.end_lineno or node.lineno):
-                lines[row] = b"\n"
+            if len(keep) != len(node.names):
+                _rewrite_import(lines, node, keep)
         result[path] = b"".join(lines)
     return result
+
+
+def _rewrite_import(lines: list[bytes], node: ast.ImportFrom, keep: list[ast.alias]) -> None:
+    # the statement with only `keep` (`pass` if none), on its first line; its other lines
+    # blank, so line numbers hold
+    names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in keep)
+    stmt = f"from {node.module} import {names}" if keep else "pass"
+    first = lines[node.lineno - 1]
+    lines[node.lineno - 1] = first[: node.col_offset] + stmt.encode() + b"\n"
+    for row in range(node.lineno, node.end_lineno or node.lineno):
+        lines[row] = b"\n"
 
 
 def _drop_const_import(src: bytes) -> bytes:
@@ -252,14 +257,8 @@ def _drop_const_import(src: bytes) -> bytes:
         if not (isinstance(node, ast.ImportFrom) and node.module == "micropython"):
             continue
         keep = [a for a in node.names if not (a.name == "const" and a.asname is None)]
-        if len(keep) == len(node.names):
-            continue
-        names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in keep)
-        stmt = f"from micropython import {names}" if keep else "pass"
-        first = lines[node.lineno - 1]
-        lines[node.lineno - 1] = first[: node.col_offset] + stmt.encode() + b"\n"
-        for row in range(node.lineno, node.end_lineno or node.lineno):
-            lines[row] = b"\n"
+        if len(keep) != len(node.names):
+            _rewrite_import(lines, node, keep)
     return b"".join(lines)
 
 
