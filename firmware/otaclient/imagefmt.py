@@ -129,7 +129,8 @@ def pack_header(manufacturer_code, image_type, file_version, hw_min, hw_max, tot
 
 
 def pack_manifest(m):
-    """The MANIFEST_SIZE bytes of a Manifest."""
+    """The MANIFEST_SIZE bytes of a Manifest (host side: it reads fields by name, and a
+    board's records are plain tuples; boards only parse)."""
     return struct.pack(
         _MAN,
         MANIFEST_MAGIC,

@@ -10,7 +10,7 @@ from micropython import const
 # table below: the agent loads this module for each verify (image.p256_call), at a
 # fragment's end, when the heap is used and cut up. Every global is a slot in the
 # module's table, and a table of 17 slots (272 bytes) was an allocation that found no
-# room at 64k; the 8 names here take 10 slots.
+# room at 64k; now 8 functions, __name__ and __file__ take 10 slots (160 bytes).
 _P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
 _N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 # wNAF widths: 5 for G (8 precomputed affine points), 4 for the public key (4 per
