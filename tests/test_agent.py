@@ -274,19 +274,8 @@ def test_main_restarts_a_crashed_agent_even_when_the_crash_report_finds_no_heap(
     class Stop(BaseException):
         pass
 
-    class Port:
-        def __init__(self):
-            self.lines, self.sleeps = [], []
-
-        def log(self, msg):
-            if not self.lines:
-                self.lines.append("(no heap)")
-                raise MemoryError("no room for the report")
-            self.lines.append(msg)
-
-        def sleep_ms(self, ms):
-            self.sleeps.append(ms)
-
+    port = _MainPort()
+    port.log_fails = 1
     runs = []
 
     def make_agent(port):
@@ -295,8 +284,58 @@ def test_main_restarts_a_crashed_agent_even_when_the_crash_report_finds_no_heap(
             raise Stop
         raise MemoryError("memory allocation failed") if len(runs) == 1 else ValueError("x")
 
-    port = Port()
     with pytest.raises(Stop):
         agent.main(port, make_agent)
     assert len(runs) == 3 and port.sleeps == [1000, 2000]
     assert port.lines[0] == "(no heap)" and "agent: crashed: ValueError" in port.lines[1]
+
+
+def test_main_resets_the_board_at_the_fifth_crash_in_a_row():
+    # a heap the crashed agents left cut up may not fit another: reset (a trial boot that
+    # keeps crashing is then rolled back); a crash after a calm minute starts a new row
+    from otaclient import agent
+
+    class Reset(BaseException):
+        pass
+
+    port = _MainPort()
+    port.reset_raises = Reset
+    runs = []
+
+    def make_agent(port):
+        runs.append(1)
+        if len(runs) == 2:
+            port.now_ms += 61_000  # ran a minute before this crash: a new row starts
+        raise ValueError("boom")
+
+    with pytest.raises(Reset):
+        agent.main(port, make_agent)
+    assert len(runs) == 6 and port.sleeps == [1000, 1000, 2000, 4000, 8000]
+    assert port.lines[-1] == "agent: 5 crashes in a row: reset"
+
+
+class _MainPort:
+    """What agent.main() uses of a port: log, sleep_ms, ticks_ms, reset."""
+
+    def __init__(self):
+        self.lines, self.sleeps = [], []
+        self.log_fails = 0
+        self.now_ms = 0
+        self.reset_raises = None
+
+    def log(self, msg):
+        if self.log_fails:
+            self.log_fails -= 1
+            self.lines.append("(no heap)")
+            raise MemoryError("no room for the report")
+        self.lines.append(msg)
+
+    def sleep_ms(self, ms):
+        self.sleeps.append(ms)
+        self.now_ms += ms
+
+    def ticks_ms(self):
+        return self.now_ms
+
+    def reset(self):
+        raise self.reset_raises()

@@ -23,6 +23,8 @@ except ImportError:
 
 _BROADCAST_MIN = const(0xFFF8)  # 0xFFF8..0xFFFF: broadcast short addresses
 _MAX_SLEEP_MS = const(200)
+_RESET_AFTER = const(5)  # agent crashes in a row before main() resets the board
+_CALM_MS = const(60000)  # an agent that ran this long before crashing starts a new row
 
 
 class Agent:
@@ -154,20 +156,28 @@ def _activation():
 
 
 def main(port, make_agent=Agent):
-    """Run the agent forever; a crash is logged and the agent restarted after a back-off."""
-    backoff = 1000
+    """Run the agent forever. A crash is logged and the agent restarted after a back-off
+    (1, 2, 4, 8 s); the fifth crash in a row (each within a minute of its start) resets
+    the board instead: a heap the crashed agent left cut up may not fit a new one, and a
+    trial boot that keeps crashing is then rolled back by the bootloader."""
+    crashes = 0
     while True:
+        start = port.ticks_ms()
         try:
             make_agent(port).run()
         except Exception as e:  # top level: the device must keep answering the CH
+            crashes = 1 if ticks_diff(port.ticks_ms(), start) > _CALM_MS else crashes + 1
+            backoff = 1000 << (crashes - 1)
             try:  # the report needs heap too: after a MemoryError there may be none
                 port.log("agent: crashed: %r; restart in %d ms" % (e, backoff))
                 _trace(port, e)
             except MemoryError:
                 pass
             e = None  # the exception holds its traceback's frames: let them go
+            if crashes >= _RESET_AFTER:
+                port.log("agent: %d crashes in a row: reset" % crashes)
+                port.reset()
             port.sleep_ms(backoff)
-            backoff = min(backoff * 2, 60000)
 
 
 def _trace(port, e):
