@@ -198,11 +198,14 @@ def _mount_store(flash, part, mount_at):
     import vfs
 
     bdev = Partition(flash, part[0], part[1])
+    # an open file holds a cache of 4 * max(readsize, progsize) bytes: with 16 (default
+    # 32) each open is one 240-byte allocation, not 304, the allocation that failed most
+    # at 64k after a power cut (docs/agent.md, Memory); LittleFS takes any sizes at mount
     try:
-        fs = vfs.VfsLfs2(bdev)
+        fs = vfs.VfsLfs2(bdev, readsize=16, progsize=16)
     except OSError:
         print("agent partition is not LittleFS: formatting it")  # as ESP32 _boot.py does
-        vfs.VfsLfs2.mkfs(bdev)
-        fs = vfs.VfsLfs2(bdev)
+        vfs.VfsLfs2.mkfs(bdev, readsize=16, progsize=16)
+        fs = vfs.VfsLfs2(bdev, readsize=16, progsize=16)
     vfs.mount(fs, mount_at)
     return KVStore(mount_at)
