@@ -436,6 +436,36 @@ run(settled(0x01000200))
     assert [a[1:3] for a in newer["alerts"]] == [[zcl.RESULT_SUCCESS, V3]] * 2
 
 
+def test_newer_fragment_over_a_staged_one_is_proven_first_under_micropython(scenario):
+    """A newer firmware's fragment that would overwrite a staged fragment is verified
+    without writing first: a corrupt one is refused with nothing changed (slot, progress),
+    a good one is fetched again and written, and its update completes."""
+    v2, v3 = _frag(V2), _frag(V3)
+    bad = bytearray(v3[0])
+    bad[5000] ^= 1
+    r = scenario(
+        """
+run(lambda a: dbl.idx == 1)  # v2 fragment 0 staged, REQUIRE_MORE_IMAGE sent
+R["staged"] = snap()
+run(idle_after_end(2))
+R["refused"] = snap()
+serve("v3")
+run(settled(0x01000200))
+""",
+        {"serve": [v2[0], bytes(bad)], "v3": v3},
+        U.store(),
+    )
+    assert r["refused"]["ends"] == [MORE, INVALID]
+    assert _refusals(r) == ["INVALID_SIGNATURE"]
+    _untouched(r["staged"], r["refused"])
+    kept = r["refused"]["progress"]
+    assert kept["v"] == V2 and [d[0] for d in kept["done"]] == [0]
+    assert r["last"]["running"] == V3
+    assert sum("verified before it overwrites" in m for m in r["logs"]) == 1  # the good one
+    served = r["last"]["served"] - r["refused"]["served"]
+    assert served >= sum(map(len, v3)) + len(v3[0])  # v3[0] twice: proof pass, then write
+
+
 # --- 6. upgrade time ----------------------------------------------------------------
 
 

@@ -115,6 +115,31 @@ def test_fragment_of_a_newer_image_starts_over(tmp_path):
     new = U.images(fake_app(v3, 100_000), v3, max_size=40_000)
     port, dbl = _board(tmp_path, [old[0]] + new)
     H.run(port, lambda a: port.running_version() == v3 and not a.alerts.pending())
+    # new[0] overlaps the staged old[0]: verified once without writing, then fetched again
+    assert any("verified before it overwrites" in m for m in port.logs)
+    assert dbl.bytes >= len(old[0]) + sum(map(len, new)) + len(new[0])
+
+
+def test_corrupt_newer_fragment_over_a_staged_one_changes_nothing(tmp_path):
+    """The fuzz finding fuzz/regressions/reassembly/signed-newer-corrupted-wipes-progress
+    through the client: the proof pass refuses it before a flash operation."""
+    v3 = V2 + 1
+    fw = fake_app(V2, 100_000)
+    old = U.images(fw, V2, max_size=40_000)
+    bad = bytearray(U.images(fake_app(v3, 100_000), v3, max_size=40_000)[0])
+    bad[5000] ^= 1
+    port, dbl = _board(tmp_path, [old[0], bytes(bad)])
+    H.run(port, lambda a: len(_ends(dbl)) == 1)
+    staged, ops = port.store.get("progress.json"), len(port.oplog)
+    H.run(port, lambda a: len(_ends(dbl)) == 2 and a.client.st == 0)
+    assert _ends(dbl) == [zcl.REQUIRE_MORE_IMAGE, zcl.INVALID_IMAGE]
+    assert any(m.endswith("image refused: INVALID_SIGNATURE") for m in port.logs)
+    assert port.store.get("progress.json") == staged
+    assert [op for op in port.oplog[ops:] if op[0] in ("erase", "write", "put")] == []
+    n = json.loads(staged)["done"][0][2]
+    buf = bytearray(n)
+    port.read(0, buf)
+    assert buf == fw[:n]
 
 
 def test_offset_beyond_total_is_refused(tmp_path):

@@ -84,8 +84,7 @@ def _regressions() -> list:
 
 
 @pytest.mark.parametrize("path", _regressions())
-def test_regression_replays_clean(path, monkeypatch):
-    monkeypatch.delenv("HANOTA_FUZZ_TOLERATE", raising=False)  # known findings count here
+def test_regression_replays_clean(path):
     REPLAYS[path.parent.name](path.read_bytes())
 
 
@@ -113,7 +112,6 @@ def test_image_target_catches_a_verifier_that_skips_the_signature(monkeypatch):
 
 
 def test_reassembly_target_catches_an_unsigned_fragment_marked_done(monkeypatch):
-    monkeypatch.delenv("HANOTA_FUZZ_TOLERATE", raising=False)
     monkeypatch.setattr(p256, "verify", lambda *a: True)
     TARGETS["reassembly"](bytes([0, 0, 7]))  # the good fragment alone is fine
     # fragment 0 with payload byte 1000 flipped: only the signature would catch it
@@ -150,8 +148,7 @@ def test_runner_counts_only_fresh_artifacts(tmp_path, monkeypatch):
     assert runner.new_findings("zcl_decoder", 0) == [f"{tmp_path.name}/zcl_decoder-crash-2"]
 
 
-def test_main_hypothesis_engine_json(capsys, monkeypatch):
-    monkeypatch.setenv("HANOTA_FUZZ_TOLERATE", "")
+def test_main_hypothesis_engine_json(capsys):
     rc = fuzz_main(
         ["--seconds", "1", "--target", "zcl_decoder", "--engine", "hypothesis", "--json"]
     )

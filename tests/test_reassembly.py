@@ -113,3 +113,85 @@ def test_fragments_in_any_order_and_chunking_give_the_same_slot(tmp_path_factory
     results = [_stage(r, frags[i], fw, chunk) for i in order]
     assert results == [False] * 4 + [True]
     r.verify_slot()
+
+
+def _sink_all(r, m, fw, chunk=255):
+    for off in range(m.fragment_offset, m.fragment_offset + m.fragment_length, chunk):
+        end = min(off + chunk, m.fragment_offset + m.fragment_length)
+        r.sink(off, memoryview(fw)[off:end])
+
+
+def test_newer_fragment_over_a_staged_one_is_proven_before_it_is_written(tmp_path):
+    """A proof pass: the newer firmware's fragment is verified without a flash operation
+    (finish() -> None), and only the same fragment fetched again is written."""
+    port = _port(tmp_path)
+    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(old, 8192)[0], old)
+    staged = port.store.get("progress.json")
+    m = _frags(new, 8192)[0]._replace(file_version=3)
+    ops = len(port.oplog)
+    assert r.begin(m)
+    _sink_all(r, m, new)
+    r.scratch()
+    assert r.finish(m) is None  # proven: nothing written, nothing recorded
+    assert port.oplog[ops:] == [] and port.store.get("progress.json") == staged
+    assert _stage(r, m, new) is False  # fetched again: written, the old fragment gone
+    p = json.loads(port.store.get("progress.json"))
+    assert p["v"] == 3 and p["done"] == [[0, 0, 8192]]
+    buf = bytearray(8192)
+    port.read(0, buf)
+    assert buf == new[:8192]
+
+
+def test_a_refused_proof_pass_leaves_the_staged_fragment(tmp_path):
+    """A corrupt newer fragment fails its signature in the proof pass (the caller aborts):
+    the staged fragment, its bytes and its progress are as they were."""
+    port = _port(tmp_path)
+    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(old, 8192)[0], old)
+    staged = port.store.get("progress.json")
+    m = _frags(new, 8192)[0]._replace(file_version=3)
+    assert r.begin(m)
+    _sink_all(r, m, new)
+    r.abort()  # what the client does when the signature fails
+    assert port.store.get("progress.json") == staged
+    buf = bytearray(8192)
+    port.read(0, buf)
+    assert buf == old[:8192]
+    # the proof is for that file only: another newer file over the same sectors is proven
+    other = _frags(fake_app(4, 20_000, seed=5), 8192)[0]._replace(file_version=4)
+    assert r.begin(other)
+    r.sink(0, memoryview(new)[:4096])
+    assert port.store.get("progress.json") == staged
+
+
+def test_a_proof_is_for_one_file_and_is_spent_by_the_next_begin(tmp_path):
+    port = _port(tmp_path)
+    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(old, 8192)[0], old)
+    m = _frags(new, 8192)[0]._replace(file_version=3)
+    assert r.begin(m)
+    _sink_all(r, m, new)
+    assert r.finish(m) is None
+    other = m._replace(firmware_sha256=bytes(32))  # same version, index, range; other bytes
+    assert r.begin(other)
+    _sink_all(r, other, new)
+    assert r.finish(other) is None  # proven again, not written
+    assert r.begin(m)  # m's proof was spent by the begin above
+    _sink_all(r, m, new)
+    assert r.finish(m) is None
+
+
+def test_newer_fragment_beside_the_staged_ones_is_written_at_once(tmp_path):
+    """No overlap, no proof pass: the old fragments go only when the new one verifies."""
+    port = _port(tmp_path)
+    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(old, 8192)[0], old)
+    m = _frags(new, 8192)[1]._replace(file_version=3)
+    assert _stage(r, m, new) is False
+    p = json.loads(port.store.get("progress.json"))
+    assert p["v"] == 3 and p["done"] == [[1, 8192, 8192]]

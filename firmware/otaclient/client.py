@@ -185,6 +185,9 @@ class Client:
             complete = self.reasm.finish(m)
         except (image.ImageError, PolicyError) as e:
             return self._refuse(e.code)
+        if complete is None:  # a proof pass (reassembly.begin): verified, nothing written
+            self.log("ota: newer fragment verified before it overwrites staged ones: again")
+            return self._start(self.dl.offer)
         self._fragment_done(complete)
 
     def _fragment_done(self, complete):

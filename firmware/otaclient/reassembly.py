@@ -2,7 +2,9 @@
 through one 1 KB buffer, progress persisted.
 
 Records a fragment as done only after its signature verified (caller's finish order);
-it does not parse images or talk to the CH. Progress survives resets, a fragment in
+a fragment of a newer firmware that would overwrite a staged one is verified once
+without writing first (a proof pass), so a corrupt one costs nothing staged. It does
+not parse images or talk to the CH. Progress survives resets, a fragment in
 flight does not (hash state cannot be saved): a reset costs at most that fragment.
 """
 
@@ -26,6 +28,8 @@ from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
 
 _UNIT = const(1024)  # bytes per flash write: a quarter sector held, not a whole one
+_WRITE = const(1)  # another firmware's fragment, written (old fragments trimmed)
+_PROVE = const(2)  # another firmware's fragment over staged ones: verified, not written
 
 
 def _hex(b):
@@ -65,7 +69,8 @@ class Reassembly:
         self._frag = None  # (index, start, end, total) of the fragment in flight
         self._held = -1  # write unit held in the buffer
         self._erased = None  # (first, last) sectors this fragment erased
-        self._replace = False  # the fragment in flight belongs to a newer firmware
+        self._replace = 0  # fragment in flight: 0 same firmware, _WRITE another, _PROVE
+        self._proven = None  # (index, start, end, version, sha) a proof pass verified
 
     def _same(self, m):
         p = self.progress
@@ -85,18 +90,26 @@ class Reassembly:
             raise PolicyError("BAD_FRAGMENT")
         if end > m[M_TOTAL] or m[M_TOTAL] > self.port.slot_size:
             raise PolicyError("BAD_FRAGMENT")
-        replace = self.progress is not None and not self._same(m)
+        replace = _WRITE if self.progress is not None and not self._same(m) else 0
         if replace and m[M_VERSION] <= self.progress["v"] and not self.progress.get("x"):
             raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one...
         # ...unless the CH discarded that one (R5, "x"). Policy: a newer firmware from the
-        # bound CH (or any other, after a discard) replaces the staged one, but only as
-        # its verified bytes need the room: old fragments go one by one as their sectors
-        # are overwritten (_trim), the rest when this fragment verifies (finish). A file
-        # refused before then leaves the old progress as it was, where it was not written.
-        for i, s, n in self.progress["done"] if self.progress and not replace else ():
-            if i == m[M_INDEX] and s == start and n == end - start:
+        # bound CH (or any other, after a discard) replaces the staged one, but only once
+        # a fragment of it verified: one that would overwrite a staged fragment is first
+        # fetched and verified without writing (_PROVE; finish() returns None and the
+        # client fetches it again), then written, the old fragments going one by one as
+        # their sectors are overwritten (_trim), the rest when it verifies (finish). A
+        # corrupt or refused file leaves the old progress as it was.
+        key = (m[M_INDEX], start, end, m[M_VERSION], m[M_SHA256])
+        proven, self._proven = self._proven, None
+        for i, s, n in self.progress["done"] if self.progress else ():
+            over = s < end and start < s + n
+            if replace:
+                if over and proven != key:
+                    replace = _PROVE
+            elif i == m[M_INDEX] and s == start and n == end - start:
                 return False
-            if i == m[M_INDEX] or (s < end and start < s + n):
+            elif i == m[M_INDEX] or over:
                 raise PolicyError("BAD_FRAGMENT")  # overlapping, or same index elsewhere
         self._frag = (m[M_INDEX], start, end, m[M_TOTAL])
         self._replace = replace
@@ -110,6 +123,9 @@ class Reassembly:
         n = len(mv)
         if self._frag is None or off != self._pos or off + n > self._frag[2]:
             raise PolicyError("BAD_FRAGMENT")
+        if self._replace == _PROVE:
+            self._pos = off + n  # proof pass: hashed by the verifier, not written
+            return
         unit = len(self._buf)
         i = 0
         while i < n:
@@ -161,12 +177,17 @@ class Reassembly:
         return self._buf
 
     def finish(self, m):
-        """After the fragment's signature verified: flush, persist. True when all are in."""
+        """After the fragment's signature verified: flush, persist. True when all are in,
+        None after a proof pass (nothing written: fetch the same file again to write it)."""
         index, start, end, total = self._frag
         if self._held >= 0:
             self._flush()
         if self._pos != end:
             raise PolicyError("BAD_FRAGMENT")
+        if self._replace == _PROVE:
+            self._proven = (index, start, end, m[M_VERSION], m[M_SHA256])
+            self._frag = None
+            return None
         p = None if self._replace else self.progress
         if p is None:
             p = {"v": m[M_VERSION], "sha": _hex(m[M_SHA256]), "total": total}
@@ -177,7 +198,6 @@ class Reassembly:
         save_json(self.port.store, PROGRESS, p)
         self.progress = p
         self._frag = None
-        self._replace = False
         return self.complete()
 
     def complete(self):

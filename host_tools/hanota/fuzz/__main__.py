@@ -8,7 +8,6 @@ run), prints one line per target and `fuzz: <targets> targets, <execs> execution
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from hanota.fuzz import runner
@@ -22,7 +21,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable")
     p.add_argument("--engine", choices=["auto", "atheris", "hypothesis"], default="auto")
     p.add_argument("--max-len", type=int, default=0, help="libFuzzer -max_len override")
-    p.add_argument("--strict", action="store_true", help="do not tolerate known findings")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return p.parse_args(argv)
 
@@ -39,11 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     elif engine == "atheris" and not runner.atheris_available():
         log("fuzz: atheris is not installed: pip install -r requirements-fuzz.txt")
         return 2
-    if args.strict:
-        os.environ["HANOTA_FUZZ_TOLERATE"] = ""
-    elif runner.KNOWN and "HANOTA_FUZZ_TOLERATE" not in os.environ:
-        os.environ["HANOTA_FUZZ_TOLERATE"] = ",".join(runner.KNOWN)
-        log(f"fuzz: tolerating known findings (see --strict): {', '.join(runner.KNOWN)}")
     results = []
     for target in args.target or list(TARGETS):
         results += runner.run([target], args.seconds, engine, args.max_len)

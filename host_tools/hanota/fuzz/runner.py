@@ -22,9 +22,6 @@ CORPUS = ROOT / "fuzz" / "corpus"
 CRASHES = ROOT / "fuzz" / "crashes"
 WORK = BUILD / "fuzz"
 FINDING_KINDS = ("crash-", "timeout-", "oom-", "leak-")
-# findings already reported, with an xfail regression: tolerated so that a run can
-# look past them (--strict or HANOTA_FUZZ_TOLERATE= turns them back on)
-KNOWN = {"progress-wipe": "fuzz/regressions/reassembly/signed-newer-corrupted-wipes-progress"}
 GRACE_S = 120  # start-up and corpus loading, beyond -max_total_time
 
 
@@ -126,7 +123,6 @@ def run_atheris(target: str, seconds: int, max_len: int) -> Result:
     start = time.time()
     res = Result(target, "atheris", 0.0, log=str(log.relative_to(ROOT)))
     env = dict(os.environ, PYTHONHASHSEED="0")
-    env.setdefault("HANOTA_FUZZ_TOLERATE", ",".join(KNOWN))
     proc = None
     try:
         with log.open("w") as out:
