@@ -51,6 +51,29 @@ def test_fragmented_update_activates_confirms_and_reports(tmp_path, frag_files):
     assert port.ops < 450, port.ops  # ~1 erase + 4 writes of 1 KB per 4 KB sector
 
 
+def test_activation_lets_the_decoder_go_before_its_records(tmp_path, monkeypatch):
+    """A reset follows an activation: the inflater's decoder (3.4 KB on a board) is let go
+    before the activation record and set_pending, which need free heap."""
+    from otaclient import inflate
+
+    files = U.images(fake_app(V2, 50_000), V2, compress=True)
+    port, dbl = _board(tmp_path, files)
+    order = []
+    monkeypatch.setattr(inflate, "release", lambda: order.append("release"))
+    real_update = port.store.put_json
+
+    def put_json(name, obj):
+        if name == "agent.json" and "activating" in obj:
+            order.append("activating record")
+        return real_update(name, obj)
+
+    monkeypatch.setattr(port.store, "put_json", put_json)
+    real_pending = port.set_pending
+    monkeypatch.setattr(port, "set_pending", lambda: (order.append("set_pending"), real_pending()))
+    H.run(port, _settled(port, V2))
+    assert order[:3] == ["release", "activating record", "set_pending"], order
+
+
 def test_fragments_served_in_any_order(tmp_path, frag_files):
     port, dbl = _board(tmp_path, [frag_files[2], frag_files[0], frag_files[1]])
     H.run(port, _settled(port, V2))

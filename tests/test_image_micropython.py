@@ -228,3 +228,34 @@ v.feed(data)
 v.finish()
 print("ok", binascii.hexlify(h.digest()).decode())
 """
+
+
+def test_release_lets_the_decoder_go_and_a_later_piece_takes_a_new_one(tmp_path):
+    """inflate.release() (activation, before the reset) frees the decoder's state and
+    window; a compressed file after it still decodes (a new decoder, taken lazily)."""
+    payload = os.urandom(3000) + bytes(6000)
+    path = tmp_path / "c.ota"
+    path.write_bytes(build.build(payload, TARGET, KEY, compress=True)[0][1])
+    out = check_mpy(RELEASE.format(pub=PUB.hex(), path=str(path))).split()
+    assert out[0] == "freed" and int(out[1]) >= 3000, out  # state ~1.3 KB + 2 KB window
+    assert out[2:] == ["ok", hashlib.sha256(payload).hexdigest()]
+
+
+RELEASE = """
+from otaclient import image, imagefmt, inflate
+import binascii, gc, hashlib
+image.prepare()
+pub = binascii.unhexlify({pub!r})
+trust = {{imagefmt.key_id(pub): pub}}
+data = open({path!r}, "rb").read()
+gc.collect()
+before = gc.mem_alloc()
+inflate.release()
+gc.collect()
+print("freed", before - gc.mem_alloc())
+h = hashlib.sha256()
+v = image.Verifier(trust.get, lambda off, mv: h.update(mv))
+v.feed(data)
+v.finish()
+print("ok", binascii.hexlify(h.digest()).decode())
+"""

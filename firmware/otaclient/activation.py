@@ -42,6 +42,11 @@ def activate(agent, c):
         c.ended = None
         c._goto(_client.IDLE)
         return
+    # a reset follows: the inflater's decoder goes now, so the records below find a free
+    # block (at 64k after a power cut, opening a store file here failed: docs/agent.md)
+    from otaclient import inflate
+
+    inflate.release()
     p = c.reasm.progress
     rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "armed": 0}
     agent.state.update(activating=rec, deferred=None)

@@ -149,6 +149,13 @@ def shared(size, wbits):
     return _shared
 
 
+def release():
+    """A reset follows (activation): let the decoder's state and window (~3.4 KB) go now.
+    A piece after all (no reset came) takes a new decoder, as after a bad piece."""
+    if _shared is not None:
+        _shared._d = None
+
+
 _out = None
 
 
