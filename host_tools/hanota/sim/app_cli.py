@@ -14,14 +14,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="build app images for boards")
     p.set_defaults(area_parser=p)
     s = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    b = s.add_parser("build", help="build the agent (or --source DIR) into a bootable app")
-    b.add_argument("--board", required=True)
+    b = s.add_parser(
+        "build",
+        help="build the agent (or --source DIR) into a bootable app",
+        description="Build an app tree (default: this checkout's firmware/, modules compiled "
+        "to .mpy as a board runs them) into a bootable app image for a sim board. The image "
+        "is the firmware payload that `hanota image build` signs into OTA files. ESP32 "
+        "boards: see boards/<name>/ (hanota board deploy, or a frozen ESP-IDF build).",
+        epilog="example: hanota app build --board sim-ppmid --version 0x01000200 -o app.bin",
+    )
+    b.add_argument("--board", required=True, help="board name (hanota board list)")
     b.add_argument("--version", required=True, type=parse_int, help="u32 app version")
     b.add_argument(
         "--source", type=Path, help="app tree with main.py at its top (default firmware/)"
     )
     b.add_argument("--pad-to", type=parse_int, help="add a data asset so the app is BYTES long")
-    b.add_argument("-o", "--output", required=True, type=Path)
+    b.add_argument("-o", "--output", required=True, type=Path, help="app image file to write")
     b.set_defaults(func=cmd_build)
 
 
