@@ -33,11 +33,15 @@ def _frags(fw, size):
     ]
 
 
-def _stage(r, m, fw, chunk=255):
-    assert r.begin(m)
+def _sink_all(r, m, fw, chunk=255):
     for off in range(m.fragment_offset, m.fragment_offset + m.fragment_length, chunk):
         end = min(off + chunk, m.fragment_offset + m.fragment_length)
         r.sink(off, memoryview(fw)[off:end])
+
+
+def _stage(r, m, fw, chunk=255):
+    assert r.begin(m)
+    _sink_all(r, m, fw, chunk)
     return r.finish(m)
 
 
@@ -115,21 +119,20 @@ def test_fragments_in_any_order_and_chunking_give_the_same_slot(tmp_path_factory
     r.verify_slot()
 
 
-def _sink_all(r, m, fw, chunk=255):
-    for off in range(m.fragment_offset, m.fragment_offset + m.fragment_length, chunk):
-        end = min(off + chunk, m.fragment_offset + m.fragment_length)
-        r.sink(off, memoryview(fw)[off:end])
+def _over_staged(tmp_path):
+    """v2's fragment 0 staged; v3's fragment 0 (same sectors) to come."""
+    port = _port(tmp_path)
+    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
+    r = Reassembly(port, bytearray(4096))
+    _stage(r, _frags(old, 8192)[0], old)
+    return port, r, old, new, _frags(new, 8192)[0]._replace(file_version=3)
 
 
 def test_newer_fragment_over_a_staged_one_is_proven_before_it_is_written(tmp_path):
     """A proof pass: the newer firmware's fragment is verified without a flash operation
     (finish() -> None), and only the same fragment fetched again is written."""
-    port = _port(tmp_path)
-    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
-    r = Reassembly(port, bytearray(4096))
-    _stage(r, _frags(old, 8192)[0], old)
+    port, r, _old, new, m = _over_staged(tmp_path)
     staged = port.store.get("progress.json")
-    m = _frags(new, 8192)[0]._replace(file_version=3)
     ops = len(port.oplog)
     assert r.begin(m)
     _sink_all(r, m, new)
@@ -147,12 +150,8 @@ def test_newer_fragment_over_a_staged_one_is_proven_before_it_is_written(tmp_pat
 def test_a_refused_proof_pass_leaves_the_staged_fragment(tmp_path):
     """A corrupt newer fragment fails its signature in the proof pass (the caller aborts):
     the staged fragment, its bytes and its progress are as they were."""
-    port = _port(tmp_path)
-    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
-    r = Reassembly(port, bytearray(4096))
-    _stage(r, _frags(old, 8192)[0], old)
+    port, r, old, new, m = _over_staged(tmp_path)
     staged = port.store.get("progress.json")
-    m = _frags(new, 8192)[0]._replace(file_version=3)
     assert r.begin(m)
     _sink_all(r, m, new)
     r.abort()  # what the client does when the signature fails
@@ -160,19 +159,10 @@ def test_a_refused_proof_pass_leaves_the_staged_fragment(tmp_path):
     buf = bytearray(8192)
     port.read(0, buf)
     assert buf == old[:8192]
-    # the proof is for that file only: another newer file over the same sectors is proven
-    other = _frags(fake_app(4, 20_000, seed=5), 8192)[0]._replace(file_version=4)
-    assert r.begin(other)
-    r.sink(0, memoryview(new)[:4096])
-    assert port.store.get("progress.json") == staged
 
 
 def test_a_proof_is_for_one_file_and_is_spent_by_the_next_begin(tmp_path):
-    port = _port(tmp_path)
-    old, new = fake_app(2, 20_000), fake_app(3, 20_000, seed=9)
-    r = Reassembly(port, bytearray(4096))
-    _stage(r, _frags(old, 8192)[0], old)
-    m = _frags(new, 8192)[0]._replace(file_version=3)
+    _port, r, _old, new, m = _over_staged(tmp_path)
     assert r.begin(m)
     _sink_all(r, m, new)
     assert r.finish(m) is None
