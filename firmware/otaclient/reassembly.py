@@ -100,12 +100,11 @@ class Reassembly:
         # client fetches it again), then written, the old fragments going one by one as
         # their sectors are overwritten (_trim), the rest when it verifies (finish). A
         # corrupt or refused file leaves the old progress as it was.
-        key = (m[M_INDEX], start, end, m[M_VERSION], m[M_SHA256])
         proven, self._proven = self._proven, None
         for i, s, n in self.progress["done"] if self.progress else ():
             over = s < end and start < s + n
             if replace:
-                if over and proven != key:
+                if over and proven != (m[M_INDEX], start, end, m[M_VERSION], m[M_SHA256]):
                     replace = _PROVE
             elif i == m[M_INDEX] and s == start and n == end - start:
                 return False

@@ -93,7 +93,7 @@ class Board:
             complete = reasm.finish(m)
             if complete is None:  # a proof pass verified it: the client fetches it again
                 self._unchanged(before, "a proof pass")
-                return self.deliver(data, seed, cut, abort)
+                return self.deliver(data, seed)  # cut is None here: a whole delivery
         except _Staged:
             return self._unchanged(before, "a staged fragment")
         except (image.ImageError, PolicyError) as e:
