@@ -13,6 +13,7 @@ from ..output import CommandError
 from ..paths import BOARDS
 
 KINDS = ("esp32", "sim")
+PORTS = ("esp32", "unix")  # firmware/ports/<port>.py: the port make_port() builds
 CHIPS = ("esp32", "esp32s3")
 REQUIRED_PARTITIONS = ("ota_0", "ota_1", "otadata", "agent")
 SECTOR = 0x1000
@@ -20,7 +21,7 @@ APP_ALIGN = 0x10000  # ESP-IDF places app partitions on 64 KB boundaries
 OTADATA_SIZE = 0x2000
 
 _INT_KEYS = ("flash_size", "manufacturer_code", "image_type", "hw_version", "watchdog_ms")
-_STR_KEYS = ("name", "description", "kind", "chip", "console")
+_STR_KEYS = ("name", "description", "kind", "port", "chip", "console")
 
 
 class BoardError(CommandError):
@@ -80,6 +81,8 @@ def validate(board: Any, where: str = "board.json") -> None:
     _need(board, "micropython", dict, where)
     if board["kind"] not in KINDS:
         raise BoardError(f"{where}: kind must be one of {KINDS}, not {board['kind']!r}")
+    if board["port"] not in PORTS:
+        raise BoardError(f"{where}: port must be one of {PORTS}, not {board['port']!r}")
     if board["chip"] not in CHIPS:
         raise BoardError(f"{where}: chip must be one of {CHIPS}, not {board['chip']!r}")
     if board["console"] not in ("on", "off"):
