@@ -23,6 +23,11 @@ def _port():
 
 def main():
     port = _port()
+    if port.pending_verify():
+        # a trial boot: from here a hang or a crash before the agent's loop ends in a reset,
+        # and the bootloader rolls back (stock MicroPython drops to the REPL and never
+        # resets by itself). Armed for good: the agent's loop feeds it while it runs.
+        port.watchdog(port.board.get("watchdog_ms", 60000))
     from otaclient import image, reassembly
 
     # long-lived buffers (verifier, sector) first, while the heap still has big holes

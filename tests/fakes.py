@@ -188,6 +188,11 @@ class FakePort:
         self.slots[0].f.seek(0)
         self.slots[0].f.write(factory or fake_app(0x01000000, 64))
         self.link = None
+        self.arm_error = None  # set_pending raises this (a ValueError), as a refusing bootloader
+        self.version_unknown = False  # apps without a readable version (stock ESP32 builds)
+        self.recorded = {}  # slot -> version set_pending recorded (how an ESP32 port knows it)
+        self.wdt_ms = None  # watchdog(ms) armed; feeds counted
+        self.feeds = 0
 
     def _op(self, kind, arg):
         if self.cut_at is not None and self.ops >= self.cut_at:
@@ -218,11 +223,15 @@ class FakePort:
         if length < 9 or length > self.slot_size or self._app(1 - self.active) is None:
             raise ValueError("not an app")
 
-    def set_pending(self):
+    def set_pending(self, version):
+        if self.arm_error is not None:
+            raise self.arm_error
         self._op("otadata", "pending")
         self.pending = True
+        self.recorded[1 - self.active] = version
 
     def confirm(self):
+        # the contract: only the running trial slot is confirmed, an armed slot stays armed
         if self.trial:
             self._op("otadata", "confirm")
         self.trial = False
@@ -231,7 +240,18 @@ class FakePort:
         return self.trial
 
     def running_version(self):
+        if self.version_unknown:  # the app cannot tell: what set_pending recorded, or None
+            return self.recorded.get(self.active)
         return self._app(self.active)[0]
+
+    def watchdog(self, ms):
+        self.wdt_ms = ms
+
+    def feed(self):
+        self.feeds += 1
+
+    def set_now(self, t):
+        self.now0 = t - int(self.clock // 1000)
 
     def app_crashes(self):
         return bool(self._app(self.active)[1] & 1)

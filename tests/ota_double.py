@@ -57,6 +57,7 @@ class OtaDouble:
         self.bytes = 0
         self._dec = link.Decoder()
         self._seq = 0
+        self.ended = None  # the file whose Upgrade End Request SUCCESS was answered
 
     def __call__(self, data):
         self._dec.feed(data)
@@ -143,9 +144,14 @@ class OtaDouble:
     def _end(self, o):
         self.events.append(("end", o.status, o.version))
         f = self.current()
-        if f is None or o.version != f.version:
+        ended = self.ended
+        again = ended is not None and o.version == ended.version
+        if (f is None or o.version != f.version) and not again:
             return None
-        self.idx += 1  # any status: the next file (SUCCESS: normally the last one)
+        if not again:
+            self.idx += 1  # any status: the next file (SUCCESS: normally the last one)
+        else:
+            f = ended  # a re-sent request for the image it ended: answered again
         if o.status == zcl.SUCCESS:
             self.ended = f
             t = zcl.encode_upgrade_end_rsp(

@@ -69,7 +69,9 @@ def test_activation_lets_the_decoder_go_before_its_records(tmp_path, monkeypatch
 
     monkeypatch.setattr(port.store, "put_json", put_json)
     real_pending = port.set_pending
-    monkeypatch.setattr(port, "set_pending", lambda: (order.append("set_pending"), real_pending()))
+    monkeypatch.setattr(
+        port, "set_pending", lambda v: (order.append("set_pending"), real_pending(v))
+    )
     H.run(port, _settled(port, V2))
     assert order[:3] == ["release", "activating record", "set_pending"], order
 
@@ -179,16 +181,42 @@ def test_abort_mid_transfer_keeps_progress_for_the_same_image(tmp_path, frag_fil
 
 @pytest.mark.parametrize(
     "current,upgrade,expect_ms",
-    [(0, 30, 30_000), (800_000_000, 800_000_060, 60_000), (1, 5, 0)],
+    [(0, 30, 30_000), (800_000_000, 800_000_060, 60_000), (800_000_100, 800_000_000, 0)],
 )
-def test_upgrade_time_relative_absolute_and_past(tmp_path, current, upgrade, expect_ms):
+@pytest.mark.parametrize("board_clock", [800_000_000, 0], ids=["clock-set", "clock-unset"])
+def test_upgrade_time_relative_absolute_and_past(
+    tmp_path, current, upgrade, expect_ms, board_clock
+):
+    """ZCL reads upgradeTime against the response's currentTime, not the board's clock: a
+    board whose clock was never set (an ESP32 after power-on reads 2000, ZigBee 0) waits
+    the same, and a set currentTime sets its clock."""
     files = U.images(fake_app(V2, 20_000), V2)
     port, dbl = _board(tmp_path, files)
+    port.now0 = board_clock
     dbl.current_time, dbl.upgrade_time = current, upgrade
     a = H.run(port, lambda a: a.client.st == 5 or port.boots)
     t0 = port.clock
     H.run(port, lambda a: bool(port.boots), limit_ms=200_000, agent=a)
     assert expect_ms <= port.clock - t0 <= expect_ms + 2000
+    if current:
+        assert abs(port.now() - (current + (port.clock - t0) // 1000)) <= 2
+
+
+def test_a_long_scheduled_wait_is_re_read_from_the_ch(tmp_path):
+    """Scheduled far ahead, the board re-sends Upgrade End Request after query_interval_s
+    and follows the CH's new upgrade time."""
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    dbl.current_time, dbl.upgrade_time = 800_000_000, 800_000_000 + 10 * 365 * 86400
+    ends = []
+    real_end = dbl._end
+    dbl._end = lambda o: (ends.append(port.clock), real_end(o))[1]
+    a = H.run(port, lambda a: a.client.st == 5)
+    dbl.upgrade_time = dbl.current_time + 30  # the CH moves the activation closer
+    n = len(ends)
+    H.run(port, lambda a: bool(port.boots), limit_ms=3_700_000, agent=a)
+    assert len(ends) == n + 1, ends  # one re-read after query_interval_s (3600 s)
+    assert 3_600_000 <= ends[-1] - ends[n - 1] <= 3_602_000 and port.boots[0][0] == "reset"
 
 
 def test_upgrade_time_wait_resends_end_request(tmp_path):
@@ -362,3 +390,55 @@ class _MainPort:
 
     def reset(self):
         raise self.reset_raises()
+
+
+def test_a_bootloader_refusing_the_staged_image_is_a_reported_failed_activation(tmp_path):
+    """set_pending raising the contract's error (ESP32: set_boot's own image check) is a
+    failed activation: reported to every supplier, counted, staged image dropped; the
+    agent keeps running on the old app (no crash loop, no reset)."""
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    port.arm_error = ValueError("VALIDATE_FAILED: set_boot: -5379")
+    a = H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
+    assert port.boots == [] and not port.pending and port.running_version() == 0x01000000
+    assert {(al.version, al.result) for al, ok in dbl.alerts} == {(0x01000000, 1)}
+    st = _agent_state(port)
+    assert st["failed"] == [[V2, 1]] and "activating" not in st
+    assert port.store.get("progress.json") is None and a.client.st == 0
+    assert any("activation of 01000100 failed: VALIDATE_FAILED" in m for m in port.logs)
+
+
+def test_a_board_that_cannot_read_its_version_announces_unknown_then_the_activated_one(
+    tmp_path,
+):
+    """A stock ESP32 build has no version in its app descriptor: the board announces
+    0xFFFFFFFF (unknown), never 0; after an update the port knows what it activated."""
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    port.version_unknown = True
+    H.run(port, _settled(port, V2))
+    announced = [e[1] for e in dbl.events if e[0] == "announce"]
+    assert announced[0] == 0xFFFFFFFF and announced[-1] == V2, announced
+    assert _agent_state(port)["floor"] == V2
+    assert {(al.version, al.result) for al, ok in dbl.alerts} == {(V2, 0)}
+
+
+def test_the_floor_persisted_at_activation_refuses_what_an_unknown_version_would_let_in(
+    tmp_path,
+):
+    """Anti-rollback fails closed: with the running version unknown, offers are judged
+    against the floor of the last confirmed activation, not against 0."""
+    store = U.store(extra={"agent.json": {"floor": V2}})
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files, store=store)
+    port.version_unknown = True
+    a = H.run(port, lambda a: port.clock > 30_000)
+    assert port.boots == [] and a.client.st == 0
+    assert any("ignored" in m for m in port.logs), port.logs
+
+
+def test_the_agent_loop_feeds_the_watchdog(tmp_path):
+    files = U.images(fake_app(V2, 20_000), V2)
+    port, dbl = _board(tmp_path, files)
+    H.run(port, lambda a: port.clock > 5_000)
+    assert port.feeds > 10

@@ -51,10 +51,27 @@ def activate(agent, c):
     rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "armed": 0}
     agent.state.update(activating=rec, deferred=None)
     port.log("ota: activating %08x" % p["v"])
-    port.set_pending()
+    try:
+        port.set_pending(p["v"])
+    except ValueError as e:  # the port's contract error (ESP32: set_boot's own image check)
+        return _arm_failed(agent, c, p["v"], e)
     rec["armed"] = 1  # a cut before this line: the bootloader was maybe never armed
     agent.state.update(activating=rec)
     port.reset()
+
+
+def _arm_failed(agent, c, version, e):
+    """The bootloader refused the staged image after every check of ours passed: a failed
+    activation, reported to the suppliers; the image is dropped (it would be refused again)
+    and counted as a failed attempt, so the CH may offer it max_attempts times in all."""
+    port, state = agent.port, agent.state
+    port.log("ota: activation of %08x failed: %s" % (version, e))
+    failed = _count_failure(state.get("failed", []), version)
+    running = port.running_version()
+    agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
+    c.reasm.cancel()
+    c.ended = None
+    c._goto(_client.IDLE, agent.policy.cfg["query_interval_s"] * 1000)
 
 
 def self_test(agent):
@@ -90,7 +107,10 @@ def after_boot(agent):
     running = port.running_version()
     if running == act["v"]:
         sc = max(state.get("sec_counter", 0), act["sc"])
-        agent.alerts.queue(running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc)
+        floor = max(state.get("floor", 0), running)  # anti-rollback, whatever the port reads
+        agent.alerts.queue(
+            running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
+        )
         port.store.delete(PROGRESS)
         agent.client.reasm.progress = None
         status = zcl.BOOT_ACTIVATED

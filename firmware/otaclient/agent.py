@@ -25,6 +25,7 @@ _BROADCAST_MIN = const(0xFFF8)  # 0xFFF8..0xFFFF: broadcast short addresses
 _MAX_SLEEP_MS = const(200)
 _RESET_AFTER = const(5)  # agent crashes in a row before main() resets the board
 _CALM_MS = const(60000)  # an agent that ran this long before crashing starts a new row
+_UNKNOWN = const(0xFFFFFFFF)  # announced version of a board that cannot tell its own
 
 
 class Agent:
@@ -67,7 +68,11 @@ class Agent:
 
     def announce(self, boot_status):
         pol = self.policy
-        p = zcl.encode_device_announce(pol.eui64, pol.hw, self.port.running_version(), boot_status)
+        v = self.port.running_version()
+        if v is None:  # a stock build's app descriptor has no version: say so, never 0
+            self.port.log("ota: running version unknown")
+            v = _UNKNOWN
+        p = zcl.encode_device_announce(pol.eui64, pol.hw, v, boot_status)
         self.send(zcl.DEVICE_ANNOUNCE, p, zcl.MFR_HANOTA)
 
     # --- boot and loop ------------------------------------------------------------------
@@ -88,7 +93,9 @@ class Agent:
             self.step()
 
     def step(self, max_ms=_MAX_SLEEP_MS):
-        """Wait for bytes at most until the next timer, handle frames, run timers."""
+        """Feed the watchdog, wait for bytes at most until the next timer, handle frames,
+        run timers. A loop that stops stepping stops feeding: the board resets."""
+        self.port.feed()
         now = self.port.ticks_ms()
         wait = min(max(0, ticks_diff(self.client.due(), now)), max_ms)
         n = self.port.link.readinto(self._rx, wait)

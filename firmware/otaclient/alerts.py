@@ -36,6 +36,8 @@ class Alerts:
         either way, and a reset before then signs it after the next boot. The agent's
         boot signs right after that code is let go (sign_pending), before it announces."""
         counter = self.state.get("alert_counter", 0)
+        if version is None:  # the running version is unknown (a stock ESP32 build)
+            version = 0xFFFFFFFF
         now = self.port.now()
         recs = []
         for supplier in self.policy.suppliers or ["-"]:

@@ -65,7 +65,12 @@ class Client:
         self._due = self.port.ticks_ms() + delay_ms
 
     def running(self):
-        return self.port.running_version()
+        """The version offers and manifests are judged against: the running app's, never
+        below the floor persisted at the last confirmed activation (a port that cannot
+        read its version, None, is judged at the floor)."""
+        v = self.port.running_version()
+        floor = self.state.get("floor", 0)
+        return floor if v is None or v < floor else v
 
     # --- query --------------------------------------------------------------------------
 
@@ -80,6 +85,8 @@ class Client:
             self._due = self.port.ticks_ms() + self.cfg["retry_s"] * 1000
 
     def on_notify(self, n, unicast):
+        if self.st == SCHED and unicast:
+            return self._resend_end()  # scheduled: answer with the image it waits to activate
         if self.st not in (IDLE, QUERY):
             return
         if not unicast:
@@ -234,10 +241,14 @@ class Client:
             return
         if upgrade == _NEVER:
             return self._goto(WAIT, self.cfg["wait_poll_s"] * 1000)
-        now = self.port.now()
-        delay = upgrade if current == 0 else upgrade - now
-        self.activate_at = now + max(0, delay)  # a time in the past: activate now
-        self._goto(SCHED)
+        # ZCL: upgradeTime is read against the currentTime of the same response (0: it is
+        # a delay in seconds), never against the board's own clock, which an ESP32 starts
+        # at 2000 after power-on; a set currentTime also sets that clock (alerts, consent)
+        if current:
+            self.port.set_now(current)
+        delay = upgrade if current == 0 else upgrade - current
+        self.activate_at = self.port.now() + max(0, delay)  # in the past: activate now
+        self._goto(SCHED, self.cfg["query_interval_s"] * 1000)
 
     def on_default_rsp(self, r):
         cmd, status = r  # DefaultRsp
@@ -252,7 +263,10 @@ class Client:
             return self._after(self.dl.poll(now))
         if self.st == SCHED:
             if self.port.now() >= self.activate_at and self.on_activate:
-                self.on_activate(self)
+                return self.on_activate(self)
+            if ticks_diff(now, self._due) >= 0:  # a long wait is re-read from the CH's time
+                self._due = now + self.cfg["query_interval_s"] * 1000
+                self._resend_end()
             return
         if ticks_diff(now, self._due) < 0:
             return
