@@ -8,6 +8,8 @@ import os
 
 from micropython import const
 
+from ports.slot import PortError
+
 SECTOR = const(4096)
 _CHUNK = const(512)  # erased bytes written per erase step (the literal below)
 _SCRATCH = const(256)  # the scratch buffer: erase checks here, header/otadata reads in unix.py
@@ -76,7 +78,7 @@ class Flash:
             mv = self._mv[:k]
             self.read(addr + done, mv)
             if mv != _FF[:k]:
-                raise FlashError("write over unerased bytes at %d" % (addr + done))
+                raise PortError("NOT_ERASED", "write over programmed bytes at %d" % (addr + done))
             done += k
 
     def _begin(self):
@@ -113,7 +115,10 @@ class Flash:
 
 
 class Partition:
-    """A block device over part of the flash, shaped like esp32.Partition (for VfsLfs2)."""
+    """A block device over part of the flash, shaped like esp32.Partition (for VfsLfs2 and
+    ports.slot.Slot). Its writes refuse programmed bytes themselves (Flash.write)."""
+
+    refuses_programmed = True
 
     def __init__(self, flash, offset, size):
         self._flash = flash
