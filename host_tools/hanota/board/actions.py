@@ -1,8 +1,8 @@
 """What `hanota board provision|flash|deploy` do, below the thin commands of cli.py.
 
-Each action checks everything first (board, port, firmware, production door), then either
-prints the exact command lines (dry run) or runs them: esptool via flash.py, mpremote via
-deploy.py, a sim board via simboard.py.
+Each action checks everything first (board, port, flash encryption, firmware, production
+door), then either prints the exact command lines (dry run) or runs them: esptool and
+espefuse via flash.py, mpremote via deploy.py, a sim board via simboard.py.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         if not opts.dry_run:
             flash.check_port(opts.port)
         with monitor.handed_over(opts.port):
+            check_encryption(board, opts.port, opts.dry_run, True)
             push_store(ident, opts.port, False, opts.dry_run)
     else:
         target = opts.sim
@@ -113,6 +114,21 @@ def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     if opts.dry_run:
         return {"dry_run": True, "target": target, "eui64": ident.eui64.hex()}
     return {**finish_record(ident, board, opts.record), "target": target}
+
+
+def check_encryption(board: dict[str, Any], port: str, dry_run: bool, settle: bool) -> None:
+    """Refuse a board with flash encryption on before anything is written (flash.py reads the
+    eFuses with espefuse, which resets the chip: with `settle`, wait for MicroPython to boot
+    again before mpremote talks to it)."""
+    if board["kind"] != "esp32":
+        return
+    if dry_run:
+        print(shlex.join(flash.espefuse_cmd(board, port)))
+        return
+    bits = flash.check_encryption(board, port)
+    log(f"efuse: {flash.CRYPT_CNT[board['chip']]} has {bits} bits set: flash encryption off")
+    if settle:
+        time.sleep(BOOT_WAIT_S)
 
 
 def _on_sim(directory: Path, dry_run: bool, work: Any) -> Any:
@@ -137,6 +153,7 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     cmd = flash.esptool_cmd(board, opts.port, fw, opts.baud)
     ident = make_identity(board, opts)
     if opts.dry_run:
+        check_encryption(board, opts.port, True, False)
         print(shlex.join(cmd))
         push_agent(board, opts.port, False, True)
         push_store(ident, opts.port, False, True)
@@ -144,6 +161,7 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         return {"dry_run": True, **facts}
     with monitor.handed_over(opts.port):
         t0 = time.monotonic()
+        check_encryption(board, opts.port, False, False)
         log(f"flash: {shlex.join(cmd)}")
         if subprocess.run(cmd).returncode != 0:
             raise CommandError(

@@ -117,11 +117,13 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"hw_version {b['hw_version']:#06x}")  # fmt: skip
     u = b["han_uart"]
     print(f"  HAN UART {u['id']}: tx {u['tx']}, rx {u['rx']}, {u['baud']} baud")
-    print(
-        f"  MicroPython: {b['micropython'].get('firmware')} {b['micropython'].get('version', '')}"
-    )
+    mp = b["micropython"]
+    csv = f", table {mp['partitions_csv']}" if "partitions_csv" in mp else ""
+    print(f"  MicroPython: {mp.get('firmware')} {mp.get('version', '')}{csv}")
     for p in b["partitions"]:
         label = f" (label {p['label']})" if "label" in p else ""
+        if p.get("table", True) is False:
+            label += " (not in the table: MicroPython registers it at boot)"
         print(
             f"  {p['name']:<9} {p['type']:<4} {p['subtype']:<6} {p['offset']:#09x} {p['size']:#09x}{label}"
         )

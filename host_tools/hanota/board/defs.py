@@ -6,11 +6,13 @@ Only loading and checking lives here; flashing, provisioning and deploy are else
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from ..output import CommandError
 from ..paths import BOARDS
+from . import ptable
 
 KINDS = ("esp32", "sim")
 PORTS = ("esp32", "unix")  # firmware/ports/<port>.py: the port make_port() builds
@@ -19,6 +21,8 @@ REQUIRED_PARTITIONS = ("ota_0", "ota_1", "otadata", "agent")
 SECTOR = 0x1000
 APP_ALIGN = 0x10000  # ESP-IDF places app partitions on 64 KB boundaries
 OTADATA_SIZE = 0x2000
+FIRMWARE_OFFSET = {"esp32": 0x1000, "esp32s3": 0x0}  # where a merged release .bin is written
+RUNTIME_VFS_SINCE = (1, 26, 0)  # ports/esp32/main.c registers "vfs" at boot from v1.26
 
 _INT_KEYS = ("flash_size", "manufacturer_code", "image_type", "hw_version", "watchdog_ms")
 _STR_KEYS = ("name", "description", "kind", "port", "chip", "console")
@@ -89,7 +93,66 @@ def validate(board: Any, where: str = "board.json") -> None:
         raise BoardError(f"{where}: console must be 'on' or 'off'")
     if board["kind"] == "sim":
         _need(board, "heap", str, where)
+    else:
+        _check_release(board, where)
     _check_partitions(board, where)
+    _check_runtime(board, where)
+
+
+def _check_release(board: dict[str, Any], where: str) -> None:
+    """A real board names the MicroPython build it expects: firmware, version X.Y.Z, the
+    partition CSV it was built with, and the flash offset of its merged .bin."""
+    mp = board["micropython"]
+    for key, kind in (("firmware", str), ("version", str), ("partitions_csv", str),
+                      ("offset", int)):  # fmt: skip
+        if not isinstance(mp.get(key), kind) or isinstance(mp.get(key), bool):
+            raise BoardError(f"{where}: micropython.{key} must be a {kind.__name__}")
+    if not re.fullmatch(r"\d+\.\d+\.\d+", mp["version"]):
+        raise BoardError(f"{where}: micropython.version must be X.Y.Z, not {mp['version']!r}")
+    if mp["offset"] != FIRMWARE_OFFSET[board["chip"]]:
+        raise BoardError(
+            f"{where}: micropython.offset on {board['chip']} is {FIRMWARE_OFFSET[board['chip']]:#x}"
+        )
+
+
+def _version(board: dict[str, Any]) -> tuple[int, ...]:
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(board["micropython"].get("version", "")))
+    return tuple(int(g or 0) for g in found.groups()) if found else (0, 0, 0)
+
+
+def _check_runtime(board: dict[str, Any], where: str) -> None:
+    """A partition with "table": false is the `vfs` MicroPython registers at boot: it must be
+    exactly where main.c puts it for the board's table rows and flash size."""
+    runtime = [p for p in board["partitions"] if not ptable.in_table(p)]
+    for p in board["partitions"]:
+        if not isinstance(p.get("table", True), bool):
+            raise BoardError(f"{where}: partition {p['name']!r}: 'table' must be true or false")
+    if not runtime:
+        return
+    part = runtime[0]
+    name = part["name"]
+    if (
+        len(runtime) > 1
+        or ptable.label_of(part) != "vfs"
+        or (part["type"], part["subtype"])
+        != (
+            "data",
+            "fat",
+        )
+    ):
+        raise BoardError(
+            f"{where}: only MicroPython's run-time partition (label 'vfs', data/fat) can have "
+            f'"table": false; partition {name!r} cannot'
+        )
+    if _version(board) < RUNTIME_VFS_SINCE:
+        raise BoardError(f"{where}: MicroPython before 1.26 does not register 'vfs' at run time")
+    want = ptable.runtime_vfs(ptable.board_rows(board), board["flash_size"])
+    if want != (part["offset"], part["size"]):
+        at = f"{want[0]:#x}+{want[1]:#x}" if want else "nowhere"
+        raise BoardError(
+            f"{where}: partition {name!r} is registered at run time from the end of the last "
+            f"table partition to the end of flash: {at}, not {part['offset']:#x}+{part['size']:#x}"
+        )
 
 
 def _need(board: dict[str, Any], key: str, kind: type, where: str) -> None:

@@ -39,7 +39,9 @@ def subtype_code(kind: str, subtype: str) -> int:
 
 
 def partition_table(board: dict[str, Any]) -> bytes:
-    """ESP-IDF binary partition table (entries + MD5 entry), 0xFF padded to 0xC00."""
+    """ESP-IDF binary partition table (entries + MD5 entry), 0xFF padded to 0xC00, laid out
+    as the real board's: each partition under its on-board label, and a partition the board
+    registers at run time ("table": false, MicroPython's vfs) left out, as it is on flash."""
     rows = b"".join(
         _ENTRY.pack(
             _MAGIC,
@@ -47,10 +49,11 @@ def partition_table(board: dict[str, Any]) -> bytes:
             subtype_code(p["type"], p["subtype"]),
             p["offset"],
             p["size"],
-            p["name"].encode()[:16],
+            p.get("label", p["name"]).encode()[:16],
             0,
         )
         for p in board["partitions"]
+        if p.get("table", True) is not False
     )
     rows += _MD5_MAGIC + b"\xff" * 14 + hashlib.md5(rows).digest()
     return rows + b"\xff" * (TABLE_MAX - len(rows))
