@@ -19,7 +19,7 @@ def test_crc_matches_esp_idf_golden_values():
 
 
 def test_device_side_crc_matches_host():
-    out = check_mpy("from ports.unix import ota_crc; print(ota_crc(1), ota_crc(2), ota_crc(77))")
+    out = check_mpy("from ports.otadata import crc; print(crc(1), crc(2), crc(77))")
     assert [int(x) for x in out.split()] == [GOLDEN_CRC[1], GOLDEN_CRC[2], otadata.crc(77)]
 
 
@@ -46,9 +46,27 @@ def flash(tmp_path):
     return f
 
 
-def test_blank_otadata_boots_ota_0(flash):
+def test_blank_otadata_boots_ota_0_and_writes_seq_1_valid(flash):
+    d = bootloader.decide(flash, write=False)
+    assert (d.slot, d.version, d.pending_verify) == (0, 0x01000001, False)
+    assert flash.otadata() == (otadata.Entry(), otadata.Entry())  # write=False: untouched
     d = bootloader.decide(flash)
     assert (d.slot, d.version, d.pending_verify) == (0, 0x01000001, False)
+    # set_actual_ota_seq: a real board leaves no blank otadata behind after its first boot
+    assert flash.otadata() == (otadata.Entry.make(1, otadata.VALID), otadata.Entry())
+
+
+def test_blank_otadata_with_broken_ota_0_writes_seq_2(flash):
+    flash.write(flash.part("ota_0")[0] + 100, b"\x00")
+    d = bootloader.decide(flash)
+    assert d.slot == 1
+    assert flash.otadata()[0] == otadata.Entry.make(2, otadata.VALID)
+
+
+def test_host_entry_keeps_a_bad_crc():
+    raw = otadata.Entry(seq=2, state=otadata.VALID, crc=0x1234).pack()
+    assert otadata.Entry.unpack(raw).crc == 0x1234 and not otadata.Entry.unpack(raw).valid
+    assert otadata.Entry.unpack(raw).rule == (2, otadata.VALID, False)
 
 
 def test_new_becomes_pending_then_pending_at_boot_rolls_back(flash):
@@ -74,8 +92,10 @@ def test_valid_entry_with_highest_seq_wins(flash):
 def test_both_entries_invalid_boot_ota_0(flash):
     flash.write_otadata(0, otadata.Entry.make(1, otadata.ABORTED))
     flash.write_otadata(1, otadata.Entry(seq=2, state=otadata.VALID, crc=0x1234))
+    before = flash.otadata()
     d = bootloader.decide(flash)
     assert (d.slot, d.pending_verify) == (0, False)
+    assert flash.otadata() == before  # a good-CRC entry: not "initial contents", no write
 
 
 def test_corrupt_selected_slot_falls_back_to_the_other(flash):

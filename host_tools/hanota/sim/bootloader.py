@@ -1,10 +1,11 @@
-"""The sim board's second-stage bootloader: ESP-IDF's otadata rules with app rollback.
+"""The sim board's second-stage bootloader: ports/otadata.boot (ESP-IDF v5.5.1 with app
+rollback) run on flash.bin, writing otadata as the real one does; unpacking is the runner's.
 
-1. an entry still PENDING_VERIFY means the last trial boot never confirmed: ABORTED;
-2. the usable entry (CRC ok, not INVALID/ABORTED) with the highest seq picks the slot;
-3. a NEW entry becomes PENDING_VERIFY and boots once (the trial boot);
-4. no usable entry: ota_0 then ota_1 (no factory partition); the app must verify, else
-   the other slot boots; neither -> no bootable app. Unpacking is the runner's job.
+What the rule decides (firmware/ports/otadata.py has the ESP-IDF sources): a PENDING_VERIFY
+entry found at reset becomes ABORTED (the last trial never confirmed); the usable entry with
+the highest seq picks the slot and a NEW one becomes PENDING_VERIFY (the trial boot); blank
+otadata boots ota_0 and writes {seq 1, VALID} into sector 0; an app that fails its load-time
+check (here: header, board and tree hash) makes the other slot boot, otadata untouched.
 """
 
 from __future__ import annotations
@@ -29,39 +30,30 @@ class BootDecision:
 
 
 def decide(flash: FlashFile, write: bool = True) -> BootDecision:
-    """Run the boot rules on the flash (writing otadata unless `write` is False)."""
+    """Run the boot rule on the flash (writing otadata unless `write` is False)."""
     events: list[dict] = []
-    entries = list(flash.otadata())
-    for i, ent in enumerate(entries):
-        if ent.valid and ent.state == otadata.PENDING_VERIFY:
-            entries[i] = otadata.Entry.make(ent.seq, otadata.ABORTED)
-            events.append({"event": "rollback", "slot": f"ota_{ent.slot}", "seq": ent.seq})
-            if write:
-                flash.write_otadata(i, entries[i])
-    chosen = otadata.select((entries[0], entries[1]))
-    pending = False
-    order = [0, 1]
-    if chosen >= 0:
-        ent = entries[chosen]
-        order = [ent.slot, 1 - ent.slot]
-        if ent.state == otadata.NEW:
-            entries[chosen] = otadata.Entry.make(ent.seq, otadata.PENDING_VERIFY)
-            if write:
-                flash.write_otadata(chosen, entries[chosen])
-        pending = entries[chosen].state == otadata.PENDING_VERIFY
-    return _load(flash, order, pending, events)
+    apps: dict[int, tuple[appimage.AppHeader, bytes]] = {}
 
-
-def _load(flash: FlashFile, order: list[int], pending: bool, events: list[dict]) -> BootDecision:
-    for n, slot in enumerate(order):
+    def loads(slot: int) -> bool:
         try:
-            head, tree = read_app(flash, slot)
+            apps[slot] = read_app(flash, slot)
         except appimage.AppError as exc:
             events.append({"event": "bad_app", "slot": f"ota_{slot}", "error": str(exc)})
-            continue
-        # a trial boot that fell back to the other slot is no trial of this app
-        return BootDecision(slot, head.version, pending and n == 0, tree, events)
-    raise NoBootableApp("no bootable app: neither ota_0 nor ota_1 holds an app that verifies")
+            return False
+        return True
+
+    e0, e1 = flash.otadata()
+    slot, writes, trial = otadata.rules().boot(e0.rule, e1.rule, loads)
+    for sector, seq, state in writes:
+        if state == otadata.ABORTED:
+            events.insert(0, {"event": "rollback", "slot": f"ota_{otadata.rules().slot_of(seq)}",
+                              "seq": seq})  # fmt: skip
+        if write:
+            flash.write_otadata(sector, otadata.Entry.make(seq, state))
+    if slot < 0:
+        raise NoBootableApp("no bootable app: neither ota_0 nor ota_1 holds an app that verifies")
+    head, tree = apps[slot]
+    return BootDecision(slot, head.version, trial, tree, events)
 
 
 def read_app(flash: FlashFile, slot: int) -> tuple[appimage.AppHeader, bytes]:

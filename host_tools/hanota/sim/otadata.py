@@ -1,26 +1,38 @@
-"""ESP-IDF otadata: two 4 KB sectors, each starting with an esp_ota_select_entry_t.
+"""The host's view of ESP-IDF otadata: entries as dataclasses over firmware/ports/otadata.py.
 
-Codec plus the bootloader's selection rules (bootloader_common / bootloader_utility with
-CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE). The device side lives in firmware/ports/unix.py.
+Every rule (CRC, validity, selection, boot, arm) is the firmware module's, loaded by path as
+hanota.board.flash.esp_image() loads esp32_image.py; this file only adds the 4 KB sector
+layout, a readable Entry and its JSON form for `hanota sim info`.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import importlib.util
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 
+from ..paths import FIRMWARE
+
+
+def rules() -> ModuleType:
+    """firmware/ports/otadata.py, loaded by path (firmware/ is not a host package)."""
+    name = "hanota_ports_otadata"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FIRMWARE / "ports" / "otadata.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_fw = rules()
 SECTOR = 0x1000
-ENTRY = struct.Struct("<I20sII")  # ota_seq, seq_label[20], ota_state, crc
-NO_SEQ = 0xFFFFFFFF
-
-# esp_ota_img_states_t
-NEW = 0x0
-PENDING_VERIFY = 0x1
-VALID = 0x2
-INVALID = 0x3
-ABORTED = 0x4
-UNDEFINED = 0xFFFFFFFF
+NO_SEQ = _fw.NO_SEQ
+NEW, PENDING_VERIFY, VALID = _fw.NEW, _fw.PENDING_VERIFY, _fw.VALID
+INVALID, ABORTED, UNDEFINED = _fw.INVALID, _fw.ABORTED, _fw.UNDEFINED
 STATE_NAMES = {
     NEW: "NEW",
     PENDING_VERIFY: "PENDING_VERIFY",
@@ -29,15 +41,13 @@ STATE_NAMES = {
     ABORTED: "ABORTED",
     UNDEFINED: "UNDEFINED",
 }
-
-
-def crc(seq: int) -> int:
-    """esp_rom_crc32_le(UINT32_MAX, &ota_seq, 4): zlib's CRC-32 seeded with 0xFFFFFFFF."""
-    return zlib.crc32(struct.pack("<I", seq), 0xFFFFFFFF) & 0xFFFFFFFF
+crc = _fw.crc
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One esp_ota_select_entry_t as stored (a bad CRC is kept, not corrected)."""
+
     seq: int = NO_SEQ
     state: int = UNDEFINED
     crc: int = 0xFFFFFFFF
@@ -45,29 +55,36 @@ class Entry:
 
     @classmethod
     def make(cls, seq: int, state: int) -> Entry:
-        return cls(seq=seq, state=state, crc=crc(seq))
+        return cls.unpack(_fw.pack(seq, state))
 
     @classmethod
     def unpack(cls, raw: bytes) -> Entry:
-        seq, label, state, value = ENTRY.unpack_from(raw)
-        return cls(seq=seq, state=state, crc=value, label=label)
+        return cls(
+            seq=int.from_bytes(raw[0:4], "little"),
+            label=bytes(raw[4:24]),
+            state=int.from_bytes(raw[24:28], "little"),
+            crc=int.from_bytes(raw[28:32], "little"),
+        )
 
     def pack(self) -> bytes:
-        return ENTRY.pack(self.seq, self.label, self.state, self.crc)
+        return b"".join(
+            (self.seq.to_bytes(4, "little"), self.label, self.state.to_bytes(4, "little"),
+             self.crc.to_bytes(4, "little"))
+        )  # fmt: skip
+
+    @property
+    def rule(self) -> tuple[int, int, bool]:
+        """The (seq, state, valid) tuple the firmware rules take."""
+        return _fw.unpack(self.pack())
 
     @property
     def valid(self) -> bool:
-        """bootloader_common_ota_select_valid: a sequence number and a matching CRC."""
-        return self.seq != NO_SEQ and self.crc == crc(self.seq)
-
-    @property
-    def usable(self) -> bool:
-        """Valid and not INVALID/ABORTED (what the bootloader may boot)."""
-        return self.valid and self.state not in (INVALID, ABORTED)
+        """A sequence number and a matching CRC."""
+        return self.rule[2]
 
     @property
     def slot(self) -> int:
-        return (self.seq - 1) % 2
+        return _fw.slot_of(self.seq)
 
     def to_json(self, sector: int) -> dict:
         return {
@@ -86,14 +103,10 @@ def parse(raw: bytes) -> tuple[Entry, Entry]:
 
 
 def select(entries: tuple[Entry, Entry]) -> int:
-    """Index of the entry the bootloader boots from (highest usable seq), or -1."""
-    best = -1
-    for i, ent in enumerate(entries):
-        if ent.usable and (best < 0 or ent.seq > entries[best].seq):
-            best = i
-    return best
+    """Index of the entry the bootloader boots from, or -1 (ports/otadata.select)."""
+    return _fw.select(entries[0].rule, entries[1].rule)
 
 
 def sector_image(entry: Entry) -> bytes:
     """A whole 4 KB sector holding `entry` (what erase + write leaves)."""
-    return entry.pack() + b"\xff" * (SECTOR - ENTRY.size)
+    return entry.pack() + b"\xff" * (SECTOR - len(entry.pack()))
