@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from vectors_esp import MPY128_4MIB_OTA_CSV, csv_rows
 
 HANOTA = str(Path(sys.executable).parent / "hanota")
 ESP_BOARDS = ("ihd-esp32", "ppmid-esp32s3", "ppmid-esp32s3-prod")
@@ -56,31 +57,46 @@ def test_info_json_types_and_partitions(name):
     assert end == b["flash_size"] == (4 if b["chip"] == "esp32" else 8) * 1024 * 1024
 
 
-def test_ihd_esp32_is_micropythons_stock_4mib_ota_table():
+def test_ihd_esp32_is_micropythons_stock_4mib_ota_table_byte_for_byte():
     csv = (Path(__file__).parents[1] / "boards/ihd-esp32/partitions.csv").read_text()
-    rows = [r.split(",")[:5] for r in csv.splitlines() if r and not r.startswith("#")]
-    rows = [[c.strip() for c in r] for r in rows]
-    assert rows == [
-        ["nvs", "data", "nvs", "0x9000", "0x4000"],
-        ["otadata", "data", "ota", "0xd000", "0x2000"],
-        ["phy_init", "data", "phy", "0xf000", "0x1000"],
-        ["ota_0", "app", "ota_0", "0x10000", "0x180000"],
-        ["ota_1", "app", "ota_1", "0x190000", "0x180000"],
-        ["vfs", "data", "fat", "0x310000", "0x0f0000"],
-    ]
+    assert csv == MPY128_4MIB_OTA_CSV  # ports/esp32/partitions-4MiB-ota.csv at v1.28.0
+    b = json.loads((Path(__file__).parents[1] / "boards/ihd-esp32/board.json").read_text())
+    assert b["micropython"]["partitions_csv"] == "ports/esp32/partitions-4MiB-ota.csv"
+    assert (b["micropython"]["firmware"], b["micropython"]["version"]) == (
+        "ESP32_GENERIC-OTA",
+        "1.28.0",
+    )
+    agent = next(p for p in b["partitions"] if p["name"] == "agent")
+    assert agent["table"] is False and agent["label"] == "vfs"
 
 
 @pytest.mark.parametrize("name", ESP_BOARDS)
-def test_partitions_csv_matches_board_json(name):
+def test_partitions_csv_matches_board_json_table_rows(name):
     root = Path(__file__).parents[1] / "boards" / name
     b = json.loads((root / "board.json").read_text())
-    rows = [[c.strip() for c in r.split(",")[:5]] for r in (root / "partitions.csv").read_text().splitlines()
-            if r and not r.startswith("#")]  # fmt: skip
     want = [
-        [p.get("label", p["name"]), p["type"], p["subtype"], p["offset"], p["size"]]
+        (p.get("label", p["name"]), p["type"], p["subtype"], p["offset"], p["size"])
         for p in b["partitions"]
+        if p.get("table", True)
     ]
-    assert [[r[0], r[1], r[2], int(r[3], 16), int(r[4], 16)] for r in rows] == want
+    assert csv_rows((root / "partitions.csv").read_text()) == want
+
+
+def test_s3_boards_list_vfs_in_their_own_table():
+    for name in ("ppmid-esp32s3", "ppmid-esp32s3-prod"):
+        root = Path(__file__).parents[1] / "boards" / name
+        assert csv_rows((root / "partitions.csv").read_text())[-1] == (
+            "vfs", "data", "fat", 0x610000, 0x1F0000,
+        )  # fmt: skip
+        assert 'LISTS "vfs"' in (root / "partitions.csv").read_text()
+
+
+def test_info_text_says_which_partition_micropython_registers_at_boot():
+    res = hanota("board", "info", "ihd-esp32")
+    assert res.returncode == 0
+    assert "table ports/esp32/partitions-4MiB-ota.csv" in res.stdout
+    agent = next(line for line in res.stdout.splitlines() if line.strip().startswith("agent"))
+    assert "MicroPython registers it at boot" in agent
 
 
 def test_info_text_shows_codes_in_hex():

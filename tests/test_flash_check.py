@@ -3,42 +3,37 @@ the exact esptool/mpremote command lines (--dry-run), `make -n flash`, bad ports
 
 from __future__ import annotations
 
+import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hanota.board import defs
+from hanota.output import CommandError
 from hanota.paths import ROOT
 from test_esp32_image import esp_image
+from vectors_esp import csv_rows, table_bin
 
 HANOTA = str(Path(sys.executable).parent / "hanota")
-_APP_SUB = {"ota_0": 0x10, "ota_1": 0x11}
-_DATA_SUB = {"ota": 0x00, "phy": 0x01, "nvs": 0x02, "fat": 0x81}
 
 
-def partition_table(parts: list[dict]) -> bytes:
-    rows = b""
-    for p in parts:
-        typ = 0 if p["type"] == "app" else 1
-        sub = (_APP_SUB if typ == 0 else _DATA_SUB)[p["subtype"]]
-        label = p.get("label", p["name"]).encode().ljust(16, b"\0")
-        rows += struct.pack("<2sBBII16sI", b"\xaa\x50", typ, sub, p["offset"], p["size"], label, 0)
-    return rows + b"\xff" * (0xC00 - len(rows))
+def table_rows(board_name: str) -> list[tuple[str, str, str, int, int]]:
+    """The rows of the board's partitions.csv (what its firmware's table holds)."""
+    return csv_rows((ROOT / "boards" / board_name / "partitions.csv").read_text())
 
 
-def merged_firmware(
-    board_name: str, chip_id: int | None = None, parts: list | None = None
-) -> bytes:
-    """bootloader + partition table at flash 0x8000 + app at ota_0, as MicroPython ships it."""
+def merged_firmware(board_name: str, chip_id: int | None = None, rows: list | None = None,
+                    table: bytes | None = None) -> bytes:  # fmt: skip
+    """bootloader + partition table at flash 0x8000 + app at ota_0, as MicroPython ships it
+    (quick synthetic images; tests/test_release_bin.py makes them with esptool)."""
     board = defs.load(board_name)
     cid = chip_id if chip_id is not None else {"esp32": 0, "esp32s3": 9}[board["chip"]]
     base = board["micropython"]["offset"]
     out = bytearray(esp_image(cid, body=4096, app=False))
     out += b"\xff" * (0x8000 - base - len(out))
-    out += partition_table(parts or board["partitions"])
+    out += table if table is not None else table_bin(rows or table_rows(board_name))
     ota0 = defs.partition(board, "ota_0")["offset"]
     out += b"\xff" * (ota0 - base - len(out))
     return bytes(out + esp_image(cid, body=0x4000))
@@ -64,29 +59,33 @@ def flash_dry(board: str, firmware: str, port: str = "/dev/ttyUSB0") -> subproce
     )
 
 
-def test_dry_run_prints_esptool_at_the_board_offset_then_mpremote(fw):
+def test_dry_run_prints_espefuse_then_esptool_at_the_board_offset_then_mpremote(fw):
     res = flash_dry("ihd-esp32", fw("fw.bin", merged_firmware("ihd-esp32")))
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert lines[0].split()[1:] == [
-        "--chip", "esp32", "--port", "/dev/ttyUSB0", "--baud", "460800",
-        "write-flash", "--erase-all", "0x1000", lines[0].split()[-1],
+    efuse, esptool, deploy, store, reset = res.stdout.splitlines()
+    assert efuse.split()[0].endswith("espefuse")
+    assert efuse.split()[1:10] == [
+        "--chip", "esp32", "--port", "/dev/ttyUSB0", "--after", "hard-reset", "summary",
+        "FLASH_CRYPT_CNT", "--format",
     ]  # fmt: skip
-    assert lines[0].split()[0].endswith("esptool") and lines[0].endswith("fw.bin")
-    assert (
-        "mpremote connect /dev/ttyUSB0 fs cp -r" in lines[1]
-        and "board.json" in lines[1]
-        and lines[1].endswith(":.")
-    )
-    assert "/ports" in lines[1] and "/otaclient" in lines[1]
-    assert "identity.json" in lines[2] and lines[2].endswith(":/data/")
-    assert lines[3].endswith("mpremote connect /dev/ttyUSB0 reset")
+    assert efuse.split()[10:12] == ["json", "--file"] and efuse.endswith("ttyUSB0.json")
+    assert esptool.split()[1:] == [
+        "--chip", "esp32", "--port", "/dev/ttyUSB0", "--baud", "460800",
+        "write-flash", "--erase-all", "0x1000", esptool.split()[-1],
+    ]  # fmt: skip
+    assert esptool.split()[0].endswith("esptool") and esptool.endswith("fw.bin")
+    assert "mpremote connect /dev/ttyUSB0 fs cp -r" in deploy and "board.json" in deploy
+    assert deploy.endswith(":.") and "/ports" in deploy and "/otaclient" in deploy
+    assert "identity.json" in store and store.endswith(":/data/")
+    assert reset.endswith("mpremote connect /dev/ttyUSB0 reset")
 
 
 def test_dry_run_for_s3_writes_at_zero_with_chip_esp32s3(fw):
     res = flash_dry("ppmid-esp32s3", fw("s3.bin", merged_firmware("ppmid-esp32s3")))
     assert res.returncode == 0, res.stderr
-    words = res.stdout.splitlines()[0].split()
+    efuse, esptool = res.stdout.splitlines()[:2]
+    assert "--chip esp32s3" in efuse and " SPI_BOOT_CRYPT_CNT " in efuse
+    words = esptool.split()
     assert words[words.index("--chip") + 1] == "esp32s3"
     assert words[-2] == "0x0"
 
@@ -94,7 +93,7 @@ def test_dry_run_for_s3_writes_at_zero_with_chip_esp32s3(fw):
 def test_staged_tree_holds_only_this_kind_of_port(fw):
     res = flash_dry("ihd-esp32", fw("fw.bin", merged_firmware("ihd-esp32")))
     assert res.returncode == 0
-    staged = Path(res.stdout.splitlines()[1].split()[6]).parent
+    staged = Path(res.stdout.splitlines()[2].split()[6]).parent
     assert staged.name.startswith("ihd-esp32-")
     ports = sorted(p.name for p in (staged / "ports").iterdir())
     assert "esp32.mpy" in ports and "esp32_image.mpy" in ports and "unix.mpy" not in ports
@@ -138,14 +137,124 @@ def test_bad_firmware_is_refused_with_a_clear_message(fw, make, needle):
     assert needle in res.stderr, res.stderr
 
 
-def test_firmware_with_another_partition_table_is_refused(fw):
-    parts = [dict(p) for p in defs.load("ihd-esp32")["partitions"]]
-    parts[3]["size"] = parts[4]["size"] = 0x1F0000  # e.g. a non-OTA or other-sized build
-    parts[4]["offset"] = 0x200000
-    res = hanota("board", "flash", "--board", "ihd-esp32", "--port", "/dev/null", "--firmware",
-                 fw("other.bin", merged_firmware("ihd-esp32", parts=parts)))  # fmt: skip
-    assert res.returncode == 2
-    assert "another partition table" in res.stderr and "ota_0" in res.stderr, res.stderr
+def refused(fw, data: bytes, board: str = "ihd-esp32") -> str:
+    res = hanota("board", "flash", "--board", board, "--port", "/dev/null", "--firmware",
+                 fw("bad.bin", data))  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    return res.stderr
+
+
+STOCK = table_rows("ihd-esp32")  # MicroPython v1.28 partitions-4MiB-ota.csv
+
+
+def test_firmware_with_other_slot_sizes_is_refused_naming_where_vfs_would_go(fw):
+    rows = STOCK[:3] + [("ota_0", "app", "ota_0", 0x10000, 0x1C0000),
+                        ("ota_1", "app", "ota_1", 0x1D0000, 0x1C0000)]  # fmt: skip
+    err = refused(fw, merged_firmware("ihd-esp32", rows=rows))
+    assert "MicroPython would make 'vfs' at 0x390000+0x70000" in err, err
+    assert "'agent' partition at 0x310000+0xf0000" in err
+
+
+def test_firmware_with_a_partition_after_ota_1_is_refused(fw):
+    err = refused(fw, merged_firmware("ihd-esp32", rows=STOCK + [("nvs2", "data", "nvs", 0x310000, 0x4000)]))  # fmt: skip
+    assert "'vfs' at 0x314000+0xec000" in err, err
+
+
+def test_firmware_with_a_vfs_row_as_before_v1_26_is_refused(fw):
+    rows = STOCK + [("vfs", "data", "fat", 0x310000, 0xF0000)]
+    err = refused(fw, merged_firmware("ihd-esp32", rows=rows))
+    assert "has a 'vfs' partition in its table (0x310000+0xf0000)" in err, err
+    assert "ESP32_GENERIC-OTA v1.28.0" in err
+
+
+def test_firmware_with_same_ends_but_other_table_is_refused(fw):
+    rows = list(STOCK)
+    rows[2] = ("phy_init", "data", "phy", 0xE000, 0x1000)
+    err = refused(fw, merged_firmware("ihd-esp32", rows=rows))
+    assert "another partition table: 'phy_init' is 0xe000+0x1000" in err, err
+
+
+def test_firmware_with_a_partition_past_the_flash_is_refused(fw):
+    rows = STOCK[:3] + [
+        ("ota_0", "app", "ota_0", 0x10000, 0x270000),
+        ("ota_1", "app", "ota_1", 0x280000, 0x270000),
+    ]  # 8MiBplus-ota on 4 MB
+    err = refused(fw, merged_firmware("ihd-esp32", rows=rows))
+    assert "'ota_1' (0x280000+0x270000) ends past the 4 MB flash" in err, err
+
+
+def test_table_with_a_wrong_md5_is_refused(fw):
+    table = bytearray(table_bin(STOCK))
+    table[5 * 32 + 20] ^= 0xFF  # a byte of the MD5 entry
+    err = refused(fw, merged_firmware("ihd-esp32", table=bytes(table)))
+    assert "wrong MD5 entry" in err, err
+
+
+def test_table_without_md5_is_accepted_as_the_bootloader_does(fw):
+    res = flash_dry("ihd-esp32", fw("nomd5.bin", merged_firmware("ihd-esp32", table=table_bin(STOCK, md5=False))))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+
+
+def test_s3_firmware_without_the_vfs_row_is_refused(fw):
+    err = refused(fw, merged_firmware("ppmid-esp32s3", rows=table_rows("ppmid-esp32s3")[:-1]),
+                  "ppmid-esp32s3")  # fmt: skip
+    assert "another partition table: 'vfs' is missing" in err, err
+
+
+def test_flash_json_reports_the_runtime_vfs(fw):
+    res = hanota("board", "flash", "--board", "ihd-esp32", "--port", "/dev/ttyUSB0", "--firmware",
+                 fw("fw.bin", merged_firmware("ihd-esp32")), "--dry-run", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout[res.stdout.index("\n{") + 1 :])  # after the command lines
+    assert doc["runtime_vfs"] == [0x310000, 0xF0000] and doc["partitions"] == 5
+    s3 = hanota("board", "flash", "--board", "ppmid-esp32s3", "--port", "/dev/ttyACM0",
+                "--firmware", fw("s3.bin", merged_firmware("ppmid-esp32s3")), "--dry-run", "--json")  # fmt: skip
+    assert json.loads(s3.stdout[s3.stdout.index("\n{") + 1 :])["runtime_vfs"] is None
+
+
+def with_agent(board: str, **change) -> dict:
+    b = json.loads((ROOT / "boards" / board / "board.json").read_text())
+    agent = next(p for p in b["partitions"] if p["name"] == "agent")
+    agent.update(change)
+    return b
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"offset": 0x320000, "size": 0xE0000}, "to the end of flash: 0x310000+0xf0000"),
+        ({"size": 0xE0000}, "to the end of flash: 0x310000+0xf0000, not 0x310000+0xe0000"),
+        ({"label": "agent"}, "only MicroPython's run-time partition"),
+        ({"subtype": "littlefs"}, "only MicroPython's run-time partition"),
+        ({"table": "no"}, "'table' must be true or false"),
+    ],
+    ids=["offset", "size", "label", "subtype", "not-bool"],
+)
+def test_board_json_runtime_partition_must_be_where_micropython_puts_it(change, needle):
+    with pytest.raises(CommandError) as exc:
+        defs.validate(with_agent("ihd-esp32", **change), "ihd-esp32")
+    assert needle in str(exc.value)
+
+
+def test_board_json_runtime_vfs_needs_micropython_1_26():
+    board = with_agent("ihd-esp32")
+    board["micropython"]["version"] = "1.25.0"
+    with pytest.raises(CommandError, match="before 1.26"):
+        defs.validate(board)
+    board["micropython"]["version"] = "1.28"
+    with pytest.raises(CommandError, match="X.Y.Z"):
+        defs.validate(board)
+
+
+def test_board_json_names_the_release_layout():
+    board = with_agent("ihd-esp32")
+    del board["micropython"]["partitions_csv"]
+    with pytest.raises(CommandError, match="micropython.partitions_csv"):
+        defs.validate(board)
+    board = with_agent("ihd-esp32")
+    board["micropython"]["offset"] = 0
+    with pytest.raises(CommandError, match="offset on esp32 is 0x1000"):
+        defs.validate(board)
 
 
 def test_nonexistent_port_names_it_and_lists_ports(fw):
