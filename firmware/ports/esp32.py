@@ -1,29 +1,31 @@
-"""The ESP32 port: the update slot over esp32.Partition, otadata rollback, machine.UART for the
-HAN link, LittleFS store at /data. The only file that imports `esp32` or `machine`, lazily.
+"""The ESP32 port: the update slot (ports.slot over esp32.Partition), otadata rollback through
+ports.otadata, machine.WDT, machine.UART for the HAN link, LittleFS store at /data.
 
-It does not parse OTA files, decide policy or hold images in RAM: it moves 4 KB blocks and
-answers the port contract of docs/porting.md. Image checks live in ports/esp32_image.py.
+The only file that imports `esp32` or `machine`, lazily. It does not parse OTA files, decide
+policy or hold images in RAM; image checks live in ports/esp32_image.py. Flash encryption is
+not supported: staging is refused on a board that has it on.
 """
 
 import os
-import struct
 import time
+from binascii import hexlify
 
 from micropython import const
 
-from ports import esp32_image
+from ports import esp32_image, otadata
+from ports.slot import PortError, Slot
 
 _BLOCK = const(4096)
-_IOCTL_BLOCK_ERASE = const(6)
+_SUBTYPE_OTA_0 = const(0x10)  # ESP_PARTITION_SUBTYPE_APP_OTA_0
+_SUBTYPE_DATA_OTA = const(0x00)  # ESP_PARTITION_SUBTYPE_DATA_OTA: otadata, found as ESP-IDF does
+_VALIDATE_FAILED = const(-5379)  # OSError of ESP_ERR_OTA_VALIDATE_FAILED (check_esp_err: -code)
+_DESC_VERSION = const(0x30)  # esp_app_desc_t.version, 32 bytes, in the first segment
 _STORE_DIR = "/data"
+# store name of the activation record: {"<slot>": ["<appended SHA-256 hex>", version], ...},
+# one entry per OTA slot, the version set_pending armed that slot's image with
+VERSIONS = "slot_versions"
 _ZIGBEE_EPOCH_FROM_1970 = const(946684800)  # 2000-01-01T00:00:00Z in POSIX seconds
-_FF = b"\xff" * 256
-
-
-class PortError(ValueError):
-    def __init__(self, code, detail=""):
-        super().__init__(code + ": " + detail if detail else code)
-        self.code = code
+_UNSET = const(-1)
 
 
 class Uart:
@@ -52,7 +54,7 @@ class Uart:
 
 
 class Esp32Port:
-    """Port contract (docs/architecture.md) on ESP32 / ESP32-S3 with MicroPython."""
+    """The port contract (docs/porting.md) on ESP32 / ESP32-S3 with stock MicroPython."""
 
     block_size = _BLOCK
 
@@ -60,91 +62,173 @@ class Esp32Port:
         from esp32 import Partition
 
         self.board = board if board is not None else load_board()
-        board = self.board
-        self._scratch = bytearray(256)
         self._Partition = Partition
         self._running = Partition(Partition.RUNNING)
-        self._update = self._running.get_next_update()
-        self.slot_size = self._update.info()[3]
-        self._console = board.get("console", "on") == "on"
-        self.store = store if store is not None else open_store(board)
-        self.link = link if link is not None else Uart(board["han_uart"])
+        self._run_slot = self._running.info()[1] - _SUBTYPE_OTA_0
+        update = self._running.get_next_update()
+        self._update = update
+        self._slot = Slot(update)
+        self.slot_size = self._slot.size
+        # esp_partition marks every app partition encrypted when flash encryption is on
+        # (partition.c is_partition_encrypted reads the eFuse): a reliable on-board test
+        self._encrypted = update.info()[5]
+        found = Partition.find(Partition.TYPE_DATA, _SUBTYPE_DATA_OTA)
+        self._otadata = found[0] if found else None
+        self._run_hash = self._running_hash()
+        self._version = _UNSET
+        self._wdt = None
+        self._console = self.board.get("console", "on") == "on"
+        self.store = store if store is not None else open_store(self.board)
+        self.link = link if link is not None else Uart(self.board["han_uart"])
 
     # -- update slot ---------------------------------------------------------------
     def erase(self, block):
-        if not 0 <= block < self.slot_size // _BLOCK:
-            raise PortError("BAD_BLOCK", "block %d outside the slot" % block)
-        self._update.ioctl(_IOCTL_BLOCK_ERASE, block)
+        self._plain()
+        self._slot.erase(block)
 
     def write(self, offset, buf):
-        self._range(offset, len(buf))
-        self._check_erased(offset, len(buf))
-        # 4-arg writeblocks programs without erasing (the range was erased by erase())
-        self._update.writeblocks(offset // _BLOCK, buf, offset % _BLOCK)
-
-    def _check_erased(self, offset, n):
-        # NOR flash silently ANDs bits into a programmed byte; the contract refuses it
-        mv = memoryview(self._scratch)
-        while n:
-            k = min(n, len(mv))
-            self._update.readblocks(offset // _BLOCK, mv[:k], offset % _BLOCK)
-            if mv[:k] != _FF[:k]:
-                raise PortError("NOT_ERASED", "write at %d over programmed bytes" % offset)
-            offset += k
-            n -= k
+        self._plain()
+        self._slot.write(offset, buf)
 
     def read(self, offset, buf):
-        self._range(offset, len(buf))
-        self._update.readblocks(offset // _BLOCK, buf, offset % _BLOCK)
+        self._slot.read(offset, buf)
 
-    def _range(self, offset, n):
-        if offset < 0 or offset + n > self.slot_size:
-            raise PortError("BAD_RANGE", "%d+%d outside the slot" % (offset, n))
+    def _plain(self):
+        # encrypted writes must be 16-byte aligned and erased flash reads back as decrypted
+        # noise (esp_flash_write_encrypted, esp_partition_read): the erased check and the
+        # core's last short write cannot work, so nothing is staged
+        if self._encrypted:
+            raise PortError("ENCRYPTED", "flash encryption is on; this agent needs it off")
 
     def check_app(self, length):
         """Refuse anything but an app-only ESP image for this chip that fits the slot and
-        whose appended SHA-256 matches what is now in flash."""
+        whose appended SHA-256 matches what is now in flash. set_boot() checks more."""
         esp32_image.check_app(self.read, length, self.board["chip"], self.slot_size)
 
     # -- boot selection ------------------------------------------------------------
-    def set_pending(self):
-        # esp_ota_set_boot_partition: new otadata entry in state NEW; the bootloader boots
-        # it once as PENDING_VERIFY and rolls back on the next reset unless confirmed.
-        self._update.set_boot()
+    def set_pending(self, version):
+        """Record `version` for the slot's image hash, then arm the slot for one trial boot
+        (set_boot: esp_image_verify, then a NEW otadata entry; the bootloader boots it once
+        as PENDING_VERIFY and rolls back at the next reset unless confirmed)."""
+        try:
+            digest = esp32_image.appended_hash(self.read, self.slot_size)
+        except ValueError as e:
+            raise PortError("VALIDATE_FAILED", str(e))
+        try:
+            self._record(self._slot_of_update(), digest, version)
+        except OSError as e:
+            raise PortError("ARM_FAILED", "version record: OSError %s" % e.args[0])
+        try:
+            self._update.set_boot()
+        except OSError as e:
+            if e.args[0] == _VALIDATE_FAILED:
+                raise PortError("VALIDATE_FAILED", "set_boot: ESP-IDF esp_image_verify refused it")
+            raise PortError("ARM_FAILED", "set_boot: OSError %s" % e.args[0])
+
+    def _slot_of_update(self):
+        return self._update.info()[1] - _SUBTYPE_OTA_0
+
+    def _record(self, slot, digest, version):
+        rec = self._records()
+        keep = rec.get(str(self._run_slot))
+        new = {str(slot): [hexlify(digest).decode(), version]}
+        if keep is not None and slot != self._run_slot:
+            new[str(self._run_slot)] = keep
+        self.store.put_json(VERSIONS, new)
+
+    def _records(self):
+        import json
+
+        raw = self.store.get(VERSIONS)
+        try:
+            rec = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}  # a record this port did not write: ignore it
+        return rec if isinstance(rec, dict) else {}
 
     def confirm(self):
-        self._Partition.mark_app_valid_cancel_rollback()
+        """Mark the running app valid, only while it is the active otadata entry on its
+        trial boot. mark_app_valid_cancel_rollback marks the ACTIVE entry whatever runs: after
+        set_pending in this boot that is the armed slot, and rollback would be disarmed."""
+        if not self.pending_verify():
+            return
+        try:
+            self._Partition.mark_app_valid_cancel_rollback()
+        except OSError as e:
+            raise PortError("CONFIRM_FAILED", "OSError %s" % e.args[0])
 
     def pending_verify(self):
-        active = self._otadata_active()
-        if active is None:
+        """True while the running slot is the active otadata entry in PENDING_VERIFY."""
+        if self._otadata is None:
             return False
-        seq, state, slot = active
-        running = self._running.info()[4]
-        return state == esp32_image.OTA_PENDING_VERIFY and running == "ota_%d" % slot
+        e = bytearray(otadata.ENTRY_LEN)
+        self._otadata.readblocks(0, e)
+        e0 = otadata.unpack(e)
+        self._otadata.readblocks(1, e)
+        e1 = otadata.unpack(e)
+        active = otadata.select(e0, e1)
+        if active < 0:
+            return False
+        seq, state, _ = (e0, e1)[active]
+        return otadata.slot_of(seq) == self._run_slot and state == otadata.PENDING_VERIFY
 
-    def _otadata_active(self):
-        found = self._Partition.find(self._Partition.TYPE_DATA, label="otadata")
-        if not found:
-            return None
-        e0, e1 = bytearray(32), bytearray(32)
-        found[0].readblocks(0, e0)
-        found[0].readblocks(1, e1)
-        return esp32_image.ota_active(e0, e1)
+    # -- versions ------------------------------------------------------------------
+    def _running_hash(self):
+        run = self._running
+        size = run.info()[3]
+        try:
+            # readblocks(0, buf, off) reads at any offset (esp_partition_read)
+            return esp32_image.appended_hash(lambda off, buf: run.readblocks(0, buf, off), size)
+        except ValueError:
+            return None  # no appended SHA-256: no record can name this image
 
     def running_version(self):
-        """From the running app's descriptor version ("0x01020304" or "v1.28.0"); else 0."""
+        """The version set_pending recorded for the running slot's image (its appended
+        SHA-256 must match); else an app descriptor version "0x01020304"; else None. Stock
+        builds leave the descriptor version empty (CONFIG_APP_EXCLUDE_PROJECT_VER_VAR=y)."""
+        if self._version == _UNSET:
+            self._version = self._recorded()
+            if self._version is None:
+                self._version = self._descriptor_version()
+        return self._version
+
+    def _recorded(self):
+        if self._run_hash is None:
+            return None
+        entry = self._records().get(str(self._run_slot))
+        if not isinstance(entry, list) or len(entry) != 2:
+            return None
+        if entry[0] != hexlify(self._run_hash).decode() or not isinstance(entry[1], int):
+            return None
+        return entry[1] if 0 <= entry[1] <= 0xFFFFFFFF else None
+
+    def _descriptor_version(self):
         head = bytearray(esp32_image.HEAD_LEN)
         self._running.readblocks(0, head)
-        if struct.unpack_from("<I", head, 0x20)[0] != esp32_image.APP_DESC_MAGIC:
-            return 0
         try:
-            return esp32_image.parse_version(bytes(head[0x30:0x50]).split(b"\x00")[0].decode())
-        except ValueError:  # UnicodeError: not text
-            return 0
+            esp32_image.check_head(head, self.board["chip"], self.slot_size, self.slot_size)
+            text = bytes(head[_DESC_VERSION : _DESC_VERSION + 32]).split(b"\x00")[0].decode()
+        except ValueError:  # EspImageError, UnicodeError
+            return None
+        return esp32_image.parse_version(text)
 
     def running_slot(self):
         return self._running.info()[4]
+
+    # -- watchdog, reset -------------------------------------------------------------
+    def watchdog(self, ms):
+        """Arm the task watchdog for `ms` (> 0) milliseconds. machine_wdt.c: WDT(timeout=ms)
+        subscribes a user to ESP-IDF's task watchdog and reconfigures its timeout; it panics
+        and resets the board unless fed in time. It cannot be stopped; a second call only
+        sets a new timeout. ms <= 0 raises ValueError; the timer counts 2 kHz ticks in 32 bits
+        with a 2 * ms second stage, so stay well under 12 days."""
+        import machine
+
+        self._wdt = machine.WDT(timeout=ms)
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
 
     def reset(self):
         import machine
@@ -153,10 +237,12 @@ class Esp32Port:
 
     # -- time, log -----------------------------------------------------------------
     def now(self):
+        """ZigBee UTC seconds. After power-on the RTC reads 2000-01-01, ZigBee 0, until
+        set_now(): the agent sets it from the CH's currentTime."""
         return time.time() - _epoch_offset()
 
     def set_now(self, zigbee_utc):
-        """Set the RTC from a ZigBee UTC time (e.g. the CH's currentTime); optional."""
+        """Set the RTC from a ZigBee UTC time (the CH's currentTime)."""
         import machine
 
         t = time.gmtime(zigbee_utc + _epoch_offset())

@@ -1,6 +1,7 @@
-"""ESP-IDF on-flash formats the ESP32 port checks: app image header, app descriptor, appended
-SHA-256, and otadata select entries. Pure code over a `read(offset, buf)` callback, no `esp32`
-import, so it runs under CPython and the MicroPython unix port; it never writes flash.
+"""ESP-IDF app images as the ESP32 port and the host flash check read them: header, app
+descriptor, appended SHA-256. Pure code over a `read(offset, buf)` callback, no `esp32` import,
+so it runs under CPython and the MicroPython unix port; it never writes flash, and otadata is
+ports/otadata.py's.
 
 Layout (ESP-IDF esp_app_format.h): 24-byte image header (magic 0xE9, segment count, ...,
 chip id u16 at 12, hash_appended u8 at 23), 8-byte segment header (load addr, length), and in
@@ -37,14 +38,6 @@ CHIP_IDS = {
     "esp32c6": 0x000D,
     "esp32h2": 0x0010,
 }
-
-# otadata esp_ota_img_states_t
-OTA_NEW = const(0)
-OTA_PENDING_VERIFY = const(1)
-OTA_VALID = const(2)
-OTA_INVALID = const(3)
-OTA_ABORTED = const(4)
-OTA_UNDEFINED = const(0xFFFFFFFF)
 
 
 class EspImageError(ValueError):
@@ -156,48 +149,27 @@ def check_app(read, length, chip, slot_size, buf=None):
     return info
 
 
+def appended_hash(read, length):
+    """The SHA-256 appended to the image readable through read(offset, buf) in `length` bytes
+    of flash (the 32 bytes that end it, which the bootloader checks). Raises EspImageError."""
+    head = bytearray(HEAD_LEN)
+    read(0, head)
+    if head[0] != IMAGE_MAGIC or not 1 <= head[1] <= _MAX_SEGMENTS:
+        raise EspImageError("NOT_ESP_IMAGE", "no image header")
+    end = image_end(read, head, length)
+    digest = bytearray(32)
+    read(end - 32, digest)
+    return bytes(digest)
+
+
 def parse_version(text):
-    """App descriptor version -> u32: "0x01020304", or "v1.28.0[-N...]" as bytes 1,28,0,N."""
-    if text.startswith("0x"):
-        try:
-            return int(text, 16) & 0xFFFFFFFF
-        except ValueError:
-            return 0
-    if text.startswith("v"):
-        parts = text[1:].replace("-", ".").split(".")
-        out = 0
-        for i in range(4):
-            try:
-                n = int(parts[i]) if i < len(parts) else 0
-            except ValueError:
-                n = 0
-            out = (out << 8) | (n & 0xFF)
-        return out
-    return 0
-
-
-def ota_entry(buf):
-    """One otadata select entry (32 bytes) -> (seq, state), or None when blank or bad CRC."""
-    import binascii
-
-    seq = struct.unpack_from("<I", buf, 0)[0]
-    state, crc = struct.unpack_from("<II", buf, 24)
-    if seq == 0xFFFFFFFF:
+    """App descriptor version -> u32 when it is "0x" and 1-8 hex digits (a version the build
+    was given, e.g. idf.py -D PROJECT_VER=0x01020304), else None: stock MicroPython leaves it
+    empty (CONFIG_APP_EXCLUDE_PROJECT_VER_VAR=y), and "v1.28.0" names MicroPython, not the
+    firmware the CH versions."""
+    if not text.startswith("0x") or not 3 <= len(text) <= 10:
         return None
-    if binascii.crc32(bytes(buf[0:4]), 0xFFFFFFFF) & 0xFFFFFFFF != crc:
-        return None
-    return seq, state
-
-
-def ota_active(entry0, entry1):
-    """The entry the bootloader follows: the valid one with the highest sequence number.
-    Returns (seq, state, slot_index) with slot_index = (seq - 1) % 2, or None (boot ota_0)."""
-    best = None
-    for e in (ota_entry(entry0), ota_entry(entry1)):
-        if e is None or e[1] == OTA_INVALID or e[1] == OTA_ABORTED:
-            continue  # the bootloader skips these, as ESP-IDF's bootloader_common does
-        if best is None or e[0] > best[0]:
-            best = e
-    if best is None:
-        return None
-    return best[0], best[1], (best[0] - 1) % 2
+    for c in text[2:]:
+        if c not in "0123456789abcdefABCDEF":
+            return None
+    return int(text[2:], 16)
