@@ -79,6 +79,22 @@ def test_flash_closes_the_console_before_esptool_and_reopens_it_after(
     monkeypatch.setattr(flash, "esptool_cmd",
                         lambda b, p, fw, baud: [sys.executable, str(fake), *real_cmd[1:]])  # fmt: skip
     monkeypatch.setattr(actions, "BOOT_WAIT_S", 0.0)
+    # espefuse stand-in: logs its turn, then reads a virtual chip's eFuses with real espefuse
+    fuse = tmp_path / "espefuse.py"
+    fuse.write_text(
+        "import json, os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_board_port_sharing import holders\n"
+        f"open({str(log)!r}, 'a').write(json.dumps({{'step': 'espefuse', 'argv': sys.argv[1:],"
+        f" 'monitor_holds': holders({port!r}, {mon.pid})}}) + '\\n')\n"
+        "i = sys.argv.index('--port')\n"
+        f"argv = [{flash.venv_bin('espefuse')!r}, '--virt', *sys.argv[1:i], *sys.argv[i + 2:]]\n"
+        "os.execv(argv[0], argv)\n"
+    )
+    real_fuse = flash.espefuse_cmd(board, port)
+    monkeypatch.setattr(
+        flash, "espefuse_cmd", lambda b, p: [sys.executable, str(fuse), *real_fuse[1:]]
+    )
 
     def fake_mpremote(cmds, what, **kw):  # deploy, provision, reset: mpremote's turn
         for c in cmds:
@@ -97,12 +113,14 @@ def test_flash_closes_the_console_before_esptool_and_reopens_it_after(
     res = actions.flash_real(board, opts)
     assert res["record"] == str(tmp_path / "rec.json")
     steps = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [s["step"] for s in steps] == ["esptool", "deploy", "provision", "reset"]
+    assert [s["step"] for s in steps] == ["espefuse", "esptool", "deploy", "provision", "reset"]
     assert not any(s["monitor_holds"] for s in steps), steps  # the port was free throughout
     assert steps[0]["argv"][:4] == ["--chip", "esp32", "--port", port]
-    assert "write-flash" in steps[0]["argv"] and "0x1000" in steps[0]["argv"]
-    assert steps[2]["argv"][:3] == ["connect", port, "exec"]  # real board: no 'resume'
-    assert any(a.endswith("agent_config.json") for a in steps[2]["argv"])  # --heap-report
+    assert "summary" in steps[0]["argv"] and "FLASH_CRYPT_CNT" in steps[0]["argv"]
+    assert steps[1]["argv"][:4] == ["--chip", "esp32", "--port", port]
+    assert "write-flash" in steps[1]["argv"] and "0x1000" in steps[1]["argv"]
+    assert steps[3]["argv"][:3] == ["connect", port, "exec"]  # real board: no 'resume'
+    assert any(a.endswith("agent_config.json") for a in steps[3]["argv"])  # --heap-report
     text = err.read_text()
     assert "[monitor paused" in text
     wait_until(lambda: "[monitor resumed]" in err.read_text(), what="the monitor to resume")
