@@ -120,3 +120,20 @@ def test_bad_provisioning_input_is_refused_and_writes_nothing(tmp_path, extra, n
 def test_provision_needs_a_target():
     res = hanota("board", "provision", "--board", "sim-ppmid")
     assert res.returncode == 2 and "--store-dir" in res.stderr
+
+
+def test_provision_over_a_port_dry_run_reads_the_efuses_first(tmp_path, anchors):
+    res = hanota("board", "provision", "--board", "ihd-esp32", "--port", "/dev/ttyUSB0",
+                 "--dry-run", "--trust", str(anchors[0][0]))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    efuse, store = res.stdout.splitlines()[:2]
+    assert efuse.split()[0].endswith("espefuse")
+    assert " --port /dev/ttyUSB0 --after hard-reset summary FLASH_CRYPT_CNT --format json " in efuse
+    assert "mpremote connect /dev/ttyUSB0 exec" in store and store.endswith(":/data/")
+
+
+def test_provision_of_a_sim_board_reads_no_efuses(tmp_path, anchors):
+    res = hanota("board", "provision", "--board", "sim-ppmid", "--sim", str(tmp_path / "sim"),
+                 "--dry-run", "--trust", str(anchors[0][0]))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "espefuse" not in res.stdout and "mpremote" in res.stdout
