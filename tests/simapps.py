@@ -10,7 +10,15 @@ from hanota.paths import FIRMWARE
 from hanota.sim import appimage, create
 from hanota.sim.runner import SimBoard
 
-PORT_FILES = ("__init__.py", "unix.py", "simflash.py", "slot.py", "otadata.py", "conformance.py")
+PORT_FILES = (
+    "__init__.py",
+    "unix.py",
+    "simflash.py",
+    "slot.py",
+    "otadata.py",
+    "contract.py",
+    "conformance.py",
+)
 
 # main.py bodies; {stage} is a host path holding an app to install on first boot
 ECHO = """

@@ -1,14 +1,30 @@
-"""Board ports: make_port() picks the one for the platform MicroPython runs on.
+"""Board ports: make_port() builds the port the board definition names ("port": "esp32" ->
+ports/esp32.py, "unix" -> ports/unix.py); the contract is ports/contract.py. No port code here.
 
-Each port implements the contract in docs/architecture.md; the core sees nothing else.
+The board definition is /board.json on a device (hanota board deploy puts it there) and the
+"board" of run/boot.json on a sim board (HANOTA_BOOT, written by the sim runner).
 """
 
-import sys
+import json
+import os
+
+
+def load_board():
+    """(board, boot): the board definition, and the sim's whole boot document or None."""
+    getenv = getattr(os, "getenv", None)  # the esp32 port's os has no getenv
+    path = getenv("HANOTA_BOOT") if getenv else None
+    if path:
+        with open(path) as f:
+            boot = json.load(f)
+        return boot["board"], boot
+    with open("/board.json") as f:
+        return json.load(f), None
 
 
 def make_port():
-    if sys.platform == "esp32":
-        from ports.esp32 import Port
-    else:  # "linux", "darwin": the simulated board under the MicroPython unix port
-        from ports.unix import Port
-    return Port()
+    board, boot = load_board()
+    name = board.get("port")
+    if not name:
+        raise ValueError("the board definition names no port")
+    mod = __import__("ports." + name, None, None, ("Port",))
+    return mod.Port(board, boot) if boot is not None else mod.Port(board)

@@ -24,7 +24,9 @@ _FF = memoryview(
     b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
     b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 )
-_FIELD = const(12)  # ops file: "%11d\n" ops | "%11d\n" cut-at | "%-11s\n" exit reason
+# ops file: "%11d\n" ops | "%11d\n" cut-at | "%-11s\n" exit reason | "%11d\n" watchdog ms |
+# "%11d\n" watchdog feeds (hanota.sim.runner reads the same layout)
+_FIELD = const(12)
 _OFF_OPS = const(0)
 _OFF_CUT = const(12)
 _OFF_EXIT = const(24)
@@ -36,6 +38,9 @@ class FlashError(ValueError):
 
 class Flash:
     """The whole flash file. `ops_path` (the DIR/ops file) enables counting and power cut."""
+
+    WATCHDOG = const(36)  # put_field offsets of the watchdog's timeout (ms) and feed count
+    FED = const(48)
 
     def __init__(self, path, ops_path=None):
         self._f = open(path, "r+b")
@@ -102,6 +107,14 @@ class Flash:
         os.system("kill -9 $PPID")
         while True:
             pass  # the kill is asynchronous; never run another line of the app
+
+    @property
+    def control(self):
+        """True when a runner watches the control file (DIR/ops)."""
+        return self._ctl is not None
+
+    def put_field(self, off, value):
+        self._put(off, b"%11d\n" % value)
 
     def _field(self, off):
         self._ctl.seek(off)

@@ -1,10 +1,12 @@
 """The simulated board's port: flash.bin slots and otadata, a pty HAN link, LittleFS at /data.
+MicroPython unix port only (no machine/esp32); the host runner plays bootloader and watchdog.
 
-Reads run/boot.json written by the host runner (hanota.sim.runner); the runner, not this
-module, plays bootloader and watchdog. No machine/esp32 here: MicroPython unix port only.
+The runner (hanota.sim.runner) writes run/boot.json (HANOTA_BOOT) at every boot: the board,
+the running slot, flash.bin and the partitions, the HAN pty and DIR/ops, the control file
+through which the port counts flash operations, asks for a reset and arms and feeds the
+watchdog. Boot selection is ports/otadata.py's, the update slot is ports/slot.py's.
 """
 
-import binascii
 import hashlib
 import json
 import os
@@ -15,77 +17,73 @@ import time
 from micropython import const
 from otaclient.kvstore import KVStore
 
-from ports.simflash import SECTOR, Flash, FlashError, Partition
+from ports import otadata
+from ports.simflash import SECTOR, Flash, Partition
+from ports.slot import PortError, Slot
 
-# ESP-IDF esp_ota_img_states_t
-NEW = const(0)
-PENDING_VERIFY = const(1)
-VALID = const(2)
-INVALID = const(3)
-ABORTED = const(4)
-UNDEFINED = const(0xFFFFFFFF)
-_ENTRY = "<I20sII"  # esp_ota_select_entry_t: ota_seq, seq_label, ota_state, crc
-_ENTRY_LEN = const(32)
-_NO_SEQ = const(0xFFFFFFFF)
-_ZIGBEE_EPOCH = const(946684800)  # 2000-01-01 in Unix seconds (MicroPython unix: 1970 epoch)
 APP_MAGIC = b"HSAP"
 APP_HEADER = "<4sHHII32sHH12x"  # magic, format, header_len, version, tree_len, sha256, mfr, type
 APP_HEADER_LEN = const(64)
-_BOARD_KEYS = ("name", "manufacturer_code", "image_type", "hw_version", "console")
-
-
-def ota_crc(seq):
-    """esp_rom_crc32_le(UINT32_MAX, &ota_seq, 4), as in ESP-IDF bootloader_common."""
-    return binascii.crc32(struct.pack("<I", seq), 0xFFFFFFFF) & 0xFFFFFFFF
+# what the agent and main.py read of the board: the rest would be heap for nothing
+_BOARD_KEYS = ("name", "port", "manufacturer_code", "image_type", "hw_version", "console",
+               "watchdog_ms")  # fmt: skip
 
 
 class Port:
-    block_size = SECTOR
+    """The port contract (ports/contract.py) on a sim board."""
 
-    def __init__(self, boot_path=None):
-        with open(boot_path or os.getenv("HANOTA_BOOT") or "boot.json") as f:
-            boot = json.load(f)
+    def __init__(self, board, boot=None):
+        if boot is None:
+            with open(os.getenv("HANOTA_BOOT") or "boot.json") as f:
+                boot = json.load(f)
         parts = boot["partitions"]
-        b = boot["board"]  # keep only what the agent reads: the rest is heap for nothing
-        self.board = {k: b[k] for k in _BOARD_KEYS if k in b}
-        self._flash = Flash(boot["flash"], boot.get("ops"))
+        self.board = {k: board[k] for k in _BOARD_KEYS if k in board}
+        self._flash = f = Flash(boot["flash"], boot.get("ops"))
         self._running = boot["slot_index"]
-        self._version = boot["version"]
-        self._upd, self.slot_size = parts["ota_%d" % (1 - self._running)]
+        run_off, run_size = parts["ota_%d" % self._running]
+        self._run = Partition(f, run_off, run_size)
+        upd_off, upd_size = parts["ota_%d" % (1 - self._running)]
+        self._slot = Slot(Partition(f, upd_off, upd_size), f.buf)
+        self.block_size = self._slot.block_size
+        self.slot_size = self._slot.size
         self._otadata = parts["otadata"][0]
-        self._buf = self._flash.buf  # 256 bytes of scratch, shared
+        self._buf = f.buf  # 256 bytes of scratch, shared with the flash and the slot
         self._console = self.board.get("console") == "on"
-        self.link = Link(boot["han_fd"]) if boot.get("han_fd") is not None else None
-        self.store = _mount_store(self._flash, parts["agent"], boot.get("store", "/data"))
+        # an unset clock reads as a fresh ESP32's: its RTC starts at 2000-01-01 (ZigBee 0)
+        # at power-on, so now() counts seconds since this boot until set_now()
+        self._clock = -time.time()
+        self._wd_ms = 0
+        self._fed = 0
+        self._feeds = 0
+        if boot.get("han_fd") is None:
+            raise PortError("NO_LINK", "boot.json has no HAN link")
+        self.link = Link(boot["han_fd"])
+        self.store = _mount_store(f, parts["agent"], boot.get("store", "/data"))
 
-    # update slot
+    # update slot (ports/slot.py: range and erased checks)
     def erase(self, block):
-        self._flash.erase(self._upd + self._slot_off(block * SECTOR, SECTOR))
+        self._slot.erase(block)
 
     def write(self, offset, buf):
-        self._flash.write(self._upd + self._slot_off(offset, len(buf)), buf)
+        self._slot.write(offset, buf)
 
     def read(self, offset, buf):
-        self._flash.read(self._upd + self._slot_off(offset, len(buf)), buf)
-
-    def _slot_off(self, offset, n):
-        if offset < 0 or offset + n > self.slot_size:
-            raise FlashError("outside the update slot: %d+%d" % (offset, n))
-        return offset
+        self._slot.read(offset, buf)
 
     def check_app(self, length):
-        """Raise ValueError unless the update slot holds a sim app for this board."""
+        """Raise PortError unless the update slot's first `length` bytes are a sim app for
+        this board whose tree hash matches its header."""
         if length < APP_HEADER_LEN or length > self.slot_size:
-            raise ValueError("app length out of range")
+            raise PortError("BAD_APP", "app length %d out of range" % length)
         hdr = memoryview(self._buf)[:APP_HEADER_LEN]
         self.read(0, hdr)
         magic, fmt, hlen, _v, tree, digest, mfr, typ = struct.unpack_from(APP_HEADER, hdr)
         if magic != APP_MAGIC or fmt != 2 or hlen != APP_HEADER_LEN:
-            raise ValueError("not a sim app image")
+            raise PortError("BAD_APP", "not a sim app image")
         if mfr != self.board["manufacturer_code"] or typ != self.board["image_type"]:
-            raise ValueError("app for another board")
+            raise PortError("BAD_APP", "app for another board")
         if APP_HEADER_LEN + tree != length:
-            raise ValueError("app length mismatch")
+            raise PortError("BAD_APP", "app length mismatch")
         h = hashlib.sha256()
         mv = memoryview(self._buf)
         off = APP_HEADER_LEN
@@ -96,65 +94,79 @@ class Port:
             off += k
             tree -= k
         if h.digest() != digest:
-            raise ValueError("app hash mismatch")
+            raise PortError("BAD_APP", "app hash mismatch")
 
-    # otadata, ESP-IDF rules
+    # otadata (ports/otadata.py: ESP-IDF's rules)
     def _entries(self):
-        out = []
-        ent = memoryview(self._buf)[:_ENTRY_LEN]
-        for i in (0, 1):
-            self._flash.read(self._otadata + i * SECTOR, ent)
-            seq, _label, state, crc = struct.unpack_from(_ENTRY, ent)
-            out.append((seq, state, seq != _NO_SEQ and crc == ota_crc(seq)))
-        return out
+        ent = memoryview(self._buf)[: otadata.ENTRY_LEN]
+        self._flash.read(self._otadata, ent)
+        e0 = otadata.unpack(ent)
+        self._flash.read(self._otadata + SECTOR, ent)
+        return e0, otadata.unpack(ent)
 
-    def _selected(self, ents):
-        # the bootloader's choice: usable entry with the highest sequence number
-        best = -1
-        for i in (0, 1):
-            usable = ents[i][2] and ents[i][1] not in (INVALID, ABORTED)
-            if usable and (best < 0 or ents[i][0] > ents[best][0]):
-                best = i
-        return best
-
-    def _write_entry(self, sector, seq, state):
-        addr = self._otadata + sector * SECTOR
+    def _write_entry(self, w):
+        addr = self._otadata + w[0] * SECTOR
         self._flash.erase(addr)
-        self._flash.write(addr, struct.pack(_ENTRY, seq, b"\xff" * 20, state, ota_crc(seq)))
+        self._flash.write(addr, otadata.pack(w[1], w[2]))
 
-    def set_pending(self):
-        ents = self._entries()
-        sel = self._selected(ents)
-        top = max([e[0] for e in ents if e[2]] + [0])
-        upd = 1 - self._running
-        seq = upd + 1
-        while seq <= top:
-            seq += 2  # keeps (seq - 1) % 2 == update slot, above every sequence seen
-        self._write_entry(1 - sel if sel >= 0 else 0, seq, NEW)
+    def _trial(self, ents):
+        # the running slot is the active entry's and that entry is PENDING_VERIFY
+        act = otadata.select(ents[0], ents[1])
+        e = ents[act] if act >= 0 else None
+        return (
+            e is not None
+            and otadata.slot_of(e[0]) == self._running
+            and e[1] == otadata.PENDING_VERIFY
+        )
+
+    def set_pending(self, version):
+        """Arm the update slot for one trial boot (esp_ota_set_boot_partition's write).
+        The version is the app header's, so nothing is recorded."""
+        try:
+            ents = self._entries()
+            self._write_entry(otadata.arm(ents[0], ents[1], 1 - self._running))
+        except (OSError, ValueError) as e:
+            raise PortError("ARM_FAILED", repr(e))
 
     def confirm(self):
         ents = self._entries()
-        sel = self._selected(ents)
-        if sel >= 0 and self._is_running(ents[sel]) and ents[sel][1] != VALID:
-            self._write_entry(sel, ents[sel][0], VALID)
+        if self._trial(ents):
+            self._write_entry(otadata.mark_valid(ents[0], ents[1]))
 
     def pending_verify(self):
-        ents = self._entries()
-        sel = self._selected(ents)
-        return sel >= 0 and self._is_running(ents[sel]) and ents[sel][1] == PENDING_VERIFY
-
-    def _is_running(self, ent):
-        return (ent[0] - 1) % 2 == self._running
+        return self._trial(self._entries())
 
     def running_version(self):
-        return self._version
+        """The version in the running slot's sim app header; None without one."""
+        hdr = memoryview(self._buf)[:APP_HEADER_LEN]
+        self._run.readblocks(0, hdr)
+        magic, _f, _h, version = struct.unpack_from("<4sHHI", hdr)
+        return version if magic == APP_MAGIC else None
+
+    # watchdog: the runner resets the board when DIR/ops' feed count stops moving for ms
+    def watchdog(self, ms):
+        if not self._flash.control:
+            raise PortError("NO_WATCHDOG", "no runner: nothing would reset the board")
+        self._wd_ms = ms
+        self._fed = time.ticks_ms()
+        self._flash.put_field(Flash.WATCHDOG, ms)
+
+    def feed(self):
+        # one counter write per quarter timeout at most: feeding stays cheap at every step
+        if self._wd_ms and time.ticks_diff(time.ticks_ms(), self._fed) >= self._wd_ms >> 2:
+            self._fed = time.ticks_ms()
+            self._feeds += 1
+            self._flash.put_field(Flash.FED, self._feeds)
 
     def reset(self):
         self._flash.die(b"reset")
 
     # time and console
     def now(self):
-        return int(time.time()) - _ZIGBEE_EPOCH
+        return int(time.time() + self._clock)
+
+    def set_now(self, t):
+        self._clock = t - time.time()
 
     def ticks_ms(self):
         return time.ticks_ms()

@@ -41,8 +41,9 @@ def factory_app(board: dict[str, Any], version: int, source: Path | None) -> byt
 
 
 def write_ops(directory: Path) -> None:
-    """The counter file shared with the port: ops | cut-at | exit reason (12 bytes each)."""
-    (directory / OPS_FILE).write_bytes(b"%11d\n%11d\n%-11s\n" % (0, 0, b""))
+    """The control file shared with the port (ports/simflash.py), 12 bytes a field: ops |
+    cut-at | exit reason | watchdog timeout ms (0: not armed) | watchdog feed count."""
+    (directory / OPS_FILE).write_bytes(b"%11d\n%11d\n%-11s\n%11d\n%11d\n" % (0, 0, b"", 0, 0))
 
 
 def format_agent(flash: FlashFile) -> None:

@@ -5,7 +5,9 @@ and mounted at /rom (xip.py; unpacked to DIR/run/ for a MicroPython binary that 
 it), boot.json for the port in DIR/run/, then `micropython -X heapsize=H -i main.py` on a
 fresh console pty. The
 port asks for a reset or dies at a power cut by `kill -9 $PPID`, leaving the reason in
-DIR/ops; a trial boot not confirmed within watchdog_ms is killed. Then it boots again.
+DIR/ops. The watchdog is the one the app arms (port.watchdog(ms), as machine.WDT on an
+ESP32: main.py arms it on a trial boot): once armed, a feed count in DIR/ops that stops
+moving for ms resets the board. Nothing else ends a boot. Then it boots again.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .process import kill_group, spawn_micropython
 
 _POLL_S = 0.02
 _EXIT_BACKOFF_S = 0.5
-_OPS, _CUT, _EXIT = 0, 12, 24
+_OPS, _CUT, _EXIT, _WD, _FED = 0, 12, 24, 36, 48  # DIR/ops fields (ports/simflash.py)
 # MicroPython runs the slot's main.py the way an ESP32 runs a frozen main.py: it wins over a
 # main.py on the filesystem (pyexec_file_if_exists), while imports look in the filesystem
 # (the cwd, DIR/fs) before the slot (sys.path ['', '.frozen', '/rom']). First, as an
@@ -56,6 +58,7 @@ class SimBoard:
         self.flash = FlashFile(self.dir / "flash.bin", self.board)
         self.flash.check()
         self.heap = heap or self.board.get("heap", "64k")
+        # the watchdog timeout the app is given (board["watchdog_ms"] in boot.json)
         self.watchdog_ms = watchdog_ms or self.board["watchdog_ms"]
         self.run_dir = self.dir / "run"  # the active slot, unpacked at every boot
         self.fs_dir = self.dir / FS_DIR  # the filesystem outside /data: persists
@@ -184,6 +187,8 @@ class SimBoard:
             main = str(self.run_dir / "main.py")
         self.boot_count += 1
         self.running_slot, self.running_version = d.slot, d.version
+        self._set_field(_WD, b"%11d\n" % 0)  # a reset stops the watchdog: nothing armed
+        self._set_field(_FED, b"%11d\n" % 0)
         (self.run_dir / "boot.json").write_text(json.dumps(self._boot_doc(d)))
         self.han.drain()
         self.fs_dir.mkdir(exist_ok=True)
@@ -207,7 +212,7 @@ class SimBoard:
             "flash": str(self.flash.path),
             "ops": str(self.dir / OPS_FILE),
             "partitions": {name: list(v) for name, v in self.flash.parts.items()},
-            "board": self.board,
+            "board": {**self.board, "watchdog_ms": self.watchdog_ms},
             "han_fd": self.han.master,
             "han": self.han.path,
             "console": self.console.path,
@@ -217,7 +222,8 @@ class SimBoard:
 
     def _watch(self, d: bootloader.BootDecision) -> str:
         assert self._proc
-        started, trial = time.monotonic(), d.pending_verify
+        trial = d.pending_verify
+        armed, fed, fed_at = 0, 0, 0.0
         while True:
             with self._cond:
                 if self._stopping:
@@ -228,7 +234,14 @@ class SimBoard:
             if trial and self._confirmed(d.slot):
                 trial = False
                 self._event("confirmed", slot=f"ota_{d.slot}", version=d.version)
-            elif trial and time.monotonic() - started > self.watchdog_ms / 1000:
+            now = time.monotonic()
+            ms, count = self._field(_WD), self._field(_FED)
+            if ms != armed:  # armed (or re-armed with a new timeout): the timer restarts
+                armed, fed, fed_at = ms, count, now
+                self._event("watchdog_armed", ms=ms)
+            elif count != fed:
+                fed, fed_at = count, now
+            elif armed and now - fed_at > armed / 1000:
                 return "watchdog"
 
     def _confirmed(self, slot: int) -> bool:
