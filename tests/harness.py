@@ -15,6 +15,7 @@ def make(tmpdir, files, store, slot_size=1 << 20, baud=None, latency_ms=0.0, fac
     """(port, double): a provisioned fake board wired to a double serving `files`."""
     port = FakePort(BOARD, store, tmpdir, slot_size, factory)
     double = OtaDouble(files)
+    double.clock = lambda: port.clock  # the CH's currentTime runs on with the board's time
     port.link = FakeLink(port, double, baud, latency_ms)
     return port, double
 

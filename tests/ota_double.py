@@ -40,6 +40,7 @@ class OtaDouble:
         self.dev = dev_addr
         self.idx = 0  # the file offered next
         self.upgrade_time = upgrade_time
+        self.clock = None  # the board's virtual clock (ms), when the harness wires one
         self.current_time = current_time
         self.events = []  # ("query", ver) ("end", status, ver) ("announce", ver, boot) ...
         self.alerts = []  # decoded ActivationAlert
@@ -140,6 +141,19 @@ class OtaDouble:
                 self.bytes += n
             offset += n
         return out
+
+    @property
+    def current_time(self):
+        """The CH's clock (ZigBee s): as last set, run on with the virtual clock; 0 stays 0
+        (upgrade times are then delays)."""
+        if not self._cur or self.clock is None:
+            return self._cur
+        return self._cur + int(self.clock() - self._cur_t0) // 1000
+
+    @current_time.setter
+    def current_time(self, t):
+        self._cur = t
+        self._cur_t0 = self.clock() if self.clock is not None else 0
 
     def _end(self, o):
         self.events.append(("end", o.status, o.version))

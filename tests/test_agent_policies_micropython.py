@@ -470,9 +470,9 @@ run(settled(0x01000200))
 
 
 def test_upgrade_time_relative_absolute_and_wait_under_micropython(scenario):
-    """Three updates in a row: relative (current time 0: in 30 s), absolute (the CH's
-    time, compared with the device clock), 0xFFFFFFFF (wait, re-asking every
-    wait_poll_s, until the CH gives a time)."""
+    """Three updates in a row: relative (current time 0: in 30 s), absolute (upgrade time
+    read against the CH's current time in the same response, which also sets the device
+    clock), 0xFFFFFFFF (wait, re-asking every wait_poll_s, until the CH gives a time)."""
     files = {"serve": _app(V2), "v3": _app(V3), "v4": _app(V4)}
     store = U.store(extra={"agent_config.json": {"query_interval_s": 20}})
     r = scenario(
@@ -486,8 +486,8 @@ def test_upgrade_time_relative_absolute_and_wait_under_micropython(scenario):
         R["relative"] = sched_then_boot()
         run(settled(0x01000100))
         serve("v3")
-        dbl.current_time = 1  # non-zero: absolute
-        dbl.upgrade_time = port.now() + 90
+        dbl.current_time = port.now() - 1000  # the CH's clock: the wait is read against it
+        dbl.upgrade_time = dbl.current_time + 90
         R["abs_at"] = dbl.upgrade_time
         R["absolute"] = sched_then_boot()
         run(settled(0x01000200))

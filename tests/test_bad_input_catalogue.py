@@ -515,8 +515,8 @@ def test_upgrade_end_response_for_another_image(tmp_path):
 
 
 def test_upgrade_time_in_the_past(tmp_path):
-    # current_time 1, upgrade_time 5 (ZigBee seconds in 2000): activates at once
-    TA.test_upgrade_time_relative_absolute_and_past(tmp_path, 1, 5, 0)
+    # upgrade time 100 s before the CH's current time: activates at once
+    TA.test_upgrade_time_relative_absolute_and_past(tmp_path, 800_000_100, 800_000_000, 0, 0)
 
 
 def test_wait_for_data_storms(tmp_path):

@@ -247,7 +247,10 @@ class Client:
         if current:
             self.port.set_now(current)
         delay = upgrade if current == 0 else upgrade - current
-        self.activate_at = self.port.now() + max(0, delay)  # in the past: activate now
+        at = self.port.now() + max(0, delay)  # in the past: activate now
+        if self.st == SCHED:  # a re-read moves it closer, never away (a CH answering every
+            at = min(at, self.activate_at)  # request "in N s" would postpone it forever)
+        self.activate_at = at
         self._goto(SCHED, self.cfg["query_interval_s"] * 1000)
 
     def on_default_rsp(self, r):
