@@ -17,6 +17,13 @@ from otaclient import zcl
 
 V1, V2 = 0x01000000, 0x02000000
 SUPS = ["supplier-a", "supplier-b"]
+TRUST: list[Path] = []  # the manufacturer keys make_hub's hubs trust (fixture `trusted`)
+
+
+@pytest.fixture(autouse=True)
+def trusted(imgs):
+    """Hubs made by make_hub verify submissions against the test images' key."""
+    TRUST[:] = [imgs.pub_path]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +33,10 @@ def dev():
 
 def make_hub(tmp_path: Path | None = None, **cfg) -> Hub:
     cfg.setdefault("confirm_delay_s", 0.2)
-    return Hub(HubConfig(**cfg), state_dir=tmp_path)
+    hub = Hub(HubConfig(**cfg), state_dir=tmp_path)
+    for key in TRUST:
+        hub.add_anchor(key)
+    return hub
 
 
 class Rig:
@@ -40,10 +50,10 @@ class Rig:
         a, b = socket.socketpair()
         hr, hw = await asyncio.open_connection(sock=a)
         cr, cw = await asyncio.open_connection(sock=b)
-        self.session = LinkSession(self.hub, "pair", hr, hw)
+        r = self.rec
+        self.session = LinkSession(self.hub, "pair", hr, hw, r["eui64"])
         self.tasks = [asyncio.create_task(self.session.run()),
                       asyncio.create_task(self.hub.alert_loop())]  # fmt: skip
-        r = self.rec
         self.client = ClientDouble(cr, cw, r["eui64"], r["short_addr"], self.ident.device_key,
                                    r["manufacturer_code"], r["image_type"], r["hw_version"],
                                    self.version, r["suppliers"])  # fmt: skip

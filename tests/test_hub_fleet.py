@@ -19,6 +19,7 @@ def test_32_devices_updated_at_once_every_alert_accounted(tmp_path):
     imgs = factory.Images(tmp_path / "img")
     files = imgs.build(V2, board="sim-ppmid", size=8192 + 30000, max_size=40000)
     hub = Hub(HubConfig(confirm_delay_s=0.2, stagger_s=0.3), state_dir=tmp_path / "hub")
+    hub.add_anchor(imgs.pub_path)
     devs = [factory.device("sim-ppmid", ["supplier-a", "supplier-b"], seed=f"fleet{i}",
                            short_addr=i + 1) for i in range(N)]  # fmt: skip
     for _ident, rec in devs:
@@ -28,7 +29,9 @@ def test_32_devices_updated_at_once_every_alert_accounted(tmp_path):
         a, b = socket.socketpair()
         hr, hw = await asyncio.open_connection(sock=a)
         cr, cw = await asyncio.open_connection(sock=b)
-        tasks.append(asyncio.create_task(LinkSession(hub, rec["eui64"], hr, hw).run()))
+        tasks.append(
+            asyncio.create_task(LinkSession(hub, rec["eui64"], hr, hw, rec["eui64"]).run())
+        )
         c = ClientDouble(cr, cw, rec["eui64"], rec["short_addr"], ident.device_key,
                          rec["manufacturer_code"], rec["image_type"], rec["hw_version"], V1,
                          rec["suppliers"])  # fmt: skip

@@ -10,7 +10,7 @@ from hanota.hub import HubError
 from hanota.hub.core import HOLD
 from hanota.rig import factory
 from otaclient import link, zcl
-from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run
+from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run, trusted  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hanota.hub import HubConfig, HubError
 from hanota.hub.events import read_events
 from hanota.rig import factory
 from otaclient import zcl
-from test_hub_core import SUPS, V2, Rig, make_hub, run
+from test_hub_core import SUPS, V2, Rig, make_hub, run, trusted  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Local control API: JSON lines over a Unix socket beside the hub's state, so that
 `hanota hub enrol|submit|discard|...` reach a running `hanota hub serve`.
 
-One request per line {"op": ..., "args": {...}}, one reply per line {"ok": true,
-"result": ...} or {"ok": false, "error": "..."}. No authentication beyond file modes.
+One request per line {"op": ..., "token": ..., "args": {...}}, one reply per line
+{"ok": true, "result": ...} or {"ok": false, "error": "..."}. The token names the
+principal (credentials.py): the operator, or one supplier, who acts only as itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import credentials as cr
 from .core import Hub, HubError
 
 _MAX_SUN_PATH = 100
@@ -30,24 +32,60 @@ def address(state_dir: Path) -> str:
     return os.path.join(tempfile.gettempdir(), f"hanota-hub-{tag}.sock")
 
 
-def execute(hub: Hub, op: str, args: dict[str, Any]) -> Any:
-    """Run one control operation on a hub (served or opened offline)."""
+# who may run each operation: "operator", "supplier" (as itself), or both
+_ALLOWED = {
+    "ping": ("operator", "supplier"),
+    "whoami": ("operator", "supplier"),
+    "enrol": ("operator",),
+    "trust": ("operator",),
+    "meter": ("operator",),
+    "credentials": ("operator",),
+    "submit": ("supplier",),
+    "discard": ("supplier",),
+    "activate": ("supplier",),
+    "inventory": ("operator", "supplier"),
+    "alerts": ("operator", "supplier"),
+}
+
+
+def principal(hub: Hub, token: str | None) -> str:
+    """The principal holding `token`; HubError when none does."""
+    who = hub.credentials.who(token, hub.state.principals)
+    if who is None:
+        raise HubError("not authenticated: give the token file the hub operator issued you "
+                       "(--token-file; the hub keeps them in STATE/credentials/)")  # fmt: skip
+    return who
+
+
+def execute(hub: Hub, op: str, args: dict[str, Any], token: str | None) -> Any:
+    """Run one control operation on a hub (served or opened offline) for the principal
+    holding `token`: a supplier acts as itself only, on its own submissions."""
+    if op not in _ALLOWED:
+        raise HubError(f"unknown control operation {op!r} (known: {', '.join(_ALLOWED)})")
+    who = principal(hub, token)
+    me = cr.supplier_of(who)
+    if ("supplier" if me is not None else "operator") not in _ALLOWED[op]:
+        raise HubError(f"{op}: not allowed for {who}")
+    claimed = args.get("supplier")
+    if me is not None and claimed not in (None, me):
+        raise HubError(f"{op}: this token is {me}'s, not {claimed}'s")
     ops = {
         "ping": lambda: {"events": hub.state.n_events},
-        "enrol": lambda: hub.enrol(args["record"]),
+        "whoami": lambda: {"principal": who},
+        "enrol": lambda: hub.enrol(args["record"], bool(args.get("replace_key"))),
+        "trust": lambda: hub.add_anchor(bytes.fromhex(args["public_key"])),
+        "credentials": lambda: {
+            p: str(hub.credentials.path(p) or "") for p in sorted(hub.state.principals)
+        },  # fmt: skip
         "submit": lambda: hub.submit(
-            args["supplier"], args["devices"], args["files"], args.get("activate_at")
-        ),
-        "discard": lambda: hub.discard(
-            args["supplier"], args.get("submission"), args.get("devices") or None
-        ),
-        "activate": lambda: hub.activate(args["submission"], args.get("at")),
+            me, args["devices"], args["files"], args.get("activate_at"), bool(args.get("queue"))
+        ),  # fmt: skip
+        "discard": lambda: hub.discard(me, args.get("submission"), args.get("devices") or None),
+        "activate": lambda: hub.activate(args["submission"], args.get("at"), supplier=me),
         "meter": lambda: hub.meter_upgrade(args.get("device"), bool(args.get("on", True))),
-        "inventory": hub.inventory,
-        "alerts": lambda: hub.alerts(args.get("supplier"), bool(args.get("pending"))),
+        "inventory": lambda: hub.inventory(me),
+        "alerts": lambda: hub.alerts(me or claimed, bool(args.get("pending"))),
     }
-    if op not in ops:
-        raise HubError(f"unknown control operation {op!r} (known: {', '.join(ops)})")
     try:
         return ops[op]()
     except KeyError as exc:
@@ -78,7 +116,7 @@ async def start(hub: Hub, state_dir: Path) -> asyncio.AbstractServer:
 def _reply(hub: Hub, line: bytes) -> dict[str, Any]:
     try:
         req = json.loads(line)
-        result = execute(hub, str(req.get("op")), dict(req.get("args") or {}))
+        result = execute(hub, str(req.get("op")), dict(req.get("args") or {}), req.get("token"))
         return {"ok": True, "result": result}
     except (HubError, ValueError, TypeError) as exc:
         return {"ok": False, "error": str(exc)}
@@ -88,8 +126,9 @@ class NoHub(ConnectionError):
     """No hub answers on this state directory's control socket."""
 
 
-def call(state_dir: Path, op: str, timeout: float = 30.0, **args: Any) -> Any:
-    """One request to a running hub; HubError for a refused one, NoHub if none runs."""
+def call(state_dir: Path, op: str, token: str | None, timeout: float = 30.0, **args: Any) -> Any:
+    """One request to a running hub as the holder of `token`; HubError for a refused
+    one, NoHub if none runs."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -98,7 +137,7 @@ def call(state_dir: Path, op: str, timeout: float = 30.0, **args: Any) -> Any:
         sock.close()
         raise NoHub(f"no hub serving {state_dir}: {exc.strerror or exc}") from None
     with sock, sock.makefile("rwb") as fh:
-        fh.write((json.dumps({"op": op, "args": args}) + "\n").encode())
+        fh.write((json.dumps({"op": op, "token": token, "args": args}) + "\n").encode())
         fh.flush()
         line = fh.readline()
     if not line:

@@ -1,7 +1,9 @@
 """The Hub: the in-process Python API over state, store, event log and alerts.
 
-Supplier-facing operations (enrol, submit, discard, activate, meter priority, queries)
-live here; what is said on the wire is serving.OtaService's, the I/O is server.py's.
+Supplier-facing operations (enrol, trust, submit, discard, activate, meter priority,
+queries) live here; what is said on the wire is serving.OtaService's, the I/O is
+server.py's, who may call what over the control socket is control.py's. In process the
+caller is trusted with the supplier ids it passes: it owns the state directory.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import alerts as al
+from . import credentials as cr
 from .events import Event, EventLog, read_events
 from .inventory import EnrolError, parse_record
 from .serving import OtaService
-from .state import ENDED, OPEN, HubState, Transfer
+from .state import ENDED, OPEN, QUEUED, HubState, Transfer
 from .store import ImageStore, SubmissionError
 from .submit import plan_submission
 
@@ -47,6 +50,12 @@ class HubConfig:
     notify_jitter: int = 100
     short_addr: int = 0x0000  # the hub's own short address (the ZigBee coordinator)
     stall_timeout_s: float = 120.0  # a transfer with no request this long: failure alert (0 off)
+    # R2: a submission keeps a device from the suppliers queued behind it this long at most
+    # (from its submission to its activation), then it is discarded (0 off)
+    turn_s: float = 86400.0
+    # verify every submitted file against the trust anchors (fail closed: none, refused).
+    # Off only in a test harness whose hub must pass hostile images to a board (rig).
+    check_images: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.block_size <= 255:
@@ -70,10 +79,20 @@ class Hub:
         self.store = ImageStore(sd / "images" if sd is not None else None)
         self.stagger = al.Stagger(self.config.stagger_s, self.config.seed)
         self.ota = OtaService(self)
+        self.credentials = cr.Credentials(sd / "credentials" if sd is not None else None)
         self.links: dict[str, Any] = {}  # eui64 -> server.LinkSession while connected
         self._subs: list[Callable[[Event], None]] = []
         self._wake: asyncio.Event | None = None
         self._since = time.time()  # stall timer start for transfers replayed from the log
+        self._issue(cr.OPERATOR)
+
+    def _issue(self, principal: str) -> None:
+        """A control API token for `principal`, once (the event says so, not the token)."""
+        made = self.credentials.issue(principal)
+        if made or principal not in self.state.principals:
+            path = self.credentials.path(principal)
+            self.record("credential-issued", principal=principal,
+                        path=str(path) if path is not None else None)  # fmt: skip
 
     def started(self) -> None:
         """Log that this hub now serves links (previous links are gone)."""
@@ -89,7 +108,19 @@ class Hub:
         self.publish(ev)
         if kind in ("transfer-start", "transfer-resumed"):
             self._kick()  # the alert loop times stalls too: a transfer to watch
+        if kind in ("transfer-failed", "discard", "transfer-closed"):
+            self._next_turn(ev["device"], ev["submission"])
         return ev
+
+    def _next_turn(self, eui: str, ended: str) -> None:
+        """A transfer ended: a submission queued for the device (R2) starts now."""
+        t = self.state.active(eui)
+        if t is None or t.state != "pending" or t.submission.id == ended:
+            return
+        sub = t.submission
+        self.alert(sub.supplier, "submission-processed", eui, sub.version, submission=sub.id,
+                   status="started", reason=f"your turn: {ended} on this device ended")  # fmt: skip
+        self.ota.notify(eui)
 
     def publish(self, ev: Event) -> None:
         """Send an event (logged or transient, e.g. "progress") to subscribers."""
@@ -109,8 +140,12 @@ class Hub:
 
     # --- enrolment and submissions -----------------------------------------------------
 
-    def enrol(self, record: dict[str, Any] | str | Path) -> dict[str, Any]:
-        """Enrol a device from its provisioning record (dict or JSON file)."""
+    def enrol(
+        self, record: dict[str, Any] | str | Path, replace_key: bool = False
+    ) -> dict[str, Any]:
+        """Enrol a device from its provisioning record (dict or JSON file). A device
+        already enrolled keeps its public key unless `replace_key` (whoever holds the
+        key signs the alerts the hub believes); its suppliers get control API tokens."""
         doc = record
         if isinstance(record, (str, Path)):
             try:
@@ -125,8 +160,48 @@ class Hub:
             o = other.record
             if o.short_addr == rec.short_addr and o.eui64 != rec.eui64:
                 raise HubError(f"short address {rec.short_addr:#06x} is already {o.eui64}'s")
+        old = self.state.devices.get(rec.eui64)
+        if old is not None and old.record.public_key != rec.public_key:
+            if not replace_key:
+                self.record("enrol-refused", device=rec.eui64,
+                            reason="public key differs from the enrolled one")  # fmt: skip
+                raise HubError(f"{rec.eui64} is enrolled with another public key: its alerts "
+                               "are checked with that key; re-enrol with --replace-key only "
+                               "if the device was re-provisioned")  # fmt: skip
+            self.record("key-replaced", device=rec.eui64,
+                        old_public_key=old.record.public_key.hex())  # fmt: skip
         self.record("enrol", record=rec.to_json())
+        for s in rec.suppliers:
+            self._issue(cr.supplier(s))
         return rec.to_json()
+
+    def add_anchor(self, key: Path | str | bytes) -> dict[str, Any]:
+        """Trust a manufacturer public key (PEM file, or 64 bytes X||Y) for submissions."""
+        from otaclient import image
+
+        from hanota.image import keys
+
+        from ..output import CommandError
+
+        if isinstance(key, bytes):
+            raw = key
+        else:
+            try:
+                raw = keys.raw_public(keys.load_public(key))
+            except CommandError as exc:
+                raise HubError(str(exc)) from None
+        if len(raw) != 64:
+            raise HubError("a trust anchor is a P-256 public key (64 bytes X||Y)")
+        kid = f"{image.key_id(raw):08x}"
+        if self.state.anchors.get(kid) != raw:
+            self.record("trust-anchor", key_id=kid, public_key=raw.hex())
+        return {"key_id": kid, "public_key": raw.hex()}
+
+    def anchors(self) -> dict[int, bytes] | None:
+        """What submissions are verified against (None: not checked, check_images off)."""
+        if not self.config.check_images:
+            return None
+        return {int(k, 16): v for k, v in self.state.anchors.items()}
 
     def submit(
         self,
@@ -134,15 +209,17 @@ class Hub:
         devices: list[str],
         files: list[Path | str],
         activate_at: str | int | None = None,
+        queue: bool = False,
     ) -> dict[str, Any]:
-        """SR 11.4: one image or a set of fragments for some devices. HubError if refused."""
+        """SR 11.4: one image or a set of fragments for some devices. HubError if refused.
+        `queue`: where another supplier's image has the device, wait for it (R2)."""
         try:
-            image_files = self.store.add([Path(f) for f in files])
+            image_files = self.store.add([Path(f) for f in files], self.anchors())
         except SubmissionError as exc:
             self.record("submit-refused", supplier=supplier, devices=devices, reason=str(exc))
             raise HubError(f"submission refused: {exc}") from None
         try:
-            plan = plan_submission(self.state, supplier, devices, image_files)
+            plan = plan_submission(self.state, supplier, devices, image_files, queue)
         except SubmissionError as exc:
             self.record("submit-refused", supplier=supplier, devices=devices, reason=str(exc))
             raise HubError(f"submission refused: {exc}") from None
@@ -152,14 +229,15 @@ class Hub:
         sub_id = f"s{len(self.state.submissions) + 1}"
         version = image_files[0].version
         files_json = [f.to_json() for f in image_files]
-        if plan.accepted:
+        if plan.accepted or plan.queued:
             self.record("submit", id=sub_id, supplier=supplier, devices=plan.accepted,
-                        files=files_json, activate=activate)  # fmt: skip
+                        queued=plan.queued, files=files_json, activate=activate)  # fmt: skip
         self._submission_alerts(sub_id, supplier, version, plan)
-        result = {"id": sub_id if plan.accepted else None, "supplier": supplier,
+        result = {"id": sub_id if plan.accepted or plan.queued else None, "supplier": supplier,
                   "version": version, "fragments": len(image_files),
-                  "accepted": plan.accepted, "refused": plan.refused}  # fmt: skip
-        if not plan.accepted:
+                  "accepted": plan.accepted, "queued": plan.queued,
+                  "refused": plan.refused}  # fmt: skip
+        if not plan.accepted and not plan.queued:
             reasons = "; ".join(f"{d}: {r}" for d, r in plan.refused.items())
             raise HubError(f"submission refused for every device: {reasons}")
         for eui in plan.accepted:
@@ -170,6 +248,9 @@ class Hub:
         for eui in plan.accepted:
             self.alert(supplier, "submission-processed", eui, version,
                        submission=sub_id, status="accepted")  # fmt: skip
+        for eui in plan.queued:
+            self.alert(supplier, "submission-processed", eui, version, submission=sub_id,
+                       status="queued", reason=plan.why_queued[eui])  # fmt: skip
         for eui, reason in plan.refused.items():
             self.alert(supplier, "submission-processed", eui, version,
                        status="refused", reason=reason)  # fmt: skip
@@ -178,8 +259,10 @@ class Hub:
                            alert_code=al.CCS08_FAILURE, reason_code=al.REASON_HW_MISMATCH,
                            reason=reason)  # fmt: skip
         for eui, other in plan.conflicts.items():
-            self.alert(other, "conflict", eui, version, by=supplier,
-                       reason=f"{supplier} submitted an image while yours is pending")  # fmt: skip
+            queued = eui in plan.queued
+            self.alert(other, "conflict", eui, version, by=supplier, queued=queued,
+                       reason=f"{supplier} submitted an image while yours is pending"
+                       + (": it waits for yours (at most turn_s)" if queued else ""))  # fmt: skip
 
     def discard(
         self,
@@ -188,12 +271,16 @@ class Hub:
         devices: list[str] | None = None,
         why: str = "discarded by supplier",
     ) -> dict[str, Any]:
-        """R5: drop a supplier's image before or during transfer (CCS08 reason 1)."""
+        """R5: drop a supplier's image before or during transfer (CCS08 reason 1), or
+        while it waits its turn or is held for activation. Only the supplier's own."""
+        sub = self.state.submissions.get(submission) if submission is not None else None
+        if submission is not None and sub is not None and sub.supplier != supplier:
+            raise HubError(f"submission {submission} is not {supplier}'s: not discarded")
         hits = [
             t
             for t in self.state.transfers.values()
             if t.submission.supplier == supplier
-            and t.state in OPEN
+            and _discardable(t)
             and (submission is None or t.submission.id == submission)
             and (devices is None or t.device in devices)
         ]
@@ -206,11 +293,15 @@ class Hub:
                        reason_code=al.REASON_DISCARDED, reason=why)  # fmt: skip
         return {"discarded": [{"submission": t.submission.id, "device": t.device} for t in hits]}
 
-    def activate(self, submission: str, at: str | int | None = None) -> dict[str, Any]:
-        """Give a held-back submission (activate_at "hold") its activation time."""
+    def activate(self, submission: str, at: str | int | None = None,
+                 supplier: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Give a held-back submission (activate_at "hold") its activation time. With
+        `supplier`, only that supplier's own submission."""
         sub = self.state.submissions.get(submission)
         if sub is None:
             raise HubError(f"unknown submission {submission!r}")
+        if supplier is not None and sub.supplier != supplier:
+            raise HubError(f"submission {submission} is not {supplier}'s: not activated")
         when = parse_activate(at)
         upgrade = max(zb_now(), when) if isinstance(when, int) else zb_now()
         done = []
@@ -220,6 +311,24 @@ class Hub:
                 self.ota.activation_due(t)
                 done.append(t.device)
         return {"submission": sub.id, "upgrade_time": upgrade, "devices": done}
+
+    def check_turns(self, now: float | None = None) -> list[Transfer]:
+        """R2 queueing: a submission that has kept a device from a queued supplier for
+        turn_s (from its submission, not yet activated) is discarded: the next starts."""
+        limit = self.config.turn_s
+        if not limit:
+            return []
+        now = time.time() if now is None else now
+        out = []
+        for dev in self.state.devices.values():
+            t = self.state.active(dev.record.eui64)
+            if not dev.queue or t is None or not _discardable(t) or now - t.submission.t < limit:
+                continue
+            why = (f"turn over: held the device {now - t.submission.t:.0f} s (turn {limit:.0f} s) "
+                   f"while {dev.queue[0]} waits (R2)")  # fmt: skip
+            self.discard(t.submission.supplier, t.submission.id, [t.device], why=why)
+            out.append(t)
+        return out
 
     def meter_upgrade(self, device: str | None = None, on: bool = True) -> dict[str, Any]:
         """R5: while on, block requests (of `device`, or all) get WAIT_FOR_DATA."""
@@ -233,9 +342,12 @@ class Hub:
 
     # --- queries ------------------------------------------------------------------------
 
-    def inventory(self) -> dict[str, Any]:
+    def inventory(self, supplier: str | None = None) -> dict[str, Any]:
+        """Every device (with `supplier`: those it serves)."""
         out = []
         for eui, dev in sorted(self.state.devices.items()):
+            if supplier is not None and supplier not in dev.record.suppliers:
+                continue
             t = self.state.active(eui)
             out.append(dev.to_json(t.to_json() if t is not None else None))
         return {"devices": out}
@@ -312,16 +424,24 @@ class Hub:
         self._wake = asyncio.Event()
         while True:
             self.check_stalls()
+            self.check_turns()
             self.raise_due_alerts()
             pending = [a.due for a in self.state.alerts_pending.values()]
             delay = min(pending) - time.time() if pending else 3600.0
-            delay = min(delay, self._next_stall_check(time.time()))
+            delay = min(delay, self._next_stall_check(time.time()), 60.0)  # turns: a minute
             delay = max(delay, 0.2)  # held-back confirmations are re-checked at this pace
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(delay, 3600.0)))
             except TimeoutError:
                 pass
+
+
+def _discardable(t: Transfer) -> bool:
+    """Open, queued, or transferred and held for an activation time not yet given."""
+    return (
+        t.state in OPEN or t.state == QUEUED or (t.state == "complete" and t.upgrade_time == HOLD)
+    )
 
 
 def parse_activate(value: str | int | None) -> str | int:

@@ -12,6 +12,12 @@ from typing import Any
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
 BOOT_STATUS = ("normal", "activated", "rolled-back", "refused")
+UNKNOWN_VERSION = 0xFFFFFFFF  # what a device announces (or signs) when it cannot tell
+
+
+def known(version: int | None) -> int | None:
+    """A version as shown: None for "unknown" (0xFFFFFFFF, a stock build), never a number."""
+    return None if version is None or version == UNKNOWN_VERSION else version
 
 
 class EnrolError(ValueError):
@@ -80,32 +86,63 @@ def _supplier_ok(s: Any) -> bool:
 
 @dataclass
 class DeviceState:
-    """Everything the hub knows of one device; `to_json` is the inventory entry."""
+    """Everything the hub knows of one device; `to_json` is the inventory entry.
+
+    `version` is what the device's signed activation alerts vouch for (None until one
+    says); what it announces or asks with is unauthenticated and kept apart (`claimed`).
+    """
 
     record: DeviceRecord
-    version: int | None = None  # active version, from its last report
-    hw_version: int | None = None
-    boot_status: int | None = None
-    reported_at: float | None = None
+    version: int | None = None  # running version from its last signed success/failure alert
+    evidence: dict[str, Any] | None = None  # that alert: counter, result, device_time, t
+    claimed: dict[str, Any] | None = None  # last announce/query: version, hw, boot, source, t
     link: str | None = None
     connected: bool = False
     transfer: str | None = None  # id of the submission in progress on this device
+    queue: list[str] = field(default_factory=list)  # submissions waiting their turn (R2)
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_counter: int = 0  # highest activation alert counter received (signed)
+    counters: set[int] = field(default_factory=set)  # every signed counter received
+    missing: list[list[int]] = field(default_factory=list)  # [lo, hi] counters never received
+
+    @property
+    def announced_version(self) -> int | None:
+        """The version the device last announced or queried with: unauthenticated, a hint
+        (None if it said none, or said 0xFFFFFFFF: unknown)."""
+        return known(self.claimed.get("version")) if self.claimed else None
+
+    @property
+    def hw_version(self) -> int | None:
+        """The enrolled hardware version; the claimed one only when none is enrolled."""
+        if self.record.hw_version is not None:
+            return self.record.hw_version
+        return self.claimed.get("hw_version") if self.claimed else None
 
     def to_json(self, transfer: dict[str, Any] | None) -> dict[str, Any]:
-        rec = self.record
-        boot = self.boot_status
+        rec, c = self.record, self.claimed
+        boot = c.get("boot_status") if c else None
+        announced = None
+        if c is not None:
+            announced = {"version": self.announced_version, "hw_version": c.get("hw_version"),
+                         "boot_status": BOOT_STATUS[boot] if boot is not None and boot < 4
+                         else boot, "source": c.get("source"), "at": c.get("t"),
+                         "authenticated": False}  # fmt: skip
         return {
             "eui64": rec.eui64,
             "board": rec.board,
             "short_addr": rec.short_addr,
             "suppliers": list(rec.suppliers),
-            "version": self.version,
-            "hw_version": self.hw_version if self.hw_version is not None else rec.hw_version,
-            "boot_status": BOOT_STATUS[boot] if boot is not None and boot < 4 else boot,
-            "reported_at": self.reported_at,
+            "version": known(self.version),
+            "version_evidence": dict(self.evidence) if self.evidence else None,
+            "announced": announced,
+            "hw_version": self.hw_version,
             "link": self.link,
             "connected": self.connected,
             "in_progress": transfer,
+            "queued": list(self.queue),
+            "alert_counters": {
+                "last": self.last_counter,
+                "missing": [list(r) for r in self.missing],
+            },
             "history": list(self.history),
         }

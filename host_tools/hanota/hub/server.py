@@ -2,6 +2,7 @@
 commands -> serving.OtaService -> responses, for many links at once.
 
 I/O and pacing only: the decisions are OtaService's, the codecs are the board's own.
+A link is bound to one enrolled device by configuration; no frame re-binds it.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ _TRANSFER_REQUESTS = (zcl.QueryNextImageReq, zcl.ImageBlockReq, zcl.ImagePageReq
 
 
 class LinkSession:
-    """One device link: reads requests, answers them, pushes notifies."""
+    """One device link, bound to `eui` (the configuration's `--link PATH=EUI64`): reads
+    requests, answers them, pushes notifies. Frames that claim another device (an
+    announce of another EUI-64, another short address) are refused and logged."""
 
-    def __init__(self, hub: Hub, name: str, reader: Any, writer: Any, eui: str | None = None):
+    def __init__(self, hub: Hub, name: str, reader: Any, writer: Any, eui: str):
         self.hub = hub
         self.name = name
         self.reader = reader
         self.writer = writer
-        self.eui: str | None = None
+        self.eui: str = eui.lower()
         self.dst = _BROADCAST
         self.stats: Counter[str] = Counter()
         self._seq = 0
@@ -51,8 +54,7 @@ class LinkSession:
         # recent frames in: ((src, link seq, payload), time, responses sent for it)
         self._recent: deque[tuple[tuple[int, int, bytes], float, _Sent]] = deque(maxlen=_DUP_FRAMES)
         self.decoder = link.Decoder()
-        if eui is not None:
-            self._attach(eui.lower(), None)
+        self._attach()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -84,16 +86,18 @@ class LinkSession:
         out.update({"link_" + k: v for k, v in self.decoder.errors.items()})
         return out
 
-    def _attach(self, eui: str, src: int | None) -> None:
+    def _attach(self) -> None:
+        """Serve the configured device here: its enrolled short address is the one frames
+        go to (and must come from)."""
+        eui = self.eui
         dev = self.hub.state.devices.get(eui)
-        self.eui = eui
-        self.dst = src if src is not None else (dev.record.short_addr if dev else _BROADCAST)
+        self.dst = dev.record.short_addr if dev is not None else _BROADCAST
         self.hub.links[eui] = self
         if dev is not None and not (dev.connected and dev.link == self.name):
             self.hub.record("link-up", link=self.name, device=eui)
 
     def _detach(self) -> None:
-        if self.eui is not None and self.hub.links.get(self.eui) is self:
+        if self.hub.links.get(self.eui) is self:
             del self.hub.links[self.eui]
             self.hub.record("link-down", link=self.name, device=self.eui, stats=self.counters())
 
@@ -164,24 +168,31 @@ class LinkSession:
             self.hub.record("bad-frame", link=self.name, src=src, cmd=cmd, error=code)
 
     def _device(self, src: int, obj: Any) -> str | None:
-        state = self.hub.state
-        if isinstance(obj, zcl.DeviceAnnounce):
-            eui = obj.eui64.hex()
-            if self.eui is not None and eui != self.eui:
-                self._bad(src, zcl.DEVICE_ANNOUNCE, f"announce from {eui} on {self.eui}'s link")
-                return None
-        elif self.eui is not None:
-            eui = self.eui
-        else:
-            eui = next((e for e, d in state.devices.items() if d.record.short_addr == src), "")
-        if eui not in state.devices:
-            if (eui or str(src)) not in self._unknown:
-                self._unknown.add(eui or str(src))
-                self.hub.record("unknown-device", link=self.name, src=src, device=eui or None)
+        """The link's own device, if the frame is from it; None (logged) otherwise. An
+        announce carrying another EUI-64, or a frame from another short address than the
+        enrolled one, is refused: it changes nothing (docs/security.md)."""
+        eui = self.eui
+        dev = self.hub.state.devices.get(eui)
+        if dev is None:
+            if eui not in self._unknown:
+                self._unknown.add(eui)
+                self.hub.record("unknown-device", link=self.name, src=src, device=eui)
             return None
-        if self.eui != eui or self.dst != src or self.hub.links.get(eui) is not self:
-            self._attach(eui, src)
+        if isinstance(obj, zcl.DeviceAnnounce) and obj.eui64.hex() != eui:
+            self._refuse(src, f"announce of {obj.eui64.hex()} on {eui}'s link")
+            return None
+        if src != dev.record.short_addr:
+            self._refuse(src, f"frame from short address {src:#06x} on {eui}'s link "
+                         f"(enrolled {dev.record.short_addr:#06x})")  # fmt: skip
+            return None
+        if self.hub.links.get(eui) is not self or self.dst != src:
+            self._attach()  # enrolled after the link came up, or another session took it
         return eui
+
+    def _refuse(self, src: int, why: str) -> None:
+        self.stats["refused"] += 1
+        if self.stats["refused"] <= _LOGGED_BAD:
+            self.hub.record("frame-refused", link=self.name, device=self.eui, src=src, reason=why)
 
     def _dispatch(self, eui: str, obj: Any, zseq: int, body: bytes) -> list[Any]:
         """The responses to one request (block and page responses go out from _page_loop)."""
@@ -215,7 +226,7 @@ class LinkSession:
             gen, req, zseq, off, end = await self._pages.get()
             spacing = getattr(req, "spacing", 0) or 0
             spacing = max(spacing, self.hub.config.min_block_period_ms) / 1000.0
-            while off < end and gen == self._gen and self.eui is not None:
+            while off < end and gen == self._gen:
                 size = self.hub.ota.file_size(self.eui)
                 if off >= size and off > req.offset:
                     break  # page runs past the end of the file
@@ -254,7 +265,7 @@ class LinkSession:
 
 
 async def serve_path(
-    hub: Hub, path: str, eui: str | None = None, baud: int = 115200, retry_s: float = 1.0
+    hub: Hub, path: str, eui: str, baud: int = 115200, retry_s: float = 1.0
 ) -> None:
     """Serve a serial port or pty path until cancelled; reopen it when it goes away."""
     from hanota.link.transport import open_serial
@@ -277,11 +288,15 @@ async def serve_path(
         await asyncio.sleep(retry_s)
 
 
-def parse_link(spec: str) -> tuple[str, str | None]:
-    """ "PATH[=EUI64]" -> (path, eui64 or None)."""
+def parse_link(spec: str) -> tuple[str, str]:
+    """ "PATH=EUI64" -> (path, eui64). The EUI-64 is required: a link serves the device
+    the configuration names, never whichever device a frame claims to be."""
     path, _, eui = spec.partition("=")
-    eui = eui.strip().lower() or None
-    if eui is not None and (len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui)):
+    eui = eui.strip().lower()
+    if not eui:
+        raise ValueError(f"--link {spec}: want PATH=EUI64 (a link is bound to one enrolled "
+                         "device by configuration)")  # fmt: skip
+    if len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui):
         raise ValueError(f"--link {spec}: EUI-64 must be 16 hex digits")
     return path, eui
 

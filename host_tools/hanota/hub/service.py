@@ -37,7 +37,7 @@ def locked(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-async def serve(hub: Hub, links: list[tuple[str, str | None]], *, baud: int = 115200,
+async def serve(hub: Hub, links: list[tuple[str, str]], *, baud: int = 115200,
                 control_dir: Path | None = None, view: Any = None) -> None:  # fmt: skip
     """Serve links (reopened when they go away) until cancelled."""
     hub.started()
@@ -75,13 +75,15 @@ def serve_command(args: Any) -> int:
         cfg = HubConfig(block_size=args.block_size or prof.max_block,
                         min_block_period_ms=args.min_block_period, meter_wait_s=args.meter_wait,
                         confirm_delay_s=args.confirm_delay, stagger_s=args.stagger,
-                        stall_timeout_s=args.stall_timeout)  # fmt: skip
+                        stall_timeout_s=args.stall_timeout, turn_s=args.turn)  # fmt: skip
     except (ValueError, HubError) as exc:
         raise CommandError(str(exc)) from None
     baud = args.baud or (int(prof.baud * 10) if prof.baud else 115200)
     try:
         with locked(args.state):
             hub = Hub(cfg, state_dir=args.state)
+            for key in args.trust:
+                log(f"hub: trusting manufacturer key {hub.add_anchor(key)['key_id']} ({key})")
             log(f"hub: serving {len(links)} link(s), state {args.state}, control "
                 f"{control.address(args.state)}")  # fmt: skip
             try:

@@ -1,7 +1,8 @@
 """What the hub answers on the wire: the ZCL OTA server's decisions, one device at a time.
 
 Takes decoded requests (otaclient.zcl namedtuples), returns the responses to send;
-no I/O (server.py) and no framing (otaclient.link).
+no I/O (server.py) and no framing (otaclient.link). Announces and queries are hints:
+versions and activation outcomes are taken from the device's signed alerts only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from otaclient import zcl
 
 from . import alerts as al
+from .inventory import known
 from .state import OPEN, WAITING, Transfer
 
 if TYPE_CHECKING:
@@ -51,18 +53,18 @@ class OtaService:
     # --- reports -------------------------------------------------------------------------
 
     def report(self, eui: str, version: int, hw: int | None, boot: int | None, src: str) -> None:
-        dev = self.state.devices[eui]
-        if src == "announce" or (version, hw) != (dev.version, dev.hw_version or hw):
+        """What the device says it runs (announce, query): unsigned, so kept as a claim
+        beside the inventory's signed version, never in place of it."""
+        c = self.state.devices[eui].claimed or {}
+        if src == "announce" or (version, hw) != (c.get("version"), c.get("hw_version", hw)):
             self.hub.record("report", device=eui, version=version, hw_version=hw,
                             boot_status=boot, source=src)  # fmt: skip
 
     def announce(self, eui: str, ann: Any) -> list[Rsp]:
-        """DEVICE_ANNOUNCE (after every boot, R7): inventory, then offer what is pending."""
+        """DEVICE_ANNOUNCE (after every boot, R7): a hint. Its claims are logged and it is
+        offered what is pending; it moves no transfer (its boot status is unsigned: the
+        activation outcome comes from the signed alert that follows it)."""
         self.report(eui, ann.version, ann.hw_version, ann.boot_status, "announce")
-        t = self.state.active(eui)
-        if t is not None and t.state == "complete" and ann.version == t.submission.version:
-            if ann.boot_status == zcl.BOOT_ACTIVATED:
-                self._result(t, "activated", "success")
         offer = self.offer(eui)
         return [offer] if offer is not None else []
 
@@ -266,7 +268,8 @@ class OtaService:
                             state=state, result=result)  # fmt: skip
 
     def activation_alert(self, eui: str, payload: bytes) -> list[Rsp]:
-        """The device's signed ACTIVATION_ALERT: check, forward to its supplier, ack."""
+        """The device's signed ACTIVATION_ALERT: check it against the enrolled key, forward
+        it as signed to the supplier it names, report counters it skipped, ack it."""
         a = zcl.decode_activation_alert(payload)
         dev = self.state.devices[eui]
         valid = al.check_activation_alert(eui, dev.record.public_key, payload)
@@ -276,30 +279,45 @@ class OtaService:
         if not valid:
             self.hub.record("activation-alert", **fields, error="bad signature: not forwarded")
             return []
-        if a.counter in self.state.counters.get(eui, set()):
+        if a.counter in dev.counters:
             return [zcl.AlertAck(a.counter)]  # a retry: already forwarded
-        self.hub.record("activation-alert", **fields)
+        gap = [dev.last_counter + 1, a.counter - 1] if a.counter > dev.last_counter + 1 else []
+        late = a.counter < dev.last_counter  # one of the missing counters, arriving now
+        self.hub.record("activation-alert", **fields, gap=gap, late=late)
+        signed = al.signed_record(eui, dev.record.public_key, payload)
         if a.supplier in dev.record.suppliers:
-            self.hub.alert(a.supplier, "activation", eui, a.version, result=result,
+            self.hub.alert(a.supplier, "activation", eui, known(a.version), result=result,
                            alert_code=a.alert_code, counter=a.counter, device_time=a.timestamp,
-                           signature="valid")  # fmt: skip
+                           counter_gap=gap, late=late, hub_verified=True, signed=signed)  # fmt: skip
         else:
             self.hub.record("alert-unknown-supplier", device=eui, supplier=a.supplier)
+        if gap:  # alerts the device sent that never reached the hub: told to every supplier
+            for s in dev.record.suppliers:
+                self.hub.alert(s, "alert-gap", eui, None, missing=gap, before=a.counter,
+                               reason=al.GAP_REASON)  # fmt: skip
         t = self.state.active(eui)
         state = _RESULT_STATE.get(a.result)
-        if t is not None and state and (t.state in WAITING or t.state in OPEN):
-            self._result(t, state, result)
+        if t is not None and state and not late and (t.state in WAITING or t.state in OPEN):
+            if a.result != zcl.RESULT_SUCCESS or a.version == t.submission.version:
+                self._result(t, state, result)
         return [zcl.AlertAck(a.counter)]
 
     def alert_fields(self, a: al.Alert) -> dict[str, Any]:
-        """Filled in when an alert is raised: the version read back, for confirmations."""
+        """Filled in when a version confirmation is raised: the running version the
+        device's signed alerts vouch for, and whether a signed success of this
+        submission's version came (an announce never confirms anything)."""
         if a.kind != "version-confirmation":
             return {}
         dev = self.state.devices.get(a.device)
-        version = dev.version if dev is not None else None
+        t = self.state.transfers.get((a.fields.get("submission"), a.device))
+        version = known(dev.version) if dev is not None else None
         expected = a.fields.get("expected")
-        return {"version": version, "fields": {"matches": version == expected,
-                "reported_at": dev.reported_at if dev is not None else None}}  # fmt: skip
+        signed = t is not None and t.result == "success"
+        claimed = (dev.claimed or {}).get("version") if dev is not None else None
+        return {"version": version, "fields": {
+            "matches": signed and version == expected,
+            "evidence": dict(dev.evidence) if dev is not None and dev.evidence else None,
+            "announced_version": known(claimed)}}  # fmt: skip
 
     def hold_back(self, a: al.Alert, now: float) -> bool:
         """Hold a version confirmation while the device has not reported its activation

@@ -9,15 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .alerts import Alert
+from .alerts import Alert, counter_ranges
 from .events import Event
 from .inventory import DeviceState, parse_record
 from .store import ImageFile
 
-# transfer states: pending -> transferring -> complete -> activated | rolled-back |
-# refused -> closed (after version confirmation); or failed / discarded at any point.
-# transferring -> stalled when the device stops asking for blocks (stall timeout), and
-# back to transferring when it asks again: a stalled transfer is still open.
+# transfer states: [queued ->] pending -> transferring -> complete -> activated |
+# rolled-back | refused -> closed (after version confirmation); or failed / discarded at
+# any point. queued: another supplier's transfer has the device (R2), this one starts
+# when that ends. transferring -> stalled when the device stops asking for blocks (stall
+# timeout), and back to transferring when it asks again: a stalled transfer is still
+# open. activated / rolled-back / refused come only from the device's signed alerts.
+QUEUED = "queued"
 OPEN = ("pending", "transferring", "stalled")
 WAITING = ("complete", "activated", "rolled-back", "refused")
 ENDED = ("failed", "discarded", "closed")
@@ -113,7 +116,8 @@ class HubState:
         self.transfers: dict[tuple[str, str], Transfer] = {}
         self.alerts_pending: dict[str, Alert] = {}
         self.alerts_raised: list[Alert] = []
-        self.counters: dict[str, set[int]] = {}  # activation alert counters seen per device
+        self.anchors: dict[str, bytes] = {}  # key id (8 hex digits) -> manufacturer X||Y
+        self.principals: set[str] = set()  # "operator" and "supplier:<id>" with a credential
         self.meter_all = False
         self.meter_devices: set[str] = set()
         self.n_events = 0
@@ -138,6 +142,12 @@ class HubState:
         else:
             dev.record = rec
 
+    def _on_trust_anchor(self, ev: Event) -> None:
+        self.anchors[ev["key_id"]] = bytes.fromhex(ev["public_key"])
+
+    def _on_credential_issued(self, ev: Event) -> None:
+        self.principals.add(ev["principal"])
+
     def _on_submit(self, ev: Event) -> None:
         files = [ImageFile.from_json(f) for f in ev["files"]]
         sub = Submission(ev["id"], ev["supplier"], ev["devices"], files, ev["activate"], ev["t"])
@@ -145,15 +155,18 @@ class HubState:
         for eui in sub.devices:
             self.transfers[(sub.id, eui)] = Transfer(sub, eui)
             self.devices[eui].transfer = sub.id
+        for eui in ev.get("queued", []):
+            self.transfers[(sub.id, eui)] = Transfer(sub, eui, state=QUEUED)
+            self.devices[eui].queue.append(sub.id)
+        sub.devices = list(sub.devices) + list(ev.get("queued", []))
 
     def _on_report(self, ev: Event) -> None:
+        """An announce or query: what the device says, unauthenticated (a hint only)."""
         dev = self.devices.get(ev["device"])
         if dev is not None:
-            dev.version = ev["version"]
-            dev.hw_version = ev.get("hw_version", dev.hw_version)
-            if ev.get("boot_status") is not None:
-                dev.boot_status = ev["boot_status"]
-            dev.reported_at = ev["t"]
+            dev.claimed = {"version": ev["version"], "hw_version": ev.get("hw_version"),
+                           "boot_status": ev.get("boot_status"), "source": ev.get("source"),
+                           "t": ev["t"]}  # fmt: skip
 
     def _transfer(self, ev: Event) -> Transfer | None:
         return self.transfers.get((ev["submission"], ev["device"]))
@@ -206,10 +219,20 @@ class HubState:
         t = self._transfer(ev)
         if t is None:
             return
+        queued = t.state == QUEUED
         t.state = state
         dev = self.devices[t.device]
+        if t.submission.id in dev.queue:
+            dev.queue.remove(t.submission.id)
         if dev.transfer == t.submission.id:
             dev.transfer = None
+            if dev.queue:  # R2: the next supplier's submission gets its turn
+                nxt = self.transfers.get((dev.queue.pop(0), t.device))
+                if nxt is not None:
+                    nxt.state = "pending"
+                    dev.transfer = nxt.submission.id
+        if queued:
+            return  # never had the device: no history entry
         entry = {"submission": t.submission.id, "supplier": t.submission.supplier}
         entry.update(version=t.submission.version, outcome=t.result or state, t=ev["t"])
         if ev.get("reason"):
@@ -226,8 +249,20 @@ class HubState:
         self._end(ev, "closed")
 
     def _on_activation_alert(self, ev: Event) -> None:
-        if ev.get("valid"):
-            self.counters.setdefault(ev["device"], set()).add(ev["counter"])
+        """A signed alert (valid) moves the device's counters; a success or failure one
+        that is the newest received is the evidence of its running version."""
+        dev = self.devices.get(ev["device"])
+        if dev is None or not ev.get("valid"):
+            return
+        c = ev["counter"]
+        newest = c > dev.last_counter
+        dev.missing = counter_ranges(dev.missing, ev.get("gap") or None, c)
+        dev.counters.add(c)
+        dev.last_counter = max(dev.last_counter, c)
+        if newest and ev.get("result") in ("success", "failure"):
+            dev.version = ev["version"]
+            dev.evidence = {"counter": c, "result": ev["result"], "supplier": ev.get("supplier"),
+                            "device_time": ev.get("device_time"), "t": ev["t"]}  # fmt: skip
 
     def _on_alert_scheduled(self, ev: Event) -> None:
         alert = Alert.from_json(ev["alert"])

@@ -1,7 +1,8 @@
 """Image store and submission checks: OTA files parsed with otaclient.image, kept by SHA-256.
 
-Checks what the hub can check without the manufacturer's keys (R1 size, header and
-manifest, fragment set); the device verifies signatures itself.
+Checks R1 size, header, manifest and fragment set, then, given the hub's manufacturer
+trust anchors, every file whole (signature, payload, length) with the host verifier
+(hanota.image.verify) and the assembled firmware's digest. Decides no per-device policy.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ImageFile:
     fragment_length: int
     total_length: int
     firmware_sha256: str = ""  # of the whole firmware (manifest); "" in logs from before
+    key_id: str = ""  # the signing key's id, 8 hex digits; "" in logs from before
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +80,35 @@ def parse_file(name: str, data: bytes) -> ImageFile:
         fragment_length=man.fragment_length,
         total_length=man.total_length,
         firmware_sha256=bytes(man.firmware_sha256).hex(),
+        key_id=f"{man.key_id:08x}",
     )
+
+
+def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes]) -> None:
+    """Each file verified whole against `anchors` (key id -> X||Y): signature over every
+    byte it signs, payload digest, length; then the fragments assembled against the
+    manifest's firmware SHA-256. SubmissionError naming the file and the failure."""
+    from hanota.image import verify
+
+    if not anchors:
+        raise SubmissionError("this hub has no manufacturer trust anchor to check images "
+                              "against: add one (hanota hub trust PUB.pem)")  # fmt: skip
+    results = []
+    for name, data in named:
+        res = verify.verify_file(name, data, anchors)
+        if res.code:
+            why = _VERIFY_HINTS.get(res.code, "")
+            raise SubmissionError(f"{name}: {res.code} {res.detail}".rstrip() + why)
+        results.append(res)
+    problems = verify.check_set(results)
+    if problems:
+        raise SubmissionError("; ".join(problems))
+
+
+_VERIFY_HINTS = {
+    "UNKNOWN_KEY": " (not signed by a manufacturer key this hub trusts)",
+    "INVALID_SIGNATURE": " (the signature does not cover these bytes: forged or damaged)",
+}
 
 
 def check_set(files: list[ImageFile]) -> list[ImageFile]:
@@ -123,8 +153,10 @@ class ImageStore:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, paths: list[Path]) -> list[ImageFile]:
-        """Parse, check and keep a submission's files; returns them in fragment order."""
+    def add(self, paths: list[Path], anchors: dict[int, bytes] | None) -> list[ImageFile]:
+        """Parse, check and keep a submission's files; returns them in fragment order.
+        `anchors` (key id -> X||Y): verify every file whole against them; None: the
+        signatures are not checked here (a test harness's hub, HubConfig.check_images)."""
         parsed: list[ImageFile] = []
         blobs: dict[str, bytes] = {}
         for p in paths:
@@ -136,6 +168,8 @@ class ImageStore:
             parsed.append(f)
             blobs[f.sha256] = data
         ordered = check_set(parsed)
+        if anchors is not None:
+            verify_set([(f.name, blobs[f.sha256]) for f in ordered], anchors)
         for sha, data in blobs.items():
             self._cache[sha] = data
             if self.root is not None:

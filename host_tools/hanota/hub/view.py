@@ -10,11 +10,13 @@ import sys
 from typing import Any, TextIO
 
 from .core import Hub
+from .inventory import UNKNOWN_VERSION
 
 _LINE_KINDS = {
     "link-up", "link-down", "submit", "submit-refused", "transfer-start", "fragment-held",
     "transfer-complete", "transfer-failed", "discard", "activation-alert", "report",
-    "meter-upgrade", "alert-raised", "server-error", "unknown-device",
+    "meter-upgrade", "alert-raised", "server-error", "unknown-device", "frame-refused",
+    "enrol-refused", "key-replaced", "trust-anchor",
 }  # fmt: skip
 
 
@@ -102,13 +104,14 @@ def describe(ev: dict[str, Any], hub: Hub) -> str:
         if a is not None:
             return format_alert(a.to_json())
     skip = ("seq", "t", "kind", "files", "stats", "config")
-    rest = " ".join(f"{k}={_fmt(v)}" for k, v in ev.items() if k not in skip)
+    rest = " ".join(f"{k}={_ver(v) if k == 'version' else _fmt(v)}" for k, v in ev.items()
+                    if k not in skip)  # fmt: skip
     return f"{kind} {rest}"
 
 
 def format_alert(a: dict[str, Any]) -> str:
-    extra = " ".join(f"{k}={_fmt(a[k])}" for k in ("result", "status", "reason_code", "reason",
-                                                     "matches") if k in a)  # fmt: skip
+    extra = " ".join(f"{k}={_fmt(a[k])}" for k in ("result", "counter", "status", "reason_code",
+                     "reason", "matches", "missing") if k in a)  # fmt: skip
     ver = f" version={_fmt(a['version'])}" if a.get("version") is not None else ""
     return f"alert {a['kind']} -> {a['supplier']} device={a['device']}{ver} {extra}".rstrip()
 
@@ -117,6 +120,12 @@ def _fmt(v: Any) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and v > 0xFFFF:
         return f"0x{v:08x}"
     return str(v)
+
+
+def _ver(v: Any) -> str:
+    """A version as shown: "unknown" when the device cannot tell (0xFFFFFFFF) or has not
+    said (None), never as a number."""
+    return "unknown" if v is None or v == UNKNOWN_VERSION else f"0x{v:08x}"
 
 
 def make_view(hub: Hub, quiet: bool = False, stream: TextIO | None = None) -> Any:
@@ -131,15 +140,26 @@ def inventory_lines(inv: dict[str, Any]) -> list[str]:
     """`hanota hub inventory` as text: one block per device."""
     lines = []
     for d in inv["devices"]:
-        ver = f"0x{d['version']:08x}" if d["version"] is not None else "unknown"
+        ev = d["version_evidence"]
+        signed = f"signed alert #{ev['counter']}, {ev['result']}" if ev else "no signed alert yet"
         link = "connected" if d["connected"] else "not connected"
-        lines.append(f"{d['eui64']} {d['board']} version {ver} ({d['boot_status']}), {link}, "
-                     f"suppliers {', '.join(d['suppliers'])}")  # fmt: skip
+        lines.append(f"{d['eui64']} {d['board']} version {_ver(d['version'])} ({signed}), "
+                     f"{link}, suppliers {', '.join(d['suppliers'])}")  # fmt: skip
+        ann = d["announced"]
+        if ann:
+            lines.append(f"  announced (unauthenticated): version {_ver(ann['version'])}, "
+                         f"boot {ann['boot_status']}, via {ann['source']}")  # fmt: skip
+        gaps = d["alert_counters"]["missing"]
+        if gaps:
+            lines.append("  alert counters never received: "
+                         + ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in gaps))  # fmt: skip
         t = d["in_progress"]
         if t:
             lines.append(f"  in progress: {t['submission']} from {t['supplier']} version "
                          f"0x{t['version']:08x} {t['state']} {t['bytes']}/{t['total_bytes']} B, "
                          f"fragments held {t['fragments_held']} of {t['fragment_count']}")  # fmt: skip
+        if d["queued"]:
+            lines.append(f"  queued (R2): {', '.join(d['queued'])}")
         for h in d["history"]:
             lines.append(f"  history: {h['submission']} {h['supplier']} 0x{h['version']:08x} "
                          f"{h['outcome']}{' (' + h['reason'] + ')' if h.get('reason') else ''}")  # fmt: skip

@@ -52,14 +52,21 @@ class BoardLink:
 
 
 class RigHub:
-    """`async with RigHub(...) as rig:` a served hub; `await rig.add_sim(...)` boards."""
+    """`async with RigHub(...) as rig:` a served hub; `await rig.add_sim(...)` boards.
+
+    With `trust` (manufacturer public keys), the hub verifies submissions against them as
+    a served hub does. Without, it does not check images: a rig exists to put any image,
+    hostile ones included, in front of a board and see the board's own defences hold."""
 
     def __init__(self, state_dir: Path | None = None, config: HubConfig | None = None,
-                 profile: str = profiles.DEFAULT):  # fmt: skip
+                 profile: str = profiles.DEFAULT, trust: list[Path] | None = None):  # fmt: skip
         self.profile = profiles.get(profile)
         cfg = config or HubConfig(confirm_delay_s=3.0)
         cfg.block_size = min(cfg.block_size, self.profile.max_block)
+        cfg.check_images = bool(trust)
         self.hub = Hub(cfg, state_dir=state_dir)
+        for key in trust or []:
+            self.hub.add_anchor(key)
         self.boards: dict[str, BoardLink] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -124,9 +131,16 @@ class RigHub:
                 raise TimeoutError(f"rig: timed out after {timeout:.0f} s waiting for {what}")
             await asyncio.sleep(poll)
 
-    def reported(self, eui: str) -> int | None:
+    def heard(self, eui: str) -> bool:
+        """The device has announced itself (or queried) since it was enrolled."""
         dev = self.hub.state.devices.get(eui)
-        return dev.version if dev is not None else None
+        return dev is not None and dev.claimed is not None
+
+    def reported(self, eui: str) -> int | None:
+        """The version the device last announced (unauthenticated; None if unknown). The
+        version its signed alerts vouch for is the hub inventory's `version`."""
+        dev = self.hub.state.devices.get(eui)
+        return dev.announced_version if dev is not None else None
 
 
 async def _close_after(task: asyncio.Task, writers: list[Any]) -> None:

@@ -96,7 +96,8 @@ async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
 
 async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, Any]:
     hub, eui = rig.hub, b.eui
-    before = await rig.wait(lambda: rig.reported(eui), 60, "the board's DEVICE_ANNOUNCE")
+    await rig.wait(lambda: rig.heard(eui), 60, "the board's DEVICE_ANNOUNCE")
+    before = rig.reported(eui)
     out: dict[str, Any] = {"before_version": before, "rejected": None}
     try:
         sub = hub.submit(opts.suppliers[0], [eui], opts.images, opts.activate_at)
