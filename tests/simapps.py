@@ -34,13 +34,22 @@ while True:
         port.link.write(buf[:n])
 """
 
-CRASH_FIRST_LINE = """raise RuntimeError("crash on the first line")
+# a trial boot arms the watchdog first, as firmware/main.py does: a crash that drops to the
+# REPL then ends in a watchdog reset and a rollback
+CRASH_FIRST_LINE = """
+from ports import make_port
+port = make_port()
+if port.pending_verify():
+    port.watchdog(port.board["watchdog_ms"])
+raise RuntimeError("crash on the first line")
 """
 
 NEVER_CONFIRM = """
 import time
 from ports import make_port
 port = make_port()
+if port.pending_verify():
+    port.watchdog(port.board["watchdog_ms"])
 print("APP version=%x pending=%d (never confirms)" % (port.running_version(), port.pending_verify()))
 while True:
     time.sleep_ms(100)
@@ -65,7 +74,9 @@ if port.store.get("staged") is None:
         off += n
     port.check_app(off)
     port.store.put("staged", b"1")
-    port.set_pending()
+    head = bytearray(12)
+    port.read(0, head)  # the sim app header: version u32 at 8
+    port.set_pending(int.from_bytes(head[8:12], "little"))
     print("APP staged %d bytes, resetting" % off)
     port.reset()
     print("APP reset returned")

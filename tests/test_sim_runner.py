@@ -139,3 +139,46 @@ def test_console_off_board_offers_no_repl(tmp_path):
         text = board.console_text()
         assert "KeyboardInterrupt" not in text and "42" not in text and ">>>" not in text
         assert [e["event"] for e in board.events] == ["boot"]
+
+
+FEEDER = """
+from ports import make_port
+port = make_port()
+port.watchdog(800)
+for _ in range(30):  # 3 s of feeding at every 100 ms step: more than three timeouts
+    port.feed()
+    port.sleep_ms(100)
+print("APP fed for 3 s")
+while True:
+    port.sleep_ms(100)
+"""
+
+UNARMED = """
+from ports import make_port
+port = make_port()
+print("APP pending=%d, no watchdog armed" % port.pending_verify())
+while True:
+    port.sleep_ms(100)
+"""
+
+
+def test_a_fed_watchdog_holds_and_a_starved_one_resets(tmp_path):
+    directory = make_board(tmp_path, FEEDER)
+    with SimBoard(directory) as board:
+        wait_console(board, "APP fed for 3 s")
+        assert "watchdog" not in [e["event"] for e in board.events]
+        armed = board.wait_for("watchdog_armed")
+        assert armed["ms"] == 800
+        board.wait_for("watchdog", timeout=5)
+        board.wait_for("boot", after=board.events.index(armed) + 1)
+
+
+def test_a_trial_boot_without_a_watchdog_is_never_reset(tmp_path):
+    # the runner plays no watchdog of its own: as on a stock ESP32, nothing resets a trial
+    # boot whose app armed none
+    board, _flash = _update(tmp_path, UNARMED, watchdog_ms=500)
+    with board:
+        ev = board.wait_for("boot", after=1)
+        assert ev["pending_verify"]
+        time.sleep(2.0)
+        assert [e["event"] for e in board.events[board.events.index(ev) + 1 :]] == []
