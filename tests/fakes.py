@@ -220,8 +220,10 @@ class FakePort:
         return struct.unpack("<IB", head[4:9])
 
     def check_app(self, length):
-        if length < 9 or length > self.slot_size or self._app(1 - self.active) is None:
+        app = self._app(1 - self.active)
+        if length < 9 or length > self.slot_size or app is None:
             raise ValueError("not an app")
+        return None if self.version_unknown else app[0]  # the app's own version, if readable
 
     def set_pending(self, version):
         if self.arm_error is not None:

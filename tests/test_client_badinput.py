@@ -262,3 +262,28 @@ def test_upgrade_end_response_for_another_image_is_ignored(tmp_path):
     with pytest.raises(Reset):  # the right one activates at once
         _inject(port, a, _frame(0, zcl.UPGRADE_END_RSP, mine))
     assert port.pending
+
+
+def test_staged_app_whose_own_version_is_not_the_manifests_is_refused(tmp_path):
+    """A signed file whose firmware's own version (read by check_app where the port can)
+    differs from the manifest's file_version is refused before arming (anti-rollback)."""
+    port, dbl = _board(tmp_path, _one(version=U.V1))  # app says V1, manifest says V2
+    H.run(port, lambda a: _ends(dbl) and a.client.st == 0)
+    assert _ends(dbl) == [zcl.INVALID_IMAGE] and not port.pending
+    assert port.store.get("progress.json") is None
+    assert any("APP_VERSION" in m for m in port.logs), port.logs
+
+
+@pytest.mark.parametrize("name", ["keys.json", "trust.json", "agent.json"])
+def test_unreadable_security_state_refuses_updates(tmp_path, name):
+    """keys.json (revocations), trust.json or agent.json (floor, counters) that exist but
+    cannot be read are never taken for defaults: offers are refused, with a log line."""
+    store = U.store()
+    store[name] = b'{"version": 3, "add": {'  # cut short
+    port, dbl = _board(tmp_path, _one(), store)
+    a = H.run(port, lambda a: port.clock > 20_000)
+    assert _ends(dbl) == [] and dbl.blocks == 0 and not port.pending and a.client.st == 0
+    assert any(f"updates refused: {name} unreadable" in m for m in port.logs), port.logs
+    if name == "agent.json":  # the lock outlives the next write of the record
+        a.state.update(alert_counter=7)
+        assert json.loads(port.store.get("agent.json"))["locked"] == "agent.json unreadable"

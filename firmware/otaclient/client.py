@@ -110,6 +110,10 @@ class Client:
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         failed, refused = self.state.get("failed", []), self.state.get("refused", ())
+        locked = self.policy.locked or self.state.get("locked")
+        if locked:  # fails closed: no default stands in for unreadable security state
+            self.policy.locked = locked
+            self.log("ota: updates refused: %s (re-provision the board)" % locked)
         if not self.policy.offer_ok(r, self.running(), failed, refused, self.port.now()):
             self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[1:])
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)

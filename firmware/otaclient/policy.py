@@ -18,7 +18,7 @@ from otaclient.imagefmt import (
     M_TYPE,
     M_VERSION,
 )
-from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
+from otaclient.state import CONFIG, CONSENT, KEYS, StateError, load_json, save_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
@@ -53,11 +53,12 @@ class PolicyError(ValueError):
 
 
 def _keys(store):
-    # trust.json (provisioning) overlaid by keys.json (rotation images), ids as ints
+    # trust.json (provisioning) overlaid by keys.json (rotation images), ids as ints; an
+    # unreadable one raises StateError (a lost revocation must not bring a key back)
     keys = {}
-    for kid, pub in load_json(store, "trust.json", {}).items():
+    for kid, pub in load_json(store, "trust.json", {}, True).items():
         keys[int(kid, 16)] = unhexlify(pub)
-    rot = load_json(store, KEYS, {})
+    rot = load_json(store, KEYS, {}, True)
     for kid, pub in rot.get("add", {}).items():
         keys[int(kid, 16)] = unhexlify(pub)
     for kid in rot.get("revoke", ()):
@@ -82,8 +83,12 @@ class Policy:
         self.store = store
         self.supplier_keys = ident.get("supplier_keys", {})
         self.supplier_keys.update(load_json(store, "suppliers.json", {}))
-        self.keys = _keys(store)
-        self.keys_version = load_json(store, KEYS, {}).get("version", 0)
+        self.locked = None  # why updates are refused: security state that cannot be read
+        try:
+            self.keys = _keys(store)
+            self.keys_version = load_json(store, KEYS, {}, True).get("version", 0)
+        except StateError as e:
+            self.keys, self.keys_version, self.locked = {}, 0xFFFFFFFF, str(e)
         self.cfg = dict(DEFAULTS)
         self.cfg.update(load_json(store, CONFIG, {}))
         self.consent = load_json(store, CONSENT, {"mode": "accept"})
@@ -99,6 +104,8 @@ class Policy:
         """Query Next Image Response worth downloading (else ignored, spec behaviour).
         A version the consumer refused is not fetched again while consent still refuses."""
         _st, mfr, itype, ver, size = rsp  # records are plain tuples on a board
+        if self.locked:
+            return False
         if mfr != self.mfr or itype not in (self.image_type, KEYS_IMAGE_TYPE):
             return False
         if not 0 < size <= MAX_FILE:

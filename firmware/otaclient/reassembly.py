@@ -243,4 +243,6 @@ class Reassembly:
             off += n
         if h.digest() != unhexlify(p["sha"]):
             raise PolicyError("SLOT_DIGEST")
-        self.port.check_app(total)
+        v = self.port.check_app(total)  # the app's own version, where the port can read one
+        if v is not None and v != p["v"]:
+            raise PolicyError("APP_VERSION")

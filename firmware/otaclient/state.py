@@ -12,16 +12,25 @@ CONSENT = "consent.json"  # consumer consent (R6), optional
 KEYS = "keys.json"  # trust anchors added/revoked by key-rotation images
 
 
-def load_json(store, name, default=None):
-    """The decoded record, or `default` when it is missing or unreadable."""
+class StateError(ValueError):
+    """A record that exists but cannot be read: never taken for its defaults."""
+
+
+def load_json(store, name, default=None, strict=False):
+    """The decoded record, or `default` when it is missing. Unreadable: `default`, or with
+    `strict` (records that hold security state) StateError."""
     raw = store.get(name)
     if raw is None:
         return default
     try:
         obj = json.loads(raw)
     except ValueError:
-        return default
-    return obj if isinstance(obj, dict) else default
+        obj = None
+    if isinstance(obj, dict):
+        return obj
+    if strict:
+        raise StateError(name + " unreadable")
+    return default
 
 
 def save_json(store, name, obj):
@@ -29,11 +38,16 @@ def save_json(store, name, obj):
 
 
 class State:
-    """agent.json: sec_counter, alert_counter, activating, alerts, failed, refused."""
+    """agent.json: sec_counter, floor, alert_counter, activating, alerts, failed, refused.
+    An unreadable agent.json is not read as a new board's (floor and counters 0): the
+    record starts over with `locked` set, which refuses updates until re-provisioning."""
 
     def __init__(self, store):
         self.store = store
-        self.data = load_json(store, AGENT, {})
+        try:
+            self.data = load_json(store, AGENT, {}, True)
+        except StateError as e:
+            self.data = {"locked": str(e)}
 
     def get(self, key, default=None):
         return self.data.get(key, default)
