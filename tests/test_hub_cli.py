@@ -45,11 +45,12 @@ def setup(tmp_path_factory):
     ident, rec = factory.device("sim-ppmid", ["supplier-a"], seed="hub-cli", short_addr=5)
     path = root / "record.json"
     path.write_text(json.dumps(rec))
-    return ident, rec, path, files
+    return ident, rec, path, files, imgs.pub_path
 
 
 def test_offline_commands_work_on_a_state_directory(state, setup):
-    _ident, rec, record, files = setup
+    _ident, rec, record, files, pub = setup
+    hanota("hub", "trust", "--state", str(state), str(pub))
     hanota("hub", "enrol", "--state", str(state), str(record))
     res = hanota("hub", "submit", "--state", str(state), "--supplier", "supplier-a",
                  "--device", rec["eui64"], "--json", *map(str, files))  # fmt: skip
@@ -58,18 +59,19 @@ def test_offline_commands_work_on_a_state_directory(state, setup):
     assert inv["devices"][0]["in_progress"]["state"] == "pending"
     bad = hanota("hub", "submit", "--state", str(state), "--supplier", "supplier-b",
                  "--device", rec["eui64"], *map(str, files), check=False)  # fmt: skip
-    assert bad.returncode != 0 and "does not serve" in bad.stderr
+    assert bad.returncode != 0 and "not authenticated" in bad.stderr  # no token: no supplier
     assert "Traceback" not in bad.stderr
     ev = [json.loads(x) for x in (state / "events.jsonl").read_text().splitlines()]
-    assert [e["kind"] for e in ev][:2] == ["enrol", "submit"]
+    kinds = [e["kind"] for e in ev if e["kind"] in ("trust-anchor", "enrol", "submit")]
+    assert kinds == ["trust-anchor", "enrol", "submit"]
 
 
 def test_serve_with_control_api_and_a_pty_device(state, setup):
-    ident, rec, record, files = setup
+    ident, rec, record, files, pub = setup
     master, slave = open_pty()
     proc = subprocess.Popen([HANOTA, "hub", "serve", "--state", str(state), "--link",
-                             f"{slave}={rec['eui64']}", "--confirm-delay", "0.3"],
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             f"{slave}={rec['eui64']}", "--confirm-delay", "0.3",
+                             "--trust", str(pub)], stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         _wait_for_socket(state)
         hanota("hub", "enrol", "--state", str(state), str(record))

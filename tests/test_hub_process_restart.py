@@ -41,9 +41,10 @@ def hanota(state: Path, *args: str) -> str:
     return res.stdout
 
 
-def serve(state: Path, link: str) -> subprocess.Popen:
+def serve(state: Path, link: str, trust: Path) -> subprocess.Popen:
     proc = subprocess.Popen([HANOTA, "hub", "serve", "--state", str(state), "--link", link,
-                             *SERVE_OPTS], stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             "--trust", str(trust), *SERVE_OPTS], stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the socket file may be the killed hub's: ping it
         assert proc.poll() is None, proc.communicate()[1]
@@ -92,9 +93,12 @@ def test_hub_killed_mid_transfer_resumes_after_restart(tmp_path):
         state = Path(d)
         link = f"{board.han_path}={eui}"
         try:
-            procs.append(serve(state, link))
+            procs.append(serve(state, link, imgs.pub_path))
             hanota(state, "enrol", str(record))
-            wait(lambda: device(state)["version"] == V1, 30, "the board's announce")
+            # announced (unauthenticated); no signed alert has vouched for a version yet
+            wait(lambda: (device(state)["announced"] or {}).get("version") == V1, 30,
+                 "the board's announce")  # fmt: skip
+            assert device(state)["version"] is None
             out = hanota(state, "submit", "--supplier", "supplier-a", "--device", eui,
                          "--json", *map(str, files))  # fmt: skip
             assert json.loads(out)["fragments"] == len(files)
@@ -115,7 +119,7 @@ def test_hub_killed_mid_transfer_resumes_after_restart(tmp_path):
             held_at_kill = sorted({e["fragment"] for e in log if e["kind"] == "fragment-held"})
             assert held_at_kill and not [e for e in log if e["kind"] == "transfer-complete"]
 
-            procs.append(serve(state, link))
+            procs.append(serve(state, link, imgs.pub_path))
             t = device(state)["in_progress"]
             assert sorted(t["fragments_held"]) == held_at_kill, (t, held_at_kill)
 

@@ -117,7 +117,7 @@ def request(state: Path, op: str, token: Callable[[], str | None], **args: Any) 
 
     try:
         try:
-            return control.call(state, op, token(), **args)
+            return control.call(state, op, token=token(), **args)
         except control.NoHub:
             with locked(state):
                 hub = Hub(state_dir=state)
