@@ -1,8 +1,9 @@
 """`hanota demo`: the whole update end to end on two simulated boards, no input needed.
 
 Builds app v1 and v2 (v2 padded to 900 kB, so its signed image is 2 fragments, R1),
-starts the hub and sim-ihd + sim-ppmid (PPMID served by two suppliers, R2), submits,
-shows progress, activation, reboot, versions and every supplier alert, then a table.
+starts the hub (trusting the manufacturer key) and sim-ihd + sim-ppmid (PPMID served by
+two suppliers, R2); each supplier submits through the hub's control socket with its own
+token; shows progress, activation, reboot, versions and every supplier alert, a table.
 Exit 0 only if every check passed. Orchestration only: rig, hub, sim and image do the work.
 """
 
@@ -66,7 +67,7 @@ def build_inputs(work: Path, pad_to: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[str, bool]]:
-    from .hub import HubConfig, HubError
+    from .hub import HubConfig, HubError, control
     from .hub.view import make_view
     from .rig import simboards
     from .rig.session import RigHub
@@ -75,7 +76,8 @@ async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[st
     work: Path = args.workdir
     cfg = HubConfig(confirm_delay_s=2.0, stagger_s=0.5, confirm_wait_s=args.timeout)
     checks: list[tuple[str, bool]] = []
-    async with RigHub(work / "hub", cfg, args.link) as rig:
+    async with RigHub(work / "hub", cfg, args.link, trust=[inputs["trust"]]) as rig:
+        ctl = await control.start(rig.hub, work / "hub")
         view = make_view(rig.hub)
         ticker = asyncio.create_task(_ticker(rig, progress=not sys.stderr.isatty()))
         links = {}
@@ -89,15 +91,16 @@ async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[st
         if view is not None:
             view.start()
         for name, b in links.items():
-            await rig.wait(lambda e=b.eui: rig.reported(e), 60, f"{name}'s DEVICE_ANNOUNCE")
+            await rig.wait(lambda e=b.eui: rig.heard(e), 60, f"{name}'s DEVICE_ANNOUNCE")
         subs = {}
         for name, b in links.items():
             supplier = BOARDS[name][0]
-            subs[name] = rig.hub.submit(supplier, [b.eui], inputs["files"][name])
+            subs[name] = await _submit(work / "hub", supplier, b.eui, inputs["files"][name])
             log(f"demo: {supplier} submitted v2 for {name} ({subs[name]['id']})")
         other = BOARDS["sim-ppmid"][1]
         try:
-            rig.hub.submit(other, [links["sim-ppmid"].eui], inputs["files"]["sim-ppmid"])
+            await _submit(work / "hub", other, links["sim-ppmid"].eui,
+                          inputs["files"]["sim-ppmid"])  # fmt: skip
             checks.append(("R2: a second supplier cannot override a pending image", False))
         except HubError as exc:
             log(f"demo: {other} tried too: refused ({exc})")
@@ -109,9 +112,23 @@ async def run(args: argparse.Namespace, inputs: dict[str, Any]) -> list[tuple[st
         if view is not None:
             view.stop()
         ticker.cancel()
+        ctl.close()
+        Path(control.address(work / "hub")).unlink(missing_ok=True)
         checks += _checks(rig, links, subs)
         _table(rig, links)
     return checks
+
+
+async def _submit(state: Path, supplier: str, eui: str, files: list[Path]) -> dict[str, Any]:
+    """A supplier's submission over the control socket, with the token the hub issued it
+    at enrolment (STATE/credentials/, as an operator would hand it over)."""
+    from .hub import control
+    from .hub import credentials as cr
+
+    token = (state / "credentials" / cr.file_name(cr.supplier(supplier))).read_text().strip()
+    paths = [str(Path(f).resolve()) for f in files]
+    return await asyncio.to_thread(control.call, state, "submit", token=token, devices=[eui],
+                                   files=paths)  # fmt: skip
 
 
 def _done(rig: Any, subs: dict[str, Any], links: dict[str, Any]) -> bool:
@@ -159,6 +176,8 @@ def _checks(rig: Any, links: dict[str, Any], subs: dict[str, Any]) -> list[tuple
                     len(t.held) == len(t.submission.files) >= 2))  # fmt: skip
         out.append((f"{name}: running v2 after reboot", b.board.running_version == V2))
         out.append((f"{name}: reported v2 to the hub (R7)", rig.reported(b.eui) == V2))
+        out.append((f"{name}: hub inventory v2 from its signed alerts",
+                    hub.state.devices[b.eui].version == V2))  # fmt: skip
         for s in BOARDS[name]:
             got = {a["kind"]: a for a in mine if a["supplier"] == s}
             out.append((f"{name}: {s} got a signed activation alert (success)",
