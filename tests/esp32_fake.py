@@ -539,5 +539,6 @@ def slot_hash(slot):
     return bytes(part_read(r, end - 32, 32))
 
 
-def read_slot(slot, n):
-    return bytes(part_read(_ota_row(slot), 0, n))
+def read_slot(slot, n, off=0):
+    """n bytes at `off` in OTA slot `slot`, as the app reads them."""
+    return bytes(part_read(_ota_row(slot), off, n))

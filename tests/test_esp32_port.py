@@ -153,14 +153,34 @@ pt = update("v2.bin", 5)
 pt.confirm()  # the running slot is VALID, not on trial: nothing to confirm
 print("entries", f.entries())
 print("boot", f.boot(), "trial", B.trial)
-pt = port()
-pt.set_pending(6)  # a trial app arming again in its trial boot (re-arm of another slot)
-pt.confirm()  # the active entry is now the armed one: must not be marked VALID
-print("entries", f.entries())
+f.boot()
+print("rolled back to", port().running_slot())
 """)  # fmt: skip
     assert "entries ((1, 2, True), (2, 0, True))" in out, out
-    assert "boot 1 trial True" in out
-    assert "entries ((3, 0, True), (2, 1, True))" in out, out
+    assert "boot 1 trial True" in out and "rolled back to ota_0" in out, out
+
+
+def test_trial_app_can_neither_stage_nor_arm_until_it_is_confirmed(tmp_path):
+    out = run(tmp_path, """
+update("v2.bin", 5)
+f.boot()
+pt = port()
+for what in ("stage", "arm"):
+    try:
+        stage(pt, "v1.bin") if what == "stage" else pt.set_pending(6)
+    except PortError as e:
+        print(what, "refused", e.code)
+print("slot 0 intact", f.image_ok(f._ota_row(0)))
+pt.confirm()
+print("entries", f.entries())
+stage(pt, "v1.bin")
+pt.set_pending(6)
+print("armed", f.entries())
+""")  # fmt: skip
+    assert "stage refused TRIAL" in out and "arm refused ARM_FAILED" in out, out
+    assert "slot 0 intact True" in out
+    assert "entries ((1, 2, True), (2, 2, True))" in out
+    assert "armed ((3, 0, True), (2, 2, True))" in out, out
 
 
 def test_encrypted_board_refuses_to_stage(tmp_path):
@@ -231,3 +251,17 @@ n = pt.link.readinto(buf, 50)
 print("got", bytes(buf[:n]), pt.link.readinto(buf, 20))
 """, board="ppmid-esp32s3", **{"v1.bin": esp_image(chip_id=9, version=b"")})  # fmt: skip
     assert "got b'hello' 0" in out
+
+
+def test_arming_twice_in_one_boot_keeps_the_running_slots_entry(tmp_path):
+    out = run(tmp_path, """
+pt = update("v2.bin", 5)
+once = f.entries()
+pt.set_pending(6)  # a second esp_rewrite_ota_data would copy seq 2 over the VALID entry
+print("same", f.entries() == once)
+print("boot", f.boot(), hex(port().running_version()))
+f.boot()
+print("rolled back to", port().running_slot())
+""")  # fmt: skip
+    assert "same True" in out and "boot 1 0x6" in out, out
+    assert "rolled back to ota_0" in out

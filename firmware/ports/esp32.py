@@ -76,6 +76,7 @@ class Esp32Port:
         self._otadata = found[0] if found else None
         self._run_hash = self._running_hash()
         self._version = _UNSET
+        self._trial = self.pending_verify()
         self._wdt = None
         self._console = self.board.get("console", "on") == "on"
         self.store = store if store is not None else open_store(self.board)
@@ -83,22 +84,25 @@ class Esp32Port:
 
     # -- update slot ---------------------------------------------------------------
     def erase(self, block):
-        self._plain()
+        self._may_stage()
         self._slot.erase(block)
 
     def write(self, offset, buf):
-        self._plain()
+        self._may_stage()
         self._slot.write(offset, buf)
 
     def read(self, offset, buf):
         self._slot.read(offset, buf)
 
-    def _plain(self):
+    def _may_stage(self):
         # encrypted writes must be 16-byte aligned and erased flash reads back as decrypted
         # noise (esp_flash_write_encrypted, esp_partition_read): the erased check and the
         # core's last short write cannot work, so nothing is staged
         if self._encrypted:
             raise PortError("ENCRYPTED", "flash encryption is on; this agent needs it off")
+        # on a trial boot the update slot holds the image the bootloader rolls back to
+        if self._trial:
+            raise PortError("TRIAL", "the running app is on trial: confirm it before staging")
 
     def check_app(self, length):
         """Refuse anything but an app-only ESP image for this chip that fits the slot and
@@ -110,6 +114,8 @@ class Esp32Port:
         """Record `version` for the slot's image hash, then arm the slot for one trial boot
         (set_boot: esp_image_verify, then a NEW otadata entry; the bootloader boots it once
         as PENDING_VERIFY and rolls back at the next reset unless confirmed)."""
+        if self._trial:  # arming now would leave no confirmed app to roll back to
+            raise PortError("ARM_FAILED", "the running app is on trial: confirm it first")
         try:
             digest = esp32_image.appended_hash(self.read, self.slot_size)
         except ValueError as e:
@@ -118,6 +124,14 @@ class Esp32Port:
             self._record(self._slot_of_update(), digest, version)
         except OSError as e:
             raise PortError("ARM_FAILED", "version record: OSError %s" % e.args[0])
+        active = self._active()
+        if active is not None and active[1] == otadata.NEW and active[0] != self._run_slot:
+            # armed already since the last boot (a boot turns NEW into PENDING_VERIFY): a
+            # second esp_rewrite_ota_data would overwrite the running slot's entry in the
+            # other sector with a copy, and after two failed trials the bootloader, finding
+            # both ABORTED, would start ota_0 whatever it holds. The load-time check still
+            # verifies the image at boot.
+            return
         try:
             self._update.set_boot()
         except OSError as e:
@@ -156,21 +170,27 @@ class Esp32Port:
             self._Partition.mark_app_valid_cancel_rollback()
         except OSError as e:
             raise PortError("CONFIRM_FAILED", "OSError %s" % e.args[0])
+        self._trial = False
 
     def pending_verify(self):
         """True while the running slot is the active otadata entry in PENDING_VERIFY."""
+        active = self._active()
+        return active is not None and active == (self._run_slot, otadata.PENDING_VERIFY)
+
+    def _active(self):
+        """(slot, state) of the otadata entry the bootloader follows, or None."""
         if self._otadata is None:
-            return False
+            return None
         e = bytearray(otadata.ENTRY_LEN)
         self._otadata.readblocks(0, e)
         e0 = otadata.unpack(e)
         self._otadata.readblocks(1, e)
         e1 = otadata.unpack(e)
-        active = otadata.select(e0, e1)
-        if active < 0:
-            return False
-        seq, state, _ = (e0, e1)[active]
-        return otadata.slot_of(seq) == self._run_slot and state == otadata.PENDING_VERIFY
+        i = otadata.select(e0, e1)
+        if i < 0:
+            return None
+        seq, state, _ = (e0, e1)[i]
+        return otadata.slot_of(seq), state
 
     # -- versions ------------------------------------------------------------------
     def _running_hash(self):
