@@ -111,3 +111,13 @@ def test_unknown_board_lists_the_known_ones():
     assert "unknown board 'no-such-board'" in res.stderr
     for name in ESP_BOARDS:
         assert name in res.stderr
+
+
+@pytest.mark.parametrize("what", ["flash", "deploy"])
+def test_dry_run_with_json_prints_one_document_and_the_plan_on_stderr(tmp_path, what):
+    extra = ["--firmware", str(tmp_path / "none.bin")] if what == "flash" else []
+    r = hanota("board", what, "--board", "ihd-esp32", "--port", "/dev/ttyUSB9", *extra,
+               "--dry-run", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dry_run"] is True  # stdout is exactly one JSON document
+    assert "/dev/ttyUSB9" in r.stderr and "mpremote" in r.stderr

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         target = getattr(args, "area_parser", parser)
         target.print_help(sys.stderr)
         return 2
+    from . import output
+
+    output.JSON_MODE = bool(getattr(args, "json", False))
     try:
         return int(func(args) or 0)
     except CommandError as exc:

@@ -16,6 +16,17 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+JSON_MODE = False  # set by the `hanota` entry point when the command was given --json
+
+
+def plan(line: str) -> None:
+    """A --dry-run command line: on stdout, or on stderr under --json (whose stdout holds
+    exactly one JSON document)."""
+    out = sys.stderr if JSON_MODE else sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
 def log(msg: str) -> None:
     """A human-readable line on stderr."""
     sys.stderr.write(msg + "\n")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..output import CommandError, log
+from ..output import CommandError, log, plan
 from . import deploy, flash, monitor, provision, simboard
 
 SIM_CONSOLE = "<sim-console-pty>"  # placeholder in dry runs: the pty exists once the sim runs
@@ -94,7 +94,7 @@ def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     if opts.store_dir:
         target = opts.store_dir
         if opts.dry_run:
-            print(
+            plan(
                 f"write {Path(opts.store_dir) / 'identity.json'} {Path(opts.store_dir) / 'trust.json'}"
             )
         else:
@@ -123,7 +123,7 @@ def check_encryption(board: dict[str, Any], port: str, dry_run: bool, settle: bo
     if board["kind"] != "esp32":
         return
     if dry_run:
-        print(shlex.join(flash.espefuse_cmd(board, port)))
+        plan(shlex.join(flash.espefuse_cmd(board, port)))
         return
     bits = flash.check_encryption(board, port)
     log(f"efuse: {flash.CRYPT_CNT[board['chip']]} has {bits} bits set: flash encryption off")
@@ -154,7 +154,7 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     ident = make_identity(board, opts)
     if opts.dry_run:
         check_encryption(board, opts.port, True, False)
-        print(shlex.join(cmd))
+        plan(shlex.join(cmd))
         push_agent(board, opts.port, False, True)
         push_store(ident, opts.port, False, True)
         deploy.show([deploy.reset_cmd(opts.port)])
@@ -184,7 +184,7 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
     ident = make_identity(board, opts, seed=seed)
     if opts.dry_run:
         if not (directory / "flash.bin").exists():
-            print(shlex.join(["hanota", "sim", "create", str(directory), "--board", board["name"]]))
+            plan(shlex.join(["hanota", "sim", "create", str(directory), "--board", board["name"]]))
         slot = simboard.slot_files(directory)
         push_agent(board, SIM_CONSOLE, True, True, slot)
         push_store(ident, SIM_CONSOLE, True, True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import mpycross
-from ..output import CommandError, log
+from ..output import CommandError, log, plan
 from ..paths import BUILD, FIRMWARE, mpremote
 
 STORE = "/data"
@@ -129,7 +129,7 @@ def reset_cmd(port: str) -> list[str]:
 
 def show(cmds: list[list[str]]) -> None:
     for c in cmds:
-        print(shlex.join(c))
+        plan(shlex.join(c))
 
 
 def run(cmds: list[list[str]], what: str, timeout: float = 60, retries: int = 1) -> float:
