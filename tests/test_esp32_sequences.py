@@ -17,7 +17,7 @@ import sys
 import pytest
 from hanota.board import defs
 from hanota.paths import FIRMWARE
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_esp32_image import esp_image
 
@@ -174,6 +174,13 @@ OPS = st.one_of(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OPS, min_size=1, max_size=30))
+# sequences that once broke an invariant, always run: confirm after arming; arming twice in a
+# boot; staging over, or arming, the rollback slot on a trial boot; a trial that hangs
+@example([("stage", 0), ("set_pending", 1), ("confirm", None)])
+@example([("stage", 0), ("set_pending", 1), ("set_pending", 2), ("reset", None)])
+@example([("stage", 0), ("set_pending", 1), ("reset", None), ("stage", 2)])
+@example([("stage", 0), ("set_pending", 1), ("reset", None), ("set_pending", 1), ("reset", None)])
+@example([("stage", 0), ("set_pending", 1), ("reset", None), ("hang", None)])
 def test_random_sequences_with_power_cuts_keep_the_invariants(ops):
     life = Life()
     try:

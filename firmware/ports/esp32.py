@@ -58,10 +58,10 @@ class Esp32Port:
 
     block_size = _BLOCK
 
-    def __init__(self, board=None, link=None, store=None):
+    def __init__(self, board, link=None, store=None):
         from esp32 import Partition
 
-        self.board = board if board is not None else load_board()
+        self.board = board
         self._Partition = Partition
         self._running = Partition(Partition.RUNNING)
         self._run_slot = self._running.info()[1] - _SUBTYPE_OTA_0
@@ -279,20 +279,7 @@ class Esp32Port:
             print(msg)
 
 
-Port = Esp32Port  # ports.make_port() builds Port() with no arguments
-
-
-def load_board(path="/board.json"):
-    """The board definition deploy put beside main.py (or in the current directory)."""
-    import json
-
-    for p in (path, "board.json"):
-        try:
-            with open(p) as f:
-                return json.load(f)
-        except OSError:
-            pass
-    raise PortError("NO_BOARD", "board.json not found: deploy the agent with hanota board deploy")
+Port = Esp32Port  # ports.make_port() builds Port(board)
 
 
 def _epoch_offset():
