@@ -33,6 +33,7 @@ def test_hub_serves_a_pyserial_port_8n1_at_the_profile_baud(tmp_path, dev, image
     path = os.ttyname(slave)
     ident, rec = dev
     hub = Hub(HubConfig(confirm_delay_s=0.2), state_dir=tmp_path / "hub")
+    hub.add_anchor(images.pub_path)
     hub.enrol(rec)
     hub.submit("supplier-a", [rec["eui64"]], files)
 

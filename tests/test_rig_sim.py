@@ -68,7 +68,9 @@ def test_two_boards_two_suppliers_on_one_hub(hub, make_board, images):
     for b in (ihd, ppmid):
         hub.attach(b)
     for b, sup in ((ihd, "supplier-a"), (ppmid, "supplier-b")):
-        hub.wait(lambda b=b: hub.hub.state.devices[b.record["eui64"]].version, 30, "announce")
+        hub.wait(
+            lambda b=b: hub.hub.state.devices[b.record["eui64"]].announced_version, 30, "announce"
+        )
         files = app_image(images, b.record["board"], V2, 160000, max_size=100000)
         hub.call(hub.hub.submit, sup, [b.record["eui64"]], files)
     hub.wait(lambda: hub.hub.settled() and len(_acts(hub)) == 3, 90, "both updates")

@@ -22,7 +22,7 @@ def test_board_powered_off_mid_transfer_stalls_then_resumes(make_board, images, 
         b = make_board()
         hub.attach(b)
         eui = b.record["eui64"]
-        hub.wait(lambda: hub.hub.state.devices[eui].version, 30, "the announce")
+        hub.wait(lambda: hub.hub.state.devices[eui].announced_version, 30, "the announce")
         hub.call(hub.hub.submit, "supplier-a", [eui], files)
         hub.wait(lambda: (t := hub.hub.transfer(eui)) is not None and t.offset > 20000, 60,
                  "the transfer to be under way")  # fmt: skip

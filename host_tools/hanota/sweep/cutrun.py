@@ -196,7 +196,7 @@ def _hub_facts(hub: Any, eui: str, summary: dict[str, Any] | None) -> dict[str, 
     t = ts[-1] if ts else None
     acts = [a for a in hub.alerts() if a["device"] == eui and a["kind"] == "activation"]
     return {
-        "reported": dev.version if dev is not None else None,
+        "reported": dev.announced_version if dev is not None else None,
         "transfer": t.state if t is not None else None,
         "sent": t.sent if t is not None else 0,
         "activation": acts[-1]["result"] if acts else "none",
