@@ -265,3 +265,13 @@ print("rolled back to", port().running_slot())
 """)  # fmt: skip
     assert "same True" in out and "boot 1 0x6" in out, out
     assert "rolled back to ota_0" in out
+
+
+def test_check_app_returns_the_descriptor_version_only_when_the_build_was_given_one(tmp_path):
+    out = run(tmp_path, """
+pt = port()
+print("stock", pt.check_app(stage(pt, "v2.bin")))
+pt = port()
+print("given", hex(pt.check_app(stage(pt, "ver.bin"))))
+""", **{"ver.bin": esp_image(version=b"0x01020304", body=9000)})  # fmt: skip
+    assert "stock None" in out and "given 0x1020304" in out, out

@@ -39,11 +39,12 @@ def read(port, offset, buf):
 
 
 def check_app(port, length):
-    """Return None when the first `length` bytes of the update slot are an app this board's
-    bootloader will boot (right chip/board, complete, its hash matching); otherwise raise a
-    ValueError (PortError, EspImageError) saying why. Must accept a good app: a port that
-    refuses everything can never activate an update."""
-    port.check_app(length)
+    """Raise a ValueError (PortError, EspImageError) saying why unless the first `length`
+    bytes of the update slot are an app this board's bootloader will boot (right chip/board,
+    complete, its hash matching). Returns the app's own u32 version where the port can read
+    one (the agent refuses an app whose version is not the manifest's), else None. Must accept
+    a good app: a port that refuses everything can never activate an update."""
+    return port.check_app(length)
 
 
 # -- boot state: the bootloader's rollback (ports/otadata.py on ESP-IDF boards) -----------

@@ -106,8 +106,11 @@ class Esp32Port:
 
     def check_app(self, length):
         """Refuse anything but an app-only ESP image for this chip that fits the slot and
-        whose appended SHA-256 matches what is now in flash. set_boot() checks more."""
-        esp32_image.check_app(self.read, length, self.board["chip"], self.slot_size)
+        whose appended SHA-256 matches what is now in flash (set_boot() checks more).
+        Returns the app descriptor's version when the build was given one ("0x01020304"),
+        else None (stock builds)."""
+        info = esp32_image.check_app(self.read, length, self.board["chip"], self.slot_size)
+        return esp32_image.parse_version(info[2])
 
     # -- boot selection ------------------------------------------------------------
     def set_pending(self, version):
