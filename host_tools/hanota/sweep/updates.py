@@ -22,7 +22,14 @@ from hanota.sim import appimage
 
 V1, V2, V3 = 0x01000000, 0x02000000, 0x03000000
 BOARD = "sim-ppmid"
-CRASH_MAIN = 'raise RuntimeError("sweep: the new app crashes on its first line")\n'
+# the new app arms the trial-boot watchdog as firmware/main.py does, then dies: without a
+# watchdog a stock ESP32 (and the sim) would sit at the REPL and never roll back
+CRASH_MAIN = """from ports import make_port
+port = make_port()
+if port.pending_verify():
+    port.watchdog(port.board["watchdog_ms"])
+raise RuntimeError("sweep: the new app crashes on its first line")
+"""
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,15 @@ def new_app(work: Path, crash: bool, size: int, version: int = V2) -> bytes:
     source = paths.FIRMWARE
     if crash:
         source = work / "src-crash"
-        source.mkdir(parents=True, exist_ok=True)
+        for pkg in ("ports", "otaclient"):
+            (source / pkg).mkdir(parents=True, exist_ok=True)
+        for f in (paths.FIRMWARE / "ports").glob("*.py"):  # the sim's port, for its watchdog
+            if not f.name.startswith("esp32"):
+                (source / "ports" / f.name).write_bytes(f.read_bytes())
+        for name in ("__init__.py", "kvstore.py"):
+            (source / "otaclient" / name).write_bytes(
+                (paths.FIRMWARE / "otaclient" / name).read_bytes()
+            )
         (source / "main.py").write_text(CRASH_MAIN)
     return appimage.build(appimage.collect(source), version, board, pad_to=size)
 
