@@ -25,12 +25,14 @@ APP_MAGIC = b"HSAP"
 APP_HEADER = "<4sHHII32sHH12x"  # magic, format, header_len, version, tree_len, sha256, mfr, type
 APP_HEADER_LEN = const(64)
 # what the agent and main.py read of the board: the rest would be heap for nothing
-_BOARD_KEYS = ("name", "port", "manufacturer_code", "image_type", "hw_version", "console",
-               "watchdog_ms")  # fmt: skip
+_BOARD_KEYS = ("name", "manufacturer_code", "image_type", "hw_version", "console", "watchdog_ms")
 
 
 class Port:
-    """The port contract (ports/contract.py) on a sim board."""
+    """The port contract (ports/contract.py) on a sim board. Few attributes: the agent runs
+    in a 64 KB heap and a bigger instance dict costs a bigger table."""
+
+    block_size = SECTOR
 
     def __init__(self, board, boot=None):
         if boot is None:
@@ -39,22 +41,17 @@ class Port:
         parts = boot["partitions"]
         self.board = {k: board[k] for k in _BOARD_KEYS if k in board}
         self._flash = f = Flash(boot["flash"], boot.get("ops"))
-        self._running = boot["slot_index"]
-        run_off, run_size = parts["ota_%d" % self._running]
-        self._run = Partition(f, run_off, run_size)
-        upd_off, upd_size = parts["ota_%d" % (1 - self._running)]
-        self._slot = Slot(Partition(f, upd_off, upd_size), f.buf)
-        self.block_size = self._slot.block_size
+        run = boot["slot_index"]
+        self._run = (run, parts["ota_%d" % run][0])  # the running slot: index, flash offset
+        upd_off, upd_size = parts["ota_%d" % (1 - run)]
+        self._slot = Slot(Partition(f, upd_off, upd_size), f.buf)  # f.buf: shared scratch
         self.slot_size = self._slot.size
         self._otadata = parts["otadata"][0]
-        self._buf = f.buf  # 256 bytes of scratch, shared with the flash and the slot
         self._console = self.board.get("console") == "on"
         # an unset clock reads as a fresh ESP32's: its RTC starts at 2000-01-01 (ZigBee 0)
         # at power-on, so now() counts seconds since this boot until set_now()
         self._clock = -time.time()
-        self._wd_ms = 0
-        self._fed = 0
-        self._feeds = 0
+        self._wd = None  # once armed: [timeout ms, last feed write (ticks), feed count]
         if boot.get("han_fd") is None:
             raise PortError("NO_LINK", "boot.json has no HAN link")
         self.link = Link(boot["han_fd"])
@@ -75,7 +72,7 @@ class Port:
         this board whose tree hash matches its header."""
         if length < APP_HEADER_LEN or length > self.slot_size:
             raise PortError("BAD_APP", "app length %d out of range" % length)
-        hdr = memoryview(self._buf)[:APP_HEADER_LEN]
+        hdr = memoryview(self._flash.buf)[:APP_HEADER_LEN]
         self.read(0, hdr)
         magic, fmt, hlen, _v, tree, digest, mfr, typ = struct.unpack_from(APP_HEADER, hdr)
         if magic != APP_MAGIC or fmt != 2 or hlen != APP_HEADER_LEN:
@@ -85,7 +82,7 @@ class Port:
         if APP_HEADER_LEN + tree != length:
             raise PortError("BAD_APP", "app length mismatch")
         h = hashlib.sha256()
-        mv = memoryview(self._buf)
+        mv = memoryview(self._flash.buf)
         off = APP_HEADER_LEN
         while tree:
             k = min(tree, len(mv))
@@ -98,7 +95,7 @@ class Port:
 
     # otadata (ports/otadata.py: ESP-IDF's rules)
     def _entries(self):
-        ent = memoryview(self._buf)[: otadata.ENTRY_LEN]
+        ent = memoryview(self._flash.buf)[: otadata.ENTRY_LEN]
         self._flash.read(self._otadata, ent)
         e0 = otadata.unpack(ent)
         self._flash.read(self._otadata + SECTOR, ent)
@@ -115,7 +112,7 @@ class Port:
         e = ents[act] if act >= 0 else None
         return (
             e is not None
-            and otadata.slot_of(e[0]) == self._running
+            and otadata.slot_of(e[0]) == self._run[0]
             and e[1] == otadata.PENDING_VERIFY
         )
 
@@ -124,7 +121,7 @@ class Port:
         The version is the app header's, so nothing is recorded."""
         try:
             ents = self._entries()
-            self._write_entry(otadata.arm(ents[0], ents[1], 1 - self._running))
+            self._write_entry(otadata.arm(ents[0], ents[1], 1 - self._run[0]))
         except (OSError, ValueError) as e:
             raise PortError("ARM_FAILED", repr(e))
 
@@ -138,8 +135,8 @@ class Port:
 
     def running_version(self):
         """The version in the running slot's sim app header; None without one."""
-        hdr = memoryview(self._buf)[:APP_HEADER_LEN]
-        self._run.readblocks(0, hdr)
+        hdr = memoryview(self._flash.buf)[:APP_HEADER_LEN]
+        self._flash.read(self._run[1], hdr)
         magic, _f, _h, version = struct.unpack_from("<4sHHI", hdr)
         return version if magic == APP_MAGIC else None
 
@@ -147,16 +144,16 @@ class Port:
     def watchdog(self, ms):
         if not self._flash.control:
             raise PortError("NO_WATCHDOG", "no runner: nothing would reset the board")
-        self._wd_ms = ms
-        self._fed = time.ticks_ms()
+        self._wd = [ms, time.ticks_ms(), 0]
         self._flash.put_field(Flash.WATCHDOG, ms)
 
     def feed(self):
         # one counter write per quarter timeout at most: feeding stays cheap at every step
-        if self._wd_ms and time.ticks_diff(time.ticks_ms(), self._fed) >= self._wd_ms >> 2:
-            self._fed = time.ticks_ms()
-            self._feeds += 1
-            self._flash.put_field(Flash.FED, self._feeds)
+        wd = self._wd
+        if wd and time.ticks_diff(time.ticks_ms(), wd[1]) >= wd[0] >> 2:
+            wd[1] = time.ticks_ms()
+            wd[2] += 1
+            self._flash.put_field(Flash.FED, wd[2])
 
     def reset(self):
         self._flash.die(b"reset")
