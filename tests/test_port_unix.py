@@ -72,12 +72,12 @@ def test_a_confirm_that_disarms_fails(tmp_path):
     patch = (
         "from ports import otadata\n"
         "def confirm():\n"
-        "    e = port._entries()\n"
+        "    e = port._entries(otadata)\n"
         "    w = otadata.mark_valid(e[0], e[1])\n"
-        "    if w: port._write_entry(w)\n"
+        "    if w: port._write_entry(otadata, w)\n"
         "port.confirm = confirm"
     )
-    out = _run_broken(tmp_path, patch, "step(port, 'rearm', 0x01000000)\nprint(port._entries())")
+    out = _run_broken(tmp_path, patch, "step(port, 'rearm', 0x01000000)")
     assert "PASS rearm" in out
     entries = FlashFile(tmp_path / "board" / "flash.bin", SimBoard(tmp_path / "board").board)
     e0, e1 = entries.otadata()

@@ -18,7 +18,7 @@ from otaclient.imagefmt import (
     M_TYPE,
     M_VERSION,
 )
-from otaclient.state import CONFIG, CONSENT, KEYS, StateError, load_json, save_json
+from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
@@ -54,7 +54,7 @@ class PolicyError(ValueError):
 
 def _keys(store):
     # trust.json (provisioning) overlaid by keys.json (rotation images), ids as ints; an
-    # unreadable one raises StateError (a lost revocation must not bring a key back)
+    # unreadable one raises ValueError (a lost revocation must not bring a key back)
     keys = {}
     for kid, pub in load_json(store, "trust.json", {}, True).items():
         keys[int(kid, 16)] = unhexlify(pub)
@@ -87,10 +87,13 @@ class Policy:
         try:
             self.keys = _keys(store)
             self.keys_version = load_json(store, KEYS, {}, True).get("version", 0)
-        except StateError as e:
+        except ValueError as e:
             self.keys, self.keys_version, self.locked = {}, 0xFFFFFFFF, str(e)
-        self.cfg = dict(DEFAULTS)
-        self.cfg.update(load_json(store, CONFIG, {}))
+        over = load_json(store, CONFIG)
+        self.cfg = DEFAULTS  # shared, read only: a copy costs a 64 KB heap ~0.5 KB
+        if over:
+            self.cfg = dict(DEFAULTS)
+            self.cfg.update(over)
         self.consent = load_json(store, CONSENT, {"mode": "accept"})
 
     def lookup_key(self, key_id):

@@ -12,13 +12,10 @@ CONSENT = "consent.json"  # consumer consent (R6), optional
 KEYS = "keys.json"  # trust anchors added/revoked by key-rotation images
 
 
-class StateError(ValueError):
-    """A record that exists but cannot be read: never taken for its defaults."""
-
-
 def load_json(store, name, default=None, strict=False):
     """The decoded record, or `default` when it is missing. Unreadable: `default`, or with
-    `strict` (records that hold security state) StateError."""
+    `strict` (records that hold security state) ValueError "NAME unreadable", never the
+    defaults (no exception class of its own: each costs a 64 KB heap a type object)."""
     raw = store.get(name)
     if raw is None:
         return default
@@ -29,7 +26,7 @@ def load_json(store, name, default=None, strict=False):
     if isinstance(obj, dict):
         return obj
     if strict:
-        raise StateError(name + " unreadable")
+        raise ValueError(name + " unreadable")
     return default
 
 
@@ -46,7 +43,7 @@ class State:
         self.store = store
         try:
             self.data = load_json(store, AGENT, {}, True)
-        except StateError as e:
+        except ValueError as e:
             self.data = {"locked": str(e)}
 
     def get(self, key, default=None):

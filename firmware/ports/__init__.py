@@ -7,6 +7,7 @@ The board definition is /board.json on a device (hanota board deploy puts it the
 
 import json
 import os
+import sys
 
 
 def load_board():
@@ -28,3 +29,12 @@ def make_port():
         raise ValueError("the board definition names no port")
     mod = __import__("ports." + name, None, None, ("Port",))
     return mod.Port(board, boot) if boot is not None else mod.Port(board)
+
+
+def let_go(name):
+    """MicroPython: drop ports.<name> after a rare use (the otadata rules run at boot and at
+    activation only), so its functions go back to the heap the agent needs while it fetches;
+    the next import loads it from flash again. CPython keeps it (tests patch modules)."""
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("ports." + name, None)
+        globals().pop(name, None)

@@ -30,17 +30,12 @@ _FIELD = const(12)
 _OFF_OPS = const(0)
 _OFF_CUT = const(12)
 _OFF_EXIT = const(24)
-
-
-class FlashError(ValueError):
-    code = "FLASH"
+WATCHDOG = const(36)  # put_field offsets of the watchdog's timeout (ms) and feed count
+FED = const(48)
 
 
 class Flash:
     """The whole flash file. `ops_path` (the DIR/ops file) enables counting and power cut."""
-
-    WATCHDOG = const(36)  # put_field offsets of the watchdog's timeout (ms) and feed count
-    FED = const(48)
 
     def __init__(self, path, ops_path=None):
         self._f = open(path, "r+b")
@@ -56,11 +51,11 @@ class Flash:
         self._f.seek(addr)
         n = self._f.readinto(buf)
         if n != len(buf):
-            raise FlashError("read past end of flash at %d" % addr)
+            raise PortError("BAD_RANGE", "read past end of flash at %d" % addr)
 
     def erase(self, addr):
         if addr % SECTOR:
-            raise FlashError("erase not sector aligned: %d" % addr)
+            raise PortError("BAD_BLOCK", "erase not sector aligned: %d" % addr)
         cut = self._begin()
         self._f.seek(addr)
         for _ in range(SECTOR // _CHUNK // (2 if cut else 1)):
@@ -107,11 +102,6 @@ class Flash:
         os.system("kill -9 $PPID")
         while True:
             pass  # the kill is asynchronous; never run another line of the app
-
-    @property
-    def control(self):
-        """True when a runner watches the control file (DIR/ops)."""
-        return self._ctl is not None
 
     def put_field(self, off, value):
         self._put(off, b"%11d\n" % value)

@@ -17,8 +17,8 @@ import time
 from micropython import const
 from otaclient.kvstore import KVStore
 
-from ports import otadata
-from ports.simflash import SECTOR, Flash, Partition
+from ports import let_go
+from ports.simflash import FED, SECTOR, WATCHDOG, Flash, Partition
 from ports.slot import PortError, Slot
 
 APP_MAGIC = b"HSAP"
@@ -74,7 +74,7 @@ class Port:
             raise PortError("BAD_APP", "app length %d out of range" % length)
         hdr = memoryview(self._flash.buf)[:APP_HEADER_LEN]
         self.read(0, hdr)
-        magic, fmt, hlen, _v, tree, digest, mfr, typ = struct.unpack_from(APP_HEADER, hdr)
+        magic, fmt, hlen, version, tree, digest, mfr, typ = struct.unpack_from(APP_HEADER, hdr)
         if magic != APP_MAGIC or fmt != 2 or hlen != APP_HEADER_LEN:
             raise PortError("BAD_APP", "not a sim app image")
         if mfr != self.board["manufacturer_code"] or typ != self.board["image_type"]:
@@ -92,46 +92,51 @@ class Port:
             tree -= k
         if h.digest() != digest:
             raise PortError("BAD_APP", "app hash mismatch")
+        return version  # the app header's: the agent checks it against the manifest
 
-    # otadata (ports/otadata.py: ESP-IDF's rules)
-    def _entries(self):
-        ent = memoryview(self._flash.buf)[: otadata.ENTRY_LEN]
+    # otadata (ports/otadata.py: ESP-IDF's rules), loaded per use: boot and activation only
+    def _entries(self, od):
+        ent = memoryview(self._flash.buf)[: od.ENTRY_LEN]
         self._flash.read(self._otadata, ent)
-        e0 = otadata.unpack(ent)
+        e0 = od.unpack(ent)
         self._flash.read(self._otadata + SECTOR, ent)
-        return e0, otadata.unpack(ent)
+        return e0, od.unpack(ent)
 
-    def _write_entry(self, w):
+    def _write_entry(self, od, w):
         addr = self._otadata + w[0] * SECTOR
         self._flash.erase(addr)
-        self._flash.write(addr, otadata.pack(w[1], w[2]))
+        self._flash.write(addr, od.pack(w[1], w[2]))
 
-    def _trial(self, ents):
+    def _trial(self, od, ents):
         # the running slot is the active entry's and that entry is PENDING_VERIFY
-        act = otadata.select(ents[0], ents[1])
+        act = od.select(ents[0], ents[1])
         e = ents[act] if act >= 0 else None
-        return (
-            e is not None
-            and otadata.slot_of(e[0]) == self._run[0]
-            and e[1] == otadata.PENDING_VERIFY
-        )
+        return e is not None and od.slot_of(e[0]) == self._run[0] and e[1] == od.PENDING_VERIFY
 
     def set_pending(self, version):
         """Arm the update slot for one trial boot (esp_ota_set_boot_partition's write).
         The version is the app header's, so nothing is recorded."""
+        od = _otadata()
         try:
-            ents = self._entries()
-            self._write_entry(otadata.arm(ents[0], ents[1], 1 - self._run[0]))
+            ents = self._entries(od)
+            self._write_entry(od, od.arm(ents[0], ents[1], 1 - self._run[0]))
         except (OSError, ValueError) as e:
             raise PortError("ARM_FAILED", repr(e))
+        finally:
+            let_go("otadata")
 
     def confirm(self):
-        ents = self._entries()
-        if self._trial(ents):
-            self._write_entry(otadata.mark_valid(ents[0], ents[1]))
+        od = _otadata()
+        ents = self._entries(od)
+        if self._trial(od, ents):
+            self._write_entry(od, od.mark_valid(ents[0], ents[1]))
+        let_go("otadata")
 
     def pending_verify(self):
-        return self._trial(self._entries())
+        od = _otadata()
+        trial = self._trial(od, self._entries(od))
+        let_go("otadata")
+        return trial
 
     def running_version(self):
         """The version in the running slot's sim app header; None without one."""
@@ -142,10 +147,10 @@ class Port:
 
     # watchdog: the runner resets the board when DIR/ops' feed count stops moving for ms
     def watchdog(self, ms):
-        if not self._flash.control:
+        if self._flash._ctl is None:
             raise PortError("NO_WATCHDOG", "no runner: nothing would reset the board")
         self._wd = [ms, time.ticks_ms(), 0]
-        self._flash.put_field(Flash.WATCHDOG, ms)
+        self._flash.put_field(WATCHDOG, ms)
 
     def feed(self):
         # one counter write per quarter timeout at most: feeding stays cheap at every step
@@ -153,7 +158,7 @@ class Port:
         if wd and time.ticks_diff(time.ticks_ms(), wd[1]) >= wd[0] >> 2:
             wd[1] = time.ticks_ms()
             wd[2] += 1
-            self._flash.put_field(Flash.FED, wd[2])
+            self._flash.put_field(FED, wd[2])
 
     def reset(self):
         self._flash.die(b"reset")
@@ -201,6 +206,12 @@ class Link:
                 tries += 1
                 time.sleep_ms(5)
         return len(buf) - len(mv)
+
+
+def _otadata():
+    from ports import otadata
+
+    return otadata
 
 
 def _mount_store(flash, part, mount_at):

@@ -44,9 +44,10 @@ def refuse_production(board: dict[str, Any], what: str) -> None:
         )
 
 
-def agent_files(board: dict[str, Any]) -> list[tuple[Path, str]]:
-    """(local file, remote path) for the agent tree: main.py, otaclient/, ports/, board.json."""
-    skip = _NOT_FOR.get(board["kind"], set())
+def agent_files(board: dict[str, Any], every: bool = False) -> list[tuple[Path, str]]:
+    """(local file, remote path) for the agent tree: main.py, otaclient/, ports/ (with
+    `every`, the port files this kind of board never needs too)."""
+    skip = set() if every else _NOT_FOR.get(board["kind"], set())
     out: list[tuple[Path, str]] = []
     main = FIRMWARE / "main.py"
     if main.exists():
@@ -67,7 +68,8 @@ def stage(board: dict[str, Any], board_json: Path,
     on_board: files the board already runs (a sim's slot: path -> bytes). Those that would
     go unchanged are left out: a copy on the filesystem would shadow the slot's module,
     which runs in place, and load all its bytecode into the heap instead."""
-    files = [*agent_files(board), (board_json, "board.json")]
+    files = [*agent_files(board, every=True), (board_json, "board.json")]
+    wanted = {rel for _src, rel in agent_files(board)} | {"board.json"}
     h = hashlib.sha256(b"mpy\0")  # staged trees hold .mpy modules
     for src, rel in files:
         h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
@@ -78,11 +80,14 @@ def stage(board: dict[str, Any], board_json: Path,
         tmp = final.with_name(f".{final.name}.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        # modules go precompiled, as in app images: no compiler heap on the board
-        tree = mpycross.compile_tree([(rel, src.read_bytes()) for src, rel in files])
-        for rel, data in tree:
-            if (on_board or {}).get(rel) == data:
-                continue
+        # modules go precompiled, as in app images: no compiler heap on the board. The
+        # whole firmware is compiled, as an app image is (the build folds constants across
+        # the modules built together, so a module's bytes depend on the set), then only
+        # what this board needs is kept
+        tree = [(rel, data) for rel, data in
+                mpycross.compile_tree([(rel, src.read_bytes()) for src, rel in files])
+                if rel.replace(".mpy", ".py") in wanted or rel in wanted]  # fmt: skip
+        for rel, data in _changed(tree, on_board or {}):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(data)
         try:
@@ -90,6 +95,16 @@ def stage(board: dict[str, Any], board_json: Path,
         except OSError:  # another run made the same tree first
             shutil.rmtree(tmp, ignore_errors=True)
     return final, sorted(p.name for p in final.iterdir())
+
+
+def _changed(tree: list[tuple[str, bytes]], on_board: dict[str, bytes]):
+    """What of `tree` must go to the filesystem: files the board does not already run, and
+    with any file of a package, the whole package (a package directory on the filesystem
+    shadows the slot's: a partial copy would hide the slot's other modules)."""
+    stale = {rel.split("/")[0] for rel, data in tree if "/" in rel and on_board.get(rel) != data}
+    for rel, data in tree:
+        if on_board.get(rel) != data or rel.split("/")[0] in stale and "/" in rel:
+            yield rel, data
 
 
 def connect(port: str, sim: bool) -> list[str]:
