@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+import simapps
 from hanota import paths
 from hanota.board import defs
 from hanota.rig import simboards
@@ -83,9 +85,12 @@ def test_sim_update_activates_and_reports(tmp_path):
 
 
 def test_sim_crashing_app_rolls_back_and_reports(tmp_path):
+    # the new app arms the trial boot's watchdog as firmware/main.py does, then dies: on a
+    # stock ESP32 it would sit at the REPL, and only the watchdog's reset rolls it back
     src = tmp_path / "crash"
-    src.mkdir()
-    (src / "main.py").write_text("raise RuntimeError('new app dies on line 1')\n")
+    for pkg in ("otaclient", "ports"):
+        shutil.copytree(FIRMWARE / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "main.py").write_text(simapps.CRASH_FIRST_LINE)
     sb, dbl = _board(tmp_path, _app(V2, source=src), watchdog_ms=3000)
     dbl.reoffer = False  # one attempt
     with sb:
