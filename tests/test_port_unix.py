@@ -72,9 +72,12 @@ def test_a_confirm_that_disarms_fails(tmp_path):
     patch = (
         "from ports import otadata\n"
         "def confirm():\n"
-        "    e = port._entries(otadata)\n"
-        "    w = otadata.mark_valid(e[0], e[1])\n"
-        "    if w: port._write_entry(otadata, w)\n"
+        "    f, buf = port._flash, bytearray(32)\n"
+        "    o = [0x0D000, 0x0E000]\n"
+        "    f.read(o[0], buf); e0 = otadata.unpack(buf)\n"
+        "    f.read(o[1], buf); e1 = otadata.unpack(buf)\n"
+        "    w = otadata.mark_valid(e0, e1)\n"
+        "    if w: port._write_entry((o[w[0]], otadata.pack(w[1], w[2])))\n"
         "port.confirm = confirm"
     )
     out = _run_broken(tmp_path, patch, "step(port, 'rearm', 0x01000000)")

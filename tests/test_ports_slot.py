@@ -1,4 +1,4 @@
-"""ports.slot.Slot over block devices shaped like esp32.Partition, CPython and MicroPython.
+"""ports.slot (erase/write/read) over block devices shaped like esp32.Partition, CPython and MicroPython.
 
 RamNor below is NOR flash as esp32.Partition exposes it (ports/esp32/esp32_partition.c in
 MicroPython v1.28): the 4-argument writeblocks programs without erasing, and programming
@@ -14,7 +14,8 @@ from hanota.paths import FIRMWARE
 from mpy import check_mpy
 
 sys.path.insert(0, str(FIRMWARE))
-from ports.slot import PortError, Slot  # noqa: E402
+from ports import slot  # noqa: E402
+from ports.slot import PortError  # noqa: E402
 
 RAM_NOR = """
 class RamNor:
@@ -51,61 +52,57 @@ def code(exc: BaseException) -> str:
     return exc.code
 
 
-def test_geometry():
-    s = Slot(RamNor(8))  # noqa: F821 - defined by exec(RAM_NOR)
-    assert (s.size, s.block_size) == (8 * 4096, 4096)
+SIZE4 = 4 * 4096
 
 
 def test_write_read_across_blocks():
     dev = RamNor(4)  # noqa: F821
-    s = Slot(dev)
-    s.erase(0)
-    s.erase(1)
+    slot.erase(dev, SIZE4, 0)
+    slot.erase(dev, SIZE4, 1)
     data = bytes(range(256)) * 8
-    s.write(4096 - 1000, data)
+    slot.write(dev, SIZE4, 4096 - 1000, data, bytearray(256))
     assert dev.calls == 2  # split at the block boundary
     buf = bytearray(len(data))
-    s.read(4096 - 1000, buf)
+    slot.read(dev, SIZE4, 4096 - 1000, buf)
     assert buf == data
 
 
 def test_range_checks():
-    s = Slot(RamNor(4))  # noqa: F821
-    for fn in (lambda: s.read(4 * 4096 - 8, bytearray(16)), lambda: s.write(-1, b"x")):
+    dev = RamNor(4)  # noqa: F821
+    for fn in (lambda: slot.read(dev, SIZE4, SIZE4 - 8, bytearray(16)),
+               lambda: slot.write(dev, SIZE4, -1, b"x", bytearray(16))):  # fmt: skip
         with pytest.raises(PortError) as e:
             fn()
         assert code(e.value) == "BAD_RANGE"
     for block in (-1, 4):
         with pytest.raises(PortError) as e:
-            s.erase(block)
+            slot.erase(dev, SIZE4, block)
         assert code(e.value) == "BAD_BLOCK"
-    s.read(4 * 4096 - 16, bytearray(16))  # the last bytes are inside
+    slot.read(dev, SIZE4, SIZE4 - 16, bytearray(16))  # the last bytes are inside
 
 
 def test_write_over_programmed_refused_before_programming():
     dev = RamNor(4)  # noqa: F821
-    s = Slot(dev)
-    s.write(5000, b"\x0f\xf0")
+    scratch = bytearray(256)
+    slot.write(dev, SIZE4, 5000, b"\x0f\xf0", scratch)
     before = bytes(dev.mem)
     with pytest.raises(PortError) as e:
-        s.write(4096, b"\x00" * 1024)  # its last bytes overlap
+        slot.write(dev, SIZE4, 4096, b"\x00" * 1024, scratch)  # its last bytes overlap
     assert code(e.value) == "NOT_ERASED"
     assert bytes(dev.mem) == before
-    s.erase(1)
-    s.write(4096, b"\x00" * 1024)
+    slot.erase(dev, SIZE4, 1)
+    slot.write(dev, SIZE4, 4096, b"\x00" * 1024, scratch)
 
 
 def test_small_scratch():
     dev = RamNor(2)  # noqa: F821
-    s = Slot(dev, scratch=bytearray(16))
-    s.write(0, b"\x00" * 100)
+    slot.write(dev, 8192, 0, b"\x00" * 100, bytearray(16))
     with pytest.raises(PortError):
-        s.write(50, b"\x01")
+        slot.write(dev, 8192, 50, b"\x01", bytearray(16))
 
 
 def test_device_that_refuses_itself_is_not_read_back():
     class Strict(RamNor):  # noqa: F821
-        refuses_programmed = True
         reads = 0
 
         def readblocks(self, block, buf, off=0):
@@ -119,11 +116,10 @@ def test_device_that_refuses_itself_is_not_read_back():
             super().writeblocks(block, buf, off)
 
     dev = Strict(2)
-    s = Slot(dev)
-    s.write(0, b"\x00" * 1024)
+    slot.write(dev, 8192, 0, b"\x00" * 1024)  # no scratch: the device checks
     assert dev.reads == 0
     with pytest.raises(PortError) as e:
-        s.write(0, b"\x00")
+        slot.write(dev, 8192, 0, b"\x00")
     assert code(e.value) == "NOT_ERASED"
 
 
@@ -131,15 +127,18 @@ def test_micropython():
     out = check_mpy(
         RAM_NOR
         + """
-from ports.slot import PortError, Slot
-s = Slot(RamNor(4))
-s.erase(1)
-s.write(4096 - 10, b"\\x00" * 20)
+from ports import slot
+from ports.slot import PortError
+d = RamNor(4)
+S = 4 * 4096
+sc = bytearray(256)
+slot.erase(d, S, 1)
+slot.write(d, S, 4096 - 10, b"\\x00" * 20, sc)
 buf = bytearray(24)
-s.read(4096 - 12, buf)
+slot.read(d, S, 4096 - 12, buf)
 print(bytes(buf) == b"\\xff\\xff" + b"\\x00" * 20 + b"\\xff\\xff")
-for fn in (lambda: s.write(4096, b"\\x01"), lambda: s.read(4 * 4096, bytearray(1)),
-           lambda: s.erase(9)):
+for fn in (lambda: slot.write(d, S, 4096, b"\\x01", sc), lambda: slot.read(d, S, S, bytearray(1)),
+           lambda: slot.erase(d, S, 9)):
     try:
         fn()
     except PortError as e:

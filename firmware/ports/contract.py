@@ -13,7 +13,7 @@ link, the clock and the rest; then run ports/conformance.py on the board.
 from ports.slot import PortError  # noqa: F401 - the contract's error, re-exported
 
 
-# -- the update slot: build it on ports.slot.Slot over the board's block device -----------
+# -- the update slot: forward to ports.slot's erase/write/read over the board's block device
 def geometry(port):
     """(block_size, slot_size): attributes, in bytes. block_size is the erase unit (4096 on
     every board so far); slot_size is a whole number of blocks, the update slot's size."""

@@ -12,8 +12,8 @@ from binascii import hexlify
 
 from micropython import const
 
-from ports import esp32_image, otadata
-from ports.slot import PortError, Slot
+from ports import esp32_image, otadata, slot
+from ports.slot import PortError
 
 _BLOCK = const(4096)
 _SUBTYPE_OTA_0 = const(0x10)  # ESP_PARTITION_SUBTYPE_APP_OTA_0
@@ -67,8 +67,8 @@ class Esp32Port:
         self._run_slot = self._running.info()[1] - _SUBTYPE_OTA_0
         update = self._running.get_next_update()
         self._update = update
-        self._slot = Slot(update)
-        self.slot_size = self._slot.size
+        self.slot_size = update.ioctl(4, 0) * update.ioctl(5, 0)  # block count, block size
+        self._scratch = bytearray(256)  # ports.slot's erased check
         # esp_partition marks every app partition encrypted when flash encryption is on
         # (partition.c is_partition_encrypted reads the eFuse): a reliable on-board test
         self._encrypted = update.info()[5]
@@ -85,14 +85,14 @@ class Esp32Port:
     # -- update slot ---------------------------------------------------------------
     def erase(self, block):
         self._may_stage()
-        self._slot.erase(block)
+        slot.erase(self._update, self.slot_size, block)
 
     def write(self, offset, buf):
         self._may_stage()
-        self._slot.write(offset, buf)
+        slot.write(self._update, self.slot_size, offset, buf, self._scratch)
 
     def read(self, offset, buf):
-        self._slot.read(offset, buf)
+        slot.read(self._update, self.slot_size, offset, buf)
 
     def _may_stage(self):
         # encrypted writes must be 16-byte aligned and erased flash reads back as decrypted

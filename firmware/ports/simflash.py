@@ -119,9 +119,7 @@ class Flash:
 
 class Partition:
     """A block device over part of the flash, shaped like esp32.Partition (for VfsLfs2 and
-    ports.slot.Slot). Its writes refuse programmed bytes themselves (Flash.write)."""
-
-    refuses_programmed = True
+    ports.slot). Its writes refuse programmed bytes themselves (Flash.write)."""
 
     def __init__(self, flash, offset, size):
         self._flash = flash

@@ -3,13 +3,14 @@ written once for every port; PortError, the contract's error. No boot selection,
 
 The device is anything shaped like esp32.Partition: readblocks(block, buf, off),
 writeblocks(block, buf, off) with the 4-argument form programming without an erase,
-ioctl(4) block count, ioctl(5) block size, ioctl(6, block) erase one block.
+ioctl(6, block) erasing one 4 KB block. A port keeps the device and the slot's size and
+forwards its erase/write/read here: module functions, not a class, because a class and an
+instance cost a 64 KB heap ~0.6 KB the agent needs while it fetches.
 """
 
 from micropython import const
 
-_IOCTL_BLOCK_COUNT = const(4)
-_IOCTL_BLOCK_SIZE = const(5)
+_BLOCK = const(4096)  # every slot in 4 KB blocks (esp32.Partition's default block size)
 _IOCTL_BLOCK_ERASE = const(6)
 _SCRATCH = const(256)
 # erased bytes as a literal: in ROM with the app (XIP), not 256 bytes of heap
@@ -30,67 +31,55 @@ class PortError(ValueError):
         self.code = code
 
 
-class Slot:
-    """The update slot: erase(block), write(offset, buf), read(offset, buf); size and
-    block_size in bytes. `scratch` (>= 16 bytes, 256 if None) is lent for the erased check.
+def erase(dev, size, block):
+    """Erase block `block` of a slot of `size` bytes on `dev`."""
+    if not 0 <= block < size // _BLOCK:
+        raise PortError("BAD_BLOCK", "block %d outside the slot" % block)
+    dev.ioctl(_IOCTL_BLOCK_ERASE, block)
 
-    A write over bytes that are not all 0xFF is refused (NOR flash would AND them in
-    silently). A device whose own program operation refuses that, raising
-    PortError("NOT_ERASED") before touching flash, says so with `refuses_programmed = True`
-    and is not read back a second time here (the sim's strict NOR flash)."""
 
-    def __init__(self, bdev, scratch=None):
-        self._dev = bdev
-        self.block_size = bdev.ioctl(_IOCTL_BLOCK_SIZE, 0)
-        self.size = bdev.ioctl(_IOCTL_BLOCK_COUNT, 0) * self.block_size
-        self._check = not getattr(bdev, "refuses_programmed", False)
-        self._mv = memoryview(scratch if scratch is not None else bytearray(_SCRATCH))
-
-    def erase(self, block):
-        if not 0 <= block < self.size // self.block_size:
-            raise PortError("BAD_BLOCK", "block %d outside the slot" % block)
-        self._dev.ioctl(_IOCTL_BLOCK_ERASE, block)
-
-    def write(self, offset, buf):
-        n = len(buf)
-        self._range(offset, n)
-        if self._check:
-            self._erased(offset, n)
-        bs = self.block_size
-        mv = memoryview(buf)
-        done = 0
-        while done < n:  # one writeblocks per block: the device addresses (block, offset)
-            off = (offset + done) % bs
-            k = min(n - done, bs - off)
-            self._dev.writeblocks((offset + done) // bs, mv[done : done + k], off)
-            done += k
-
-    def read(self, offset, buf):
-        n = len(buf)
-        self._range(offset, n)
-        bs = self.block_size
-        if offset % bs + n <= bs:
-            self._dev.readblocks(offset // bs, buf, offset % bs)
-            return
-        mv = memoryview(buf)
-        done = 0
-        while done < n:
-            off = (offset + done) % bs
-            k = min(n - done, bs - off)
-            self._dev.readblocks((offset + done) // bs, mv[done : done + k], off)
-            done += k
-
-    def _range(self, offset, n):
-        if offset < 0 or n < 0 or offset + n > self.size:
-            raise PortError("BAD_RANGE", "%d+%d outside the slot" % (offset, n))
-
-    def _erased(self, offset, n):
-        mv = self._mv
+def write(dev, size, offset, buf, scratch=None):
+    """Program `buf` at `offset`, refusing a write over bytes that are not all 0xFF (NOR
+    flash would AND them in silently) before programming anything. `scratch` (>= 16 bytes)
+    is the buffer for that check; None for a device whose program operation refuses such a
+    write itself (the sim's strict NOR flash), which is not read back a second time."""
+    n = len(buf)
+    _range(size, offset, n)
+    if scratch is not None:
+        mv = memoryview(scratch)
         step = min(len(mv), _SCRATCH)
         done = 0
         while done < n:
             k = min(step, n - done)
-            self.read(offset + done, mv[:k])
+            read(dev, size, offset + done, mv[:k])
             if mv[:k] != _FF[:k]:
                 raise PortError("NOT_ERASED", "write at %d over programmed bytes" % (offset + done))
             done += k
+    mv = memoryview(buf)
+    done = 0
+    while done < n:  # one writeblocks per block: the device addresses (block, offset)
+        off = (offset + done) % _BLOCK
+        k = min(n - done, _BLOCK - off)
+        dev.writeblocks((offset + done) // _BLOCK, mv[done : done + k], off)
+        done += k
+
+
+def read(dev, size, offset, buf):
+    """Fill `buf` from `offset`."""
+    n = len(buf)
+    _range(size, offset, n)
+    if offset % _BLOCK + n <= _BLOCK:
+        dev.readblocks(offset // _BLOCK, buf, offset % _BLOCK)
+        return
+    mv = memoryview(buf)
+    done = 0
+    while done < n:
+        off = (offset + done) % _BLOCK
+        k = min(n - done, _BLOCK - off)
+        dev.readblocks((offset + done) // _BLOCK, mv[done : done + k], off)
+        done += k
+
+
+def _range(size, offset, n):
+    if offset < 0 or n < 0 or offset + n > size:
+        raise PortError("BAD_RANGE", "%d+%d outside the slot" % (offset, n))

@@ -17,9 +17,9 @@ import time
 from micropython import const
 from otaclient.kvstore import KVStore
 
-from ports import let_go
+from ports import let_go, slot
 from ports.simflash import FED, SECTOR, WATCHDOG, Flash, Partition
-from ports.slot import PortError, Slot
+from ports.slot import PortError
 
 APP_MAGIC = b"HSAP"
 APP_HEADER = "<4sHHII32sHH12x"  # magic, format, header_len, version, tree_len, sha256, mfr, type
@@ -44,9 +44,9 @@ class Port:
         run = boot["slot_index"]
         self._run = (run, parts["ota_%d" % run][0])  # the running slot: index, flash offset
         upd_off, upd_size = parts["ota_%d" % (1 - run)]
-        self._slot = Slot(Partition(f, upd_off, upd_size), f.buf)  # f.buf: shared scratch
-        self.slot_size = self._slot.size
-        self._otadata = parts["otadata"][0]
+        self._dev = Partition(f, upd_off, upd_size)  # refuses programmed bytes itself
+        self.slot_size = upd_size
+        self._boot_state(parts["otadata"][0])
         self._console = self.board.get("console") == "on"
         # an unset clock reads as a fresh ESP32's: its RTC starts at 2000-01-01 (ZigBee 0)
         # at power-on, so now() counts seconds since this boot until set_now()
@@ -57,15 +57,16 @@ class Port:
         self.link = Link(boot["han_fd"])
         self.store = _mount_store(f, parts["agent"], boot.get("store", "/data"))
 
-    # update slot (ports/slot.py: range and erased checks)
+    # update slot (ports/slot.py: range and erased checks; the sim flash refuses programmed
+    # bytes itself, so no scratch is lent for a second read)
     def erase(self, block):
-        self._slot.erase(block)
+        slot.erase(self._dev, self.slot_size, block)
 
     def write(self, offset, buf):
-        self._slot.write(offset, buf)
+        slot.write(self._dev, self.slot_size, offset, buf)
 
     def read(self, offset, buf):
-        self._slot.read(offset, buf)
+        slot.read(self._dev, self.slot_size, offset, buf)
 
     def check_app(self, length):
         """Raise PortError unless the update slot's first `length` bytes are a sim app for
@@ -94,49 +95,52 @@ class Port:
             raise PortError("BAD_APP", "app hash mismatch")
         return version  # the app header's: the agent checks it against the manifest
 
-    # otadata (ports/otadata.py: ESP-IDF's rules), loaded per use: boot and activation only
-    def _entries(self, od):
+    # otadata (ports/otadata.py: ESP-IDF's rules) runs once, in the constructor, before the
+    # agent loads: the trial state and the two writes this boot may make (confirm, arm) are
+    # kept as ready entries and the rules let go, so none of them is in the heap while the
+    # agent runs, nor loaded again when the heap is full (confirm, activation). The entries
+    # change only at a boot (the bootloader) or by these writes, which leave them valid:
+    # confirm rewrites the active entry with its own seq, and arming twice writes the same.
+    def _boot_state(self, ota):
+        from ports import otadata as od
+
         ent = memoryview(self._flash.buf)[: od.ENTRY_LEN]
-        self._flash.read(self._otadata, ent)
+        self._flash.read(ota, ent)
         e0 = od.unpack(ent)
-        self._flash.read(self._otadata + SECTOR, ent)
-        return e0, od.unpack(ent)
+        self._flash.read(ota + SECTOR, ent)
+        e1 = od.unpack(ent)
+        act = od.select(e0, e1)
+        e = (e0, e1)[act] if act >= 0 else None
+        trial = e is not None and od.slot_of(e[0]) == self._run[0] and e[1] == od.PENDING_VERIFY
+        arm = od.arm(e0, e1, 1 - self._run[0])
+        # (trial, confirm's write or None, set_pending's write): (address, entry bytes)
+        self._ota = [
+            trial,
+            (ota + act * SECTOR, od.pack(e[0], od.VALID)) if trial else None,
+            (ota + arm[0] * SECTOR, od.pack(arm[1], arm[2])),
+        ]
+        let_go("otadata")
 
-    def _write_entry(self, od, w):
-        addr = self._otadata + w[0] * SECTOR
-        self._flash.erase(addr)
-        self._flash.write(addr, od.pack(w[1], w[2]))
-
-    def _trial(self, od, ents):
-        # the running slot is the active entry's and that entry is PENDING_VERIFY
-        act = od.select(ents[0], ents[1])
-        e = ents[act] if act >= 0 else None
-        return e is not None and od.slot_of(e[0]) == self._run[0] and e[1] == od.PENDING_VERIFY
+    def _write_entry(self, w):
+        self._flash.erase(w[0])
+        self._flash.write(w[0], w[1])
 
     def set_pending(self, version):
         """Arm the update slot for one trial boot (esp_ota_set_boot_partition's write).
         The version is the app header's, so nothing is recorded."""
-        od = _otadata()
         try:
-            ents = self._entries(od)
-            self._write_entry(od, od.arm(ents[0], ents[1], 1 - self._run[0]))
+            self._write_entry(self._ota[2])
         except (OSError, ValueError) as e:
             raise PortError("ARM_FAILED", repr(e))
-        finally:
-            let_go("otadata")
 
     def confirm(self):
-        od = _otadata()
-        ents = self._entries(od)
-        if self._trial(od, ents):
-            self._write_entry(od, od.mark_valid(ents[0], ents[1]))
-        let_go("otadata")
+        """Only the running trial app: an armed update slot stays armed."""
+        if self._ota[0]:
+            self._write_entry(self._ota[1])
+            self._ota[0] = False
 
     def pending_verify(self):
-        od = _otadata()
-        trial = self._trial(od, self._entries(od))
-        let_go("otadata")
-        return trial
+        return self._ota[0]
 
     def running_version(self):
         """The version in the running slot's sim app header; None without one."""
@@ -206,12 +210,6 @@ class Link:
                 tries += 1
                 time.sleep_ms(5)
         return len(buf) - len(mv)
-
-
-def _otadata():
-    from ports import otadata
-
-    return otadata
 
 
 def _mount_store(flash, part, mount_at):
