@@ -6,10 +6,12 @@ so every location is derived from this file or from the running interpreter.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
@@ -53,3 +55,17 @@ def micropython_in_process() -> str | None:
 
 def mpremote() -> str:
     return venv_bin("mpremote")
+
+
+def firmware_module(rel: str) -> ModuleType:
+    """A device module the host shares (one codec, both sides), e.g. "ports/otadata.py",
+    loaded by path once (firmware/ is not a host package)."""
+    name = "hanota_fw_" + rel.replace("/", "_").removesuffix(".py")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FIRMWARE / rel)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -11,18 +11,16 @@ firmware/ports/esp32_image.py (one codec, both sides). It does not deploy or pro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..output import CommandError
-from ..paths import BUILD, FIRMWARE, venv_bin
+from ..paths import BUILD, firmware_module, venv_bin
 from . import ptable
 
 DEFAULT_BAUD = 460800
@@ -32,16 +30,8 @@ CRYPT_CNT = {"esp32": "FLASH_CRYPT_CNT", "esp32s3": "SPI_BOOT_CRYPT_CNT"}
 
 
 def esp_image() -> ModuleType:
-    """firmware/ports/esp32_image.py, loaded by path (firmware/ is not a host package)."""
-    name = "hanota_esp32_image"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FIRMWARE / "ports" / "esp32_image.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """firmware/ports/esp32_image.py, the one copy of the ESP image rules."""
+    return firmware_module("ports/esp32_image.py")
 
 
 def esptool_cmd(board: dict[str, Any], port: str, firmware: Path, baud: int) -> list[str]:

@@ -7,25 +7,15 @@ layout, a readable Entry and its JSON form for `hanota sim info`.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..paths import FIRMWARE
+from ..paths import firmware_module
 
 
 def rules() -> ModuleType:
-    """firmware/ports/otadata.py, loaded by path (firmware/ is not a host package)."""
-    name = "hanota_ports_otadata"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FIRMWARE / "ports" / "otadata.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """firmware/ports/otadata.py, the one copy of the rules."""
+    return firmware_module("ports/otadata.py")
 
 
 _fw = rules()
