@@ -15,14 +15,13 @@ import agent_util as U
 import pytest
 from hanota.board import defs
 from mpy import check_mpy
-from test_esp32_image import esp_image
+from test_esp32_port import BAD_SUM  # SHA-256 good, XOR checksum not
+from test_esp32_port import V1 as STOCK_V1  # stock builds: esp_app_desc_t.version empty
+from test_esp32_port import V2 as STOCK_V2
 
 pytestmark = pytest.mark.micropython
 
 V2 = 0x01020305
-STOCK_V1 = esp_image(version=b"")  # stock builds leave esp_app_desc_t.version empty
-STOCK_V2 = esp_image(version=b"", body=9000)
-BAD_SUM = esp_image(version=b"", body=9000, checksum_xor=0x55)  # SHA-256 good, XOR not
 
 SCRIPT = """
 import sys, json
