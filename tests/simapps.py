@@ -111,13 +111,13 @@ run_conformance(make_port(), otadata={otadata})
 
 
 def make_tree(root: Path, main: str) -> Path:
-    """An app source tree: main.py, ports/ (unix side) and otaclient/kvstore.py."""
+    """An app source tree: main.py, ports/ (unix side), otaclient/__init__.py and kvstore.py."""
     (root / "ports").mkdir(parents=True)
     (root / "otaclient").mkdir()
     for name in PORT_FILES:
         shutil.copy(FIRMWARE / "ports" / name, root / "ports" / name)
-    shutil.copy(FIRMWARE / "otaclient" / "kvstore.py", root / "otaclient" / "kvstore.py")
-    (root / "otaclient" / "__init__.py").write_text("")
+    for name in ("__init__.py", "kvstore.py"):  # the store, and the error class it raises
+        shutil.copy(FIRMWARE / "otaclient" / name, root / "otaclient" / name)
     (root / "main.py").write_text(main)
     return root
 

@@ -4,6 +4,16 @@
 import sys
 
 
+class Error(ValueError):
+    """An error of the agent's store and link and of the board ports: `.code` is a fixed
+    name, the text may say more. One class under several names (kvstore.StoreError,
+    link.LinkError, ports.slot.PortError): each class costs a 64 KB heap ~0.3 KB."""
+
+    def __init__(self, code, detail=""):
+        super().__init__(code + ": " + detail if detail else code)
+        self.code = code
+
+
 def let_go(name):
     """MicroPython: drop otaclient.<name> after a rare use (boot, a fragment's end), so its
     functions and buffers go back to the heap between uses; the next import loads it from

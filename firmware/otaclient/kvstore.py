@@ -7,11 +7,9 @@ renames replace atomically). Not for large data: values are read whole into RAM.
 import json
 import os
 
+from otaclient import Error as StoreError  # the store's name for the agent's error
+
 _TMP = ".tmp"
-
-
-class StoreError(ValueError):
-    code = "BAD_NAME"
 
 
 class KVStore:
@@ -24,7 +22,7 @@ class KVStore:
 
     def _path(self, name):
         if not name or "/" in name or name.endswith(_TMP) or name[0] == ".":
-            raise StoreError("BAD_NAME " + repr(name))
+            raise StoreError("BAD_NAME", repr(name))
         return self.root + "/" + name
 
     def get(self, name):

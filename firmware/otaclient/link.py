@@ -9,6 +9,8 @@ from binascii import crc32
 
 from micropython import const
 
+from otaclient import Error as LinkError  # encode()'s refusals; .code is fixed
+
 MAX_PAYLOAD = const(320)  # a 255-byte block response is 272 bytes of ZCL
 HEADER_LEN = const(5)  # src u16, dst u16, seq u8
 CRC_LEN = const(2)  # low 16 bits of CRC-32 (IEEE), little-endian
@@ -18,14 +20,6 @@ _BODY_MAX = const(327)  # HEADER_LEN + MAX_PAYLOAD + CRC_LEN
 _ENC_MAX = const(331)  # _BODY_MAX + COBS codes (at most 3) + slack
 _BODY_MIN = const(7)  # HEADER_LEN + CRC_LEN: an empty payload
 _RUN = const(254)  # longest run of non-zero bytes behind one COBS code
-
-
-class LinkError(ValueError):
-    """Raised by encode() on arguments that cannot make a frame; .code is fixed."""
-
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
 
 
 def _crc16(data):

@@ -10,6 +10,11 @@ instance cost a 64 KB heap ~0.6 KB the agent needs while it fetches.
 
 from micropython import const
 
+# the contract's error: `code` BAD_BLOCK, BAD_RANGE, NOT_ERASED (here), VALIDATE_FAILED,
+# ARM_FAILED, CONFIRM_FAILED, ENCRYPTED, TRIAL (ports); the text says what and where. The
+# agent's one error class (otaclient.Error) under the contract's name.
+from otaclient import Error as PortError  # noqa: F401
+
 _BLOCK = const(4096)  # every slot in 4 KB blocks (esp32.Partition's default block size)
 _IOCTL_BLOCK_ERASE = const(6)
 _SCRATCH = const(256)
@@ -20,15 +25,6 @@ _FF = memoryview(
     b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
     b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 )
-
-
-class PortError(ValueError):
-    """A port operation refused or failed. `code`: BAD_BLOCK, BAD_RANGE, NOT_ERASED (here),
-    VALIDATE_FAILED, ARM_FAILED, ENCRYPTED (ports); `detail` says what and where."""
-
-    def __init__(self, code, detail=""):
-        super().__init__(code + ": " + detail if detail else code)
-        self.code = code
 
 
 def erase(dev, size, block):
