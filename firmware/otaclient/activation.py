@@ -111,8 +111,7 @@ def after_boot(agent):
         agent.alerts.queue(
             running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
         )
-        port.store.delete(PROGRESS)
-        agent.client.reasm.progress = None
+        port.store.delete(PROGRESS)  # the client, built after this, starts with none
         status = zcl.BOOT_ACTIVATED
     elif not act.get("armed"):
         # a cut around set_pending: the bootloader may never have been armed, or it was and

@@ -38,17 +38,11 @@ class Agent:
         self._rx = bytearray(512)
         self._lseq = 0
         self._zseq = 0
-        self.client = Client(port, self.policy, self.state, self.send)
-        self.client.on_activate = self._activate
+        self.client = None  # built by boot(), once the boot's alerts are signed
         self.alerts = Alerts(port, self.policy, self.state, self.send)
         self.boot_status = None
         self.refused = 0  # frames answered NOT_AUTHORIZED (R4)
         self.heap = None
-        if self.policy.cfg["heap_report"]:
-            from otaclient import heapreport
-
-            heapreport.attach(self.client, port.log)
-            self.heap = heapreport
 
     def _activate(self, c):
         _activation().activate_due(self, c)
@@ -81,9 +75,19 @@ class Agent:
         """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
         self.boot_status = _activation().after_boot(self)
         let_go("activation")
-        self.alerts.sign_pending()  # what after_boot queued, with its code let go
+        # what after_boot queued is signed with its code let go and before the client's
+        # state machine and buffers exist: after an activation, P-256 signing is the boot's
+        # peak, and at 64 KB it did not fit beside them
+        self.alerts.sign_pending()
+        c = self.client = Client(self.port, self.policy, self.state, self.send)
+        c.on_activate = self._activate
+        if self.policy.cfg["heap_report"]:
+            from otaclient import heapreport
+
+            heapreport.attach(c, self.port.log)
+            self.heap = heapreport
         self.announce(self.boot_status)
-        self.client.query()
+        c.query()
         if self.heap:
             self.heap.start()
 
