@@ -75,7 +75,7 @@ def test_any_single_byte_flip_in_any_fragment_is_caught(kit, tmp_path):
         data = f.read_bytes()
         n = len(data)
         for i, pos in enumerate(
-            [0, 5, 9, 30, 53, 58, 61, 100, 139, 140, n // 2, n - 65, n - 64, n - 1]
+            [0, 5, 9, 30, 53, 58, 61, 100, 155, 156, 219, 220, 1259, 1260, n // 2, n - 17, n - 1]
         ):
             b = bytearray(data)
             b[pos] ^= 1 << (i % 8)
@@ -103,7 +103,11 @@ def test_inspect_json_fields(kit):
     from otaclient import image
 
     assert doc["key_id"] == image.key_id(pub)
-    assert doc["signed_range"] == [0, len(data) - 64] and doc["signature"] == data[-64:].hex()
+    assert doc["signed_range"] == [0, 156] and doc["signature"] == data[156:220].hex()
+    assert doc["payload_range"] == [220, len(data)] and doc["supplier_signature"] is None
+    assert doc["chain_head"] == hashlib.sha256(data[220 : 220 + 1040]).digest()[:16].hex()
+    assert doc["chunks"] == -(-doc["fragment_length"] // 1024) and doc["format_version"] == 2
+    assert doc["payload_length"] == doc["fragment_length"] + 16 * (doc["chunks"] - 1)
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature

@@ -15,11 +15,11 @@ def _table(title):
 
 
 def test_documented_manifest_table_matches_the_code():
-    rows = _table("## Manifest (80 bytes")
+    rows = _table("## Manifest (96 bytes")
     assert sum(s for _, s, _ in rows) == image.MANIFEST_SIZE == struct.calcsize(imagefmt._MAN)
     assert all(o == sum(s for _, s, _ in rows[:i]) for i, (o, _, _) in enumerate(rows))
     m = image.Manifest(
-        1,
+        2,
         0x1234,
         0x84,
         1,
@@ -35,6 +35,7 @@ def test_documented_manifest_table_matches_the_code():
         4096,
         4096,
         12288,
+        bytes(range(100, 116)),
     )
     raw = image.pack_manifest(m)
     fields = {name: (o, s) for o, s, name in rows}
@@ -91,7 +92,7 @@ def test_documented_constants_match_the_code():
 ERROR_CODES = set(
     "BAD_MAGIC BAD_HEADER_VERSION BAD_HEADER_LENGTH BAD_FIELD_CONTROL SIZE_MISMATCH TRUNCATED "
     "TRAILING_DATA TOO_LARGE BAD_MANIFEST WRONG_MANUFACTURER WRONG_IMAGE_TYPE HW_MISMATCH "
-    "UNKNOWN_KEY INVALID_SIGNATURE BAD_COMPRESSION BAD_FRAGMENT".split()
+    "UNKNOWN_KEY INVALID_SIGNATURE BAD_CHAIN BAD_COMPRESSION BAD_FRAGMENT".split()
 )
 
 
@@ -133,7 +134,8 @@ def test_field_indexes_name_the_record_fields():
                 "M_KEY_ID": "key_id", "M_PAYLOAD": "payload_length", "M_SHA256": "firmware_sha256",
                 "M_COMPRESSED": "compressed", "M_INDEX": "fragment_index",
                 "M_COUNT": "fragment_count", "M_OFFSET": "fragment_offset",
-                "M_LENGTH": "fragment_length", "M_TOTAL": "total_length"}  # fmt: skip
+                "M_LENGTH": "fragment_length", "M_TOTAL": "total_length",
+                "M_CHAIN": "chain_head"}  # fmt: skip
     names = {n for n in vars(f) if n[:2] in ("H_", "M_")}
     assert names == set(header) | set(manifest)
     for table, rec in ((header, f.Header), (manifest, f.Manifest)):

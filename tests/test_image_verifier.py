@@ -17,6 +17,8 @@ SUPPLIER = ec.generate_private_key(ec.SECP256R1())
 PUB = keys.raw_public(KEY.public_key())
 TRUST = {image.key_id(PUB): PUB}
 TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF, 7)
+SIG = slice(image.SIGNED_END, image.SIGNED_END + 64)  # the manufacturer signature
+SUP = slice(image.SIGNED_END + 66, image.SIGNED_END + 130)  # a supplier signature
 
 
 def make(payload, key=KEY, **kw):
@@ -55,7 +57,7 @@ def test_single_file_streams_in_any_chunking(chunk):
     m, fw, v = run(SMALL_FILE, chunk)
     assert fw == SMALL and m.total_length == len(SMALL) and m.fragment_count == 1
     assert m.firmware_sha256 == hashlib.sha256(SMALL).digest() and m.security_counter == 7
-    assert v.signature == SMALL_FILE[-64:] and v.supplier_signature is None
+    assert v.signature == SMALL_FILE[SIG] and v.supplier_signature is None
     assert v.header.total_size == len(SMALL_FILE) and v.header.hw_min == 0x0100
 
 
@@ -75,8 +77,9 @@ def test_compressed_fragments_reassemble_and_land_on_sector_boundaries():
 def test_supplier_trailer_is_exposed_and_checks_out():
     data = make(SMALL, supplier_key=SUPPLIER)[0][1]
     _, fw, v = run(data)
-    assert fw == SMALL and v.supplier_signature == data[-64:] and data[-66:-64] == b"\x00\x40"
-    assert v.supplier_digest == hashlib.sha256(data[:-66]).digest()
+    assert fw == SMALL and v.supplier_signature == data[SUP] and data[220:222] == b"\x00\x40"
+    assert v.supplier_digest == hashlib.sha256(data[:220]).digest()
+    assert len(data) == 286 + image.plain_payload(len(SMALL))
     from otaclient import p256
 
     assert p256.verify(
@@ -97,9 +100,9 @@ def patch(data, off, fmt, value):
 
 
 def resign(data, key=KEY):
-    """Re-sign a (modified) single file so only the intended defect remains."""
-    body = data[:-64]
-    return body + keys.sign_raw(key, body)
+    """Re-sign a (modified) single file's head so only the intended defect remains."""
+    head = data[: image.SIGNED_END]
+    return head + keys.sign_raw(key, head) + data[SIG.stop :]
 
 
 def test_bad_inputs_each_get_their_specific_code():
@@ -114,7 +117,8 @@ def test_bad_inputs_each_get_their_specific_code():
         "TRAILING_DATA": f + b"\x00",
         "BAD_MANIFEST": patch(f, 60, "<4s", b"XXXX"),
         "UNKNOWN_KEY": make(SMALL, key=OTHER)[0][1],
-        "INVALID_SIGNATURE": f[:1000] + bytes([f[1000] ^ 0x80]) + f[1001:],
+        "INVALID_SIGNATURE": f[:30] + bytes([f[30] ^ 0x80]) + f[31:],  # header string
+        "BAD_CHAIN": f[:1000] + bytes([f[1000] ^ 0x80]) + f[1001:],
     }
     for code, data in cases.items():
         assert code_of(data) == code, code
@@ -150,10 +154,35 @@ def test_target_checks_refuse_other_manufacturer_type_and_hardware():
 def test_valid_signature_over_a_different_image_is_refused():
     a = make(SMALL)[0][1]
     b = make(bytes(reversed(SMALL)))[0][1]
-    assert code_of(b[:-64] + a[-64:]) == "INVALID_SIGNATURE"
-    assert (
-        code_of(a[:140] + b[140:]) == "INVALID_SIGNATURE"
-    )  # header+manifest of one, body of other
+    assert code_of(b[: SIG.start] + a[SIG] + b[SIG.stop :]) == "INVALID_SIGNATURE"
+    assert code_of(a[: SIG.stop] + b[SIG.stop :]) == "BAD_CHAIN"  # head of one, body of other
+
+
+def test_no_payload_byte_reaches_the_sink_before_the_signature_or_unhashed():
+    """The head's signature is checked before the first payload byte is taken, and a
+    chunk goes to the sink only once whole and hashed: a bad chunk k leaves chunks < k."""
+    sunk = []
+    v = image.Verifier(TRUST.get, lambda o, mv: sunk.append((o, bytes(mv))))
+    v.feed(SMALL_FILE[:220])
+    assert v.ready() and not sunk and not v.authenticated
+    v.feed(SMALL_FILE[220 : 220 + 1024 + 15])  # chunk 0's data and all but 1 byte of its link
+    assert v.authenticated and not sunk
+    v.feed(SMALL_FILE[220 + 1039 : 220 + 1040])
+    assert sunk == [(0, SMALL[:1024])]
+    bad = bytearray(SMALL_FILE)
+    bad[220 + 2 * 1040 + 5] ^= 1  # in chunk 2
+    sunk.clear()
+    v.reset(TRUST.get, lambda o, mv: sunk.append(o))
+    with pytest.raises(image.ImageError, match="BAD_CHAIN"):
+        v.feed(bytes(bad))
+    assert sunk == [0, 1024]
+    forged = bytearray(SMALL_FILE)
+    forged[SIG.start + 3] ^= 1
+    sunk.clear()
+    v.reset(TRUST.get, lambda o, mv: sunk.append(o))
+    with pytest.raises(image.ImageError, match="INVALID_SIGNATURE"):
+        v.feed(bytes(forged))
+    assert sunk == []
 
 
 def _manifest_edit(data, off, fmt, value):
@@ -169,12 +198,27 @@ def test_fragment_descriptor_defects_are_bad_fragment():
     assert code_of(_manifest_edit(f, 36, "<I", 10)) == "BAD_FRAGMENT"  # unaligned
 
 
-def test_corrupt_compressed_piece_is_bad_compression():
-    data = make(bytes(20000), compress=True)[0][1]
-    n = struct.unpack_from("<H", data, 140)[0]
-    assert code_of(resign(patch(data, 140, "<H", n + 1))) == "BAD_COMPRESSION"
-    assert code_of(resign(patch(data, 140, "<H", 0))) == "BAD_COMPRESSION"
-    assert code_of(resign(data[:142] + b"\xff" * 8 + data[150:])) == "BAD_COMPRESSION"
+def _first_piece(monkeypatch, payload, piece):
+    # a signed, correctly chained compressed file whose first piece is piece(real piece)
+    real = build.pieces
+    monkeypatch.setattr(
+        build, "pieces", lambda d, c: [piece(p) for p in real(d, c)[:1]] + real(d, c)[1:]
+    )
+    try:
+        return make(payload, compress=True)[0][1]
+    finally:
+        monkeypatch.setattr(build, "pieces", real)
+
+
+def test_corrupt_compressed_piece_is_bad_compression(monkeypatch):
+    payload = bytes(20000)
+    n = struct.unpack_from("<H", make(payload, compress=True)[0][1], 220)[0]
+    for piece in (
+        lambda p: (n + 1).to_bytes(2, "little") + p[2:] + b"\x00",  # a byte too long
+        lambda p: b"\x00\x00" + p[2:],  # length 0
+        lambda p: p[:2] + b"\xff" * 8 + p[10:],  # not deflate
+    ):
+        assert code_of(_first_piece(monkeypatch, payload, piece)) == "BAD_COMPRESSION"
 
 
 def test_every_single_byte_flip_of_a_small_file_is_caught():
@@ -193,8 +237,8 @@ def test_every_single_byte_flip_of_a_compressed_supplier_file_is_caught():
             _, _, v = run(flipped, 4096)
         except image.ImageError:
             continue
-        # only the supplier trailer is outside the manufacturer signature
-        assert i >= len(f) - 64 and v.supplier_signature != f[-64:]
+        # only the supplier signature is outside the manufacturer's (policy judges it)
+        assert SUP.start <= i < SUP.stop and v.supplier_signature != f[SUP]
 
 
 def test_errors_stick_after_the_first_one():
@@ -224,7 +268,7 @@ def _only_image_errors(data, check=None):
 CODES = set(
     "BAD_MAGIC BAD_HEADER_VERSION BAD_HEADER_LENGTH BAD_FIELD_CONTROL SIZE_MISMATCH TRUNCATED "
     "TRAILING_DATA TOO_LARGE BAD_MANIFEST WRONG_MANUFACTURER WRONG_IMAGE_TYPE HW_MISMATCH "
-    "UNKNOWN_KEY INVALID_SIGNATURE BAD_COMPRESSION BAD_FRAGMENT".split()
+    "UNKNOWN_KEY INVALID_SIGNATURE BAD_CHAIN BAD_COMPRESSION BAD_FRAGMENT".split()
 )
 CFILE = make(bytes(5000) + os.urandom(50), compress=True)[0][1]
 
@@ -251,10 +295,10 @@ def test_fuzz_mutated_files_raise_only_image_errors(base, edits, cut):
 
 
 @FUZZ
-@given(st.binary(min_size=80, max_size=80))
+@given(st.binary(min_size=96, max_size=96))
 def test_fuzz_manifest_parser_raises_only_image_errors(raw):
     header = image.parse_header(SMALL_FILE)
-    for buf in (raw, image.MANIFEST_MAGIC + b"\x01" + raw[5:]):
+    for buf in (raw, image.MANIFEST_MAGIC + b"\x02" + raw[5:]):
         try:
             image.parse_manifest(buf, header)
         except image.ImageError as e:
@@ -283,7 +327,7 @@ def test_one_verifier_reset_per_file_checks_each_like_a_new_one():
             v.feed(f[i : i + 200])
         m = v.finish()
         assert m == run(f)[0]
-        assert v.signature == f[-64:] and v.header.total_size == len(f)
+        assert v.signature == f[SIG] and v.header.total_size == len(f)
     v.reset(None, None)
     assert v.manifest is None and v.header is None and v.digest is None and v._h is None
     with pytest.raises(image.ImageError, match="TRUNCATED"):

@@ -1,8 +1,9 @@
 """The ZCL OTA Upgrade client state machine: notify -> query -> fetch -> verify -> end -> activate.
 
 Owns the session buffer, the verifier and the reassembly; it does not read the link,
-persist alerts or reboot (agent.py and activation.py do), and never trusts a byte
-before its fragment's signature and the slot read-back have passed.
+persist alerts or reboot (agent.py and activation.py do). A file's head is fetched
+alone and authenticated before any payload is asked for; no chunk reaches flash before
+it hashed to its signed link, and nothing is activated before the slot read-back passed.
 """
 
 import random
@@ -11,7 +12,7 @@ from micropython import const
 
 from otaclient import download, image
 from otaclient import zcl_client as zcl
-from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE
+from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE, SIGNED_END, SIG_SIZE
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
 from otaclient.reassembly import Reassembly, write_buffer
 
@@ -124,10 +125,13 @@ class Client:
 
     def _start(self, offer):
         self._ver = v = self._verifier
-        v.reset(self.policy.lookup_key, self._sink, self._check, MAX_FILE)
+        # an uncompressed chunk waits in the write buffer until it hashed to its link
+        v.reset(self.policy.lookup_key, self._sink, self._check, MAX_FILE, self.reasm.buffer())
         self._keys = None
         self.dl = self._download
-        self.dl.reset(self._send, offer, v.feed, self.cfg)
+        # the head alone first (header, manifest, signature): authenticated from poll(),
+        # with the call chain of the frames let go, before any payload byte is asked for
+        self.dl.reset(self._send, offer, v.feed, self.cfg, SIGNED_END + SIG_SIZE)
         self._goto(FETCH)
         self.dl.start(self.port.ticks_ms())
 
@@ -161,13 +165,16 @@ class Client:
             return self._refuse(e.code)
         if self.on_boundary:
             self.on_boundary(self)
-        if self.dl.state != download.DONE:
+        if self.dl.state == download.ABANDONED:
             self._after(self.dl.state)
-        # DONE: the fragment's end (the signature check) is settled by poll(), which the
-        # agent calls once this frame is handled: its block and frame are let go by then
+        # DONE, PAUSED: the fragment's end, or its head's signature check, is settled by
+        # poll(), which the agent calls once this frame is handled: its block and frame
+        # are let go by then
 
     def _after(self, st):
-        if st == download.DONE:
+        if st == download.PAUSED:
+            self._authenticate()
+        elif st == download.DONE:
             self._finish()
         elif st == download.ABANDONED:
             self.log("ota: transfer abandoned at %d" % self.dl.offset)
@@ -181,11 +188,27 @@ class Client:
         self._verifier.reset(None, None)
         self._goto(st, delay_ms)
 
+    def _authenticate(self):
+        # the head is in: a capped or backed-off file goes no further (no verify, no write);
+        # else its signatures, with the idle write buffer as P-256's scratch
+        v = self._ver
+        now = self.port.ticks_ms()
+        if self.dl.offset < v.auth_at:  # a supplier signature follows: fetch it too
+            return self.dl.go_on(v.auth_at, now)
+        why = self.policy.held_off(self.state.get("bad", ()), v.head_id, self.port.now())
+        if why:
+            return self._refuse(why)
+        try:
+            scratch = self.reasm.scratch()
+            v.authenticate(scratch)
+            self.policy.check_supplier(v, scratch)
+        except (image.ImageError, PolicyError) as e:
+            return self._refuse(e.code)
+        self.dl.go_on(0, now)
+
     def _finish(self):
         try:
-            scratch = self.reasm.scratch()  # the write buffer, idle until the next fragment
-            m = self._ver.finish(scratch)
-            self.policy.check_supplier(self._ver, scratch)
+            m = self._ver.finish()
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
                 return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?
@@ -219,6 +242,17 @@ class Client:
 
     def _refuse(self, code):
         self.log("ota: image refused: %s" % code)
+        v = self._ver
+        if v is not None and v.head_id is not None and code not in ("CAPPED", "BACKOFF"):
+            # a file whose head came whole failed: one more failure of that head. After
+            # its authentication, persisted (the head is a signed file's, so a hostile CH
+            # has few to cycle); before it, held in RAM only, so that forged heads cost no
+            # store write either (written with agent.json's next update, if one comes)
+            bad = self.policy.failed(self.state.get("bad", []), v.head_id, self.port.now())
+            if v.authenticated:
+                self.state.update(bad=bad)
+            else:
+                self.state.data["bad"] = bad
         self.reasm.abort()
         self._end_req(zcl.INVALID_IMAGE, IDLE)
 

@@ -20,16 +20,18 @@ except ImportError:
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
 ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged progress
+PAUSED = const(3)  # every byte before `stop` fed: nothing more asked until go_on()
 _SIZE = const(4)  # the offer's (QueryNextImageRsp's) size: records are plain tuples on a board
 
 
 class Download:
-    def __init__(self, send, offer, feed, cfg):
-        self.reset(send, offer, feed, cfg)
+    def __init__(self, send, offer, feed, cfg, stop=0):
+        self.reset(send, offer, feed, cfg, stop)
 
-    def reset(self, send, offer, feed, cfg):
-        """Start fetching `offer`. A board keeps one Download for its life and resets it
-        per file: its attribute table is taken at boot, not in a used heap."""
+    def reset(self, send, offer, feed, cfg, stop=0):
+        """Start fetching `offer`, up to file offset `stop` (0: the whole file) where it
+        pauses. A board keeps one Download for its life and resets it per file: its
+        attribute table is taken at boot, not in a used heap."""
         self._send = send  # send(cmd, payload)
         self.offer = offer  # QueryNextImageRsp: status, mfr, image_type, version, size
         self.discarded = False  # the CH discarded the image (R5), not a lost link
@@ -42,6 +44,9 @@ class Download:
         self._retries_max = cfg["max_retries"]
         self._wait_cap = cfg["max_wait_s"] * 1000
         self.offset = 0  # next byte to feed
+        self._stop = 0  # nothing at or beyond it is asked or fed
+        if offer is not None:
+            self._stop = min(stop, offer[_SIZE]) if stop else offer[_SIZE]
         self._next = 0  # block mode: next offset to request
         self._page_end = -1  # page mode: end of the page asked for (-1: none)
         self._gap_at = -1  # offset already re-requested because of a gap
@@ -60,7 +65,7 @@ class Download:
         # (Re)issue requests from self.offset.
         self._due = now + self._timeout
         if self._page and not self._mbp:
-            self._page_end = min(self.offset + self._page, self.offer[_SIZE])
+            self._page_end = min(self.offset + self._page, self._stop)
             self._request(zcl.IMAGE_PAGE_REQ, self.offset, self._page_end - self.offset)
             return
         self._next = self.offset
@@ -69,7 +74,7 @@ class Download:
     def _pump(self, now):
         # Block mode: keep `window` requests in flight (one, spaced, under a min block period).
         window = 1 if self._mbp else self._window
-        size = self.offer[_SIZE]
+        size = self._stop
         while self._next < size and self._next < self.offset + window * self._max:
             n = min(self._max, size - self._next)
             self._request(zcl.IMAGE_BLOCK_REQ, self._next, n)
@@ -98,14 +103,14 @@ class Download:
         if mfr != o[1] or itype != o[2] or ver != o[3]:
             self.stats[1] += 1
             return
-        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[_SIZE]:
+        if off != self.offset or n == 0 or n > self._max or self.offset + n > self._stop:
             self.stats[1] += 1
             if off > self.offset and self._gap_at != self.offset:
                 self._gap_at = self.offset  # lost block: ask again once per gap
                 self.stats[2] += 1
                 self._ask(now)
             return
-        if not self._page and n < self._max and self.offset + n < o[_SIZE]:
+        if not self._page and n < self._max and self.offset + n < self._stop:
             self._max = n  # the server's blocks are smaller: ask for what it sends
         self._feed(data)
         self.offset += n
@@ -117,6 +122,9 @@ class Download:
         if self.offset >= self.offer[_SIZE]:
             self.state = DONE
             self._feed = None  # every byte fed: let the caller's sink (its verifier) go
+        elif self.offset >= self._stop:
+            self.state = PAUSED
+            self._due = now  # the caller's poll() settles it at once
         elif self._mbp:
             self._spaced = True  # next request after the minimum block period
             self._due = now + self._mbp
@@ -152,6 +160,14 @@ class Download:
             else:
                 self._ask(now)
         return self.state
+
+    def go_on(self, stop, now):
+        """After a pause: fetch on, up to `stop` (0: the end of the file)."""
+        size = self.offer[_SIZE]
+        self._stop = min(stop, size) if stop else size
+        self.state = RUNNING
+        self._retries = 0
+        self._ask(now)
 
     def no_pages(self, now):
         """The CH does not do Image Page Requests: fall back to windowed block requests."""

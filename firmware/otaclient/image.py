@@ -1,7 +1,8 @@
-"""Streaming verifier for our GBCS-form OTA files: header, manifest, payload, signature.
+"""Streaming verifier for our GBCS-form OTA files: signed head first, then a hash-chained payload.
 
-Fixed buffers only, any chunking; it hands firmware bytes to a sink but decides no
-policy (that is `check`'s job) and never trusts them before `finish()` returns.
+Fixed buffers only, any chunking; it hands the sink only firmware bytes whose chunk
+hashed to the link the signed manifest (or the chunk before) announced. No policy
+(that is `check`'s job), and no reading ahead: a chunk is held until it is authenticated.
 """
 
 import hashlib
@@ -9,9 +10,12 @@ import sys
 
 from otaclient import inflate, let_go
 from otaclient.imagefmt import (
+    CHUNK_SIZE,
     FIELD_CONTROL,
     H_TOTAL_SIZE,
     HEADER_LENGTH,
+    LINK_SIZE,
+    M_CHAIN,
     M_COMPRESSED,
     M_KEY_ID,
     M_LENGTH,
@@ -22,6 +26,7 @@ from otaclient.imagefmt import (
     PIECE_MAX,
     PIECE_SIZE,
     SIG_SIZE,
+    SIGNED_END,
     SUPPLIER_TAG,
     TRAILER_SIZE,
     WBITS,
@@ -37,12 +42,13 @@ from micropython import const
 
 _ST_HEAD = const(0)
 _ST_MAN = const(1)
-_ST_BODY = const(2)
-_ST_SIG = const(3)
-_ST_TRAIL = const(4)
-_ST_END = const(5)
+_ST_SIG = const(2)
+_ST_SUP = const(3)  # the supplier signature, when the file has one
+_ST_AUTH = const(4)  # the head is whole: authenticate() before any payload byte
+_ST_BODY = const(5)
+_ST_END = const(6)
 _OUT = const(256)  # decompressed bytes per sink call
-_PREFIX = const(140)  # HEADER_LENGTH + MANIFEST_SIZE (const() needs a literal)
+AUTH_AT = const(220)  # SIGNED_END + SIG_SIZE: the head of a file with no supplier signature
 
 
 def prepare():
@@ -59,7 +65,7 @@ def prepare():
 def p256_call(name, *args):
     """p256.<name>(*args), with P-256 loaded for this call only: its functions, tables
     and constants (~1.2 KB) are not held through a transfer, which never needs them (a
-    verify ends each fragment, a signature follows an activation)."""
+    verify starts each fragment, a signature follows an activation)."""
     try:
         from otaclient import p256
 
@@ -70,35 +76,49 @@ def p256_call(name, *args):
 
 class Verifier:
     """Feed an OTA file in order; `sink(fw_offset, mv)` gets firmware bytes (mv is only
-    valid during the call); `finish()` checks size and signature."""
+    valid during the call), each chunk once it is authenticated. The head (header,
+    manifest, signatures) is authenticated once it is whole: by `authenticate()`, which a
+    board calls from its loop with a scratch buffer, else by the next `feed()` itself."""
 
-    def __init__(self, lookup_key, sink, check=None, max_size=MAX_FILE):
-        self._buf = bytearray(_PREFIX)  # header + manifest, then reused for the trailer
+    def __init__(self, lookup_key, sink, check=None, max_size=MAX_FILE, chunk=None):
+        self._buf = bytearray(SIGNED_END)  # header + manifest, then the supplier signature
+        # the signature; once it verified, [0:16] the link the next chunk must hash to and
+        # [16:32] the link a chunk carries for the one after it
         self._sig = bytearray(SIG_SIZE)
-        self.reset(lookup_key, sink, check, max_size)
+        self._chunk = None
+        self.reset(lookup_key, sink, check, max_size, chunk)
 
-    def reset(self, lookup_key, sink, check=None, max_size=MAX_FILE):
+    def reset(self, lookup_key, sink, check=None, max_size=MAX_FILE, chunk=None):
         """Start a new file. A board keeps one Verifier for its life and resets it per
         file, so its attribute table and buffers are taken at boot, not in a used heap;
-        `reset(None, None)` lets go of the last file's hashes, key and header."""
+        `reset(None, None)` lets go of the last file's hashes, key and header. `chunk`:
+        a CHUNK_SIZE buffer to hold an uncompressed chunk in until it is authenticated
+        (a board lends its flash write buffer); else the Verifier makes its own."""
         self._lookup = lookup_key
         self._sink = sink
         self._check = check
         self._max = max_size
+        if chunk is not None or lookup_key is None:
+            self._chunk = chunk
         self.header = None
         self.manifest = None
         self.signature = None  # manufacturer r || s
-        self.digest = None  # SHA-256 of the bytes it signs
-        self.supplier_signature = None  # from a `00 40` trailer, else None
-        self.supplier_digest = None  # SHA-256 of every byte before the trailer
+        self.digest = None  # SHA-256 of the bytes it signs (header and manifest)
+        self.supplier_signature = None  # from a `00 40` supplier part, else None
+        self.supplier_digest = None  # SHA-256 of the head before the supplier part
+        self.head_id = None  # 8 bytes naming this file's head, signatures included
+        self.auth_at = AUTH_AT  # file offset where the head ends (a supplier part: + 66)
+        self.authenticated = False
         self._state = _ST_HEAD
         self._left = HEADER_LENGTH
         self._end = HEADER_LENGTH
         self._pos = 0
         self._err = None
-        self._pub = self._h = self._h2 = None
+        self._pub = self._h = self._h2 = self._ch = None
         self._trailer = False
-        self._fw = 0
+        self._fw = self._fill = 0
+        self._lnk = -1  # bytes of the next chunk's link read so far; -1: not reading one
+        self._last = False  # the last chunk went to the sink
         self._inf = self._out = self._zpre = None
         self._zfill = self._zlen = 0
 
@@ -114,29 +134,57 @@ class Verifier:
             self._err = e
             raise
 
-    def finish(self, scratch=None):
-        """After the last byte: the Manifest if the file is whole and correctly signed.
-        `scratch`: an idle buffer of >= 772 bytes the signature check may work in."""
+    def ready(self):
+        """True when the head is whole and waits for authenticate()."""
+        return self._state == _ST_AUTH and not self._err
+
+    def authenticate(self, scratch=None):
+        """Check the manufacturer signature over header and manifest, before any payload
+        byte is taken. `scratch`: an idle buffer of >= 772 bytes P-256 may work in."""
         if self._err:
             raise self._err
         try:
-            if self._state != _ST_END:
-                raise ImageError("TRUNCATED", "%d bytes" % self._pos)
             if not p256_call("verify", self._pub, self.digest, self._sig, scratch):
                 raise ImageError("INVALID_SIGNATURE")
         except ImageError as e:
             self._err = e
             raise
+        m = self.manifest
+        self._pub = None
+        self.authenticated = True
+        self._sig[:LINK_SIZE] = m[M_CHAIN]  # chunk 0 must hash to this
+        self._ch = hashlib.sha256()
+        self._fw = m[M_OFFSET]
+        if m[M_COMPRESSED]:
+            self._inf = inflate.shared(PIECE_MAX, WBITS)
+            self._out = inflate.out_buffer(_OUT)
+            self._zpre = bytearray(2)
+        elif self._chunk is None:
+            self._chunk = bytearray(CHUNK_SIZE)
+        self._goto(_ST_BODY, m[M_PAYLOAD], 0)
+
+    def finish(self):
+        """After the last byte: the Manifest if the file is whole (its head authenticated
+        and every chunk hashed to its link)."""
+        if self._err:
+            raise self._err
+        if self._state != _ST_END:
+            self._err = ImageError("TRUNCATED", "%d bytes" % self._pos)
+            raise self._err
         return self.manifest
 
     def _step(self, mv):
-        if self._state == _ST_END:
+        st = self._state
+        if st == _ST_END:
             raise ImageError("TRAILING_DATA", "after %d bytes" % self._pos)
+        if st == _ST_AUTH:  # a caller that fed on without authenticate(): do it now
+            self.authenticate()
+            return 0
         n = min(len(mv), self._left)
-        if self._state == _ST_BODY:
-            self._body(mv[:n])
+        if st == _ST_BODY:
+            self._chain(mv[:n])
         else:
-            buf = self._sig if self._state == _ST_SIG else self._buf
+            buf = self._sig if st == _ST_SIG else self._buf
             off = self._end - self._left
             buf[off : off + n] = mv[:n]
         self._left -= n
@@ -154,23 +202,22 @@ class Verifier:
         st = self._state
         if st == _ST_HEAD:
             self._on_header()
-            self._goto(_ST_MAN, MANIFEST_SIZE, _PREFIX)
+            self._goto(_ST_MAN, MANIFEST_SIZE, SIGNED_END)
         elif st == _ST_MAN:
             self._on_manifest()
-            self._goto(_ST_BODY, self.manifest[M_PAYLOAD], 0)
-        elif st == _ST_BODY:
-            self._on_body_end()
             self._goto(_ST_SIG, SIG_SIZE, SIG_SIZE)
         elif st == _ST_SIG:
             self._on_signature()
+        elif st == _ST_SUP:
+            self._on_supplier()
         else:
-            self._on_trailer()
+            self._on_body_end()
 
     def _on_header(self):
         h = parse_header(self._buf, FIELD_CONTROL)
         if h[H_TOTAL_SIZE] > self._max:
             raise ImageError("TOO_LARGE", "%d > %d" % (h[H_TOTAL_SIZE], self._max))
-        if h[H_TOTAL_SIZE] < _PREFIX + SIG_SIZE:
+        if h[H_TOTAL_SIZE] < AUTH_AT:
             raise ImageError("SIZE_MISMATCH", "total size too small")
         self.header = h
 
@@ -184,44 +231,113 @@ class Verifier:
         self.manifest = m
         if self._check:
             self._check(self.header, m)
-        self._trailer = self.header[H_TOTAL_SIZE] - self._pos - m[M_PAYLOAD] > SIG_SIZE
-        self._h = hashlib.sha256(self._buf)
+        self._trailer = self.header[H_TOTAL_SIZE] - AUTH_AT - m[M_PAYLOAD] > 0
+        self.digest = hashlib.sha256(self._buf).digest()
         if self._trailer:
             self._h2 = hashlib.sha256(self._buf)
-        self._fw = m[M_OFFSET]
-        if m[M_COMPRESSED]:
-            self._inf = inflate.shared(PIECE_MAX, WBITS)
-            self._out = inflate.out_buffer(_OUT)
-            self._zpre = bytearray(2)
+            self.auth_at = AUTH_AT + TRAILER_SIZE
 
-    def _body(self, mv):
-        self._h.update(mv)
-        if self._h2:
-            self._h2.update(mv)
-        if self._inf is None:
-            self._sink(self._fw, mv)
-            self._fw += len(mv)
+    def _on_signature(self):
+        self.signature = bytes(self._sig)
+        self._h = hashlib.sha256(self.digest)  # the head's id: digest and signatures
+        self._h.update(self._sig)
+        if self._trailer:
+            self._h2.update(self._sig)
+            self.supplier_digest = self._h2.digest()
+            self._h2 = None
+            self._goto(_ST_SUP, TRAILER_SIZE, TRAILER_SIZE)
         else:
-            self._pieces(mv)
+            self._on_head()
+
+    def _on_supplier(self):
+        if self._buf[:2] != SUPPLIER_TAG:
+            raise ImageError("TRAILING_DATA", "not a supplier signature")
+        self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
+        self._h.update(self.supplier_signature)
+        self._on_head()
+
+    def _on_head(self):
+        self.head_id = self._h.digest()[:8]
+        self._h = None
+        self._goto(_ST_AUTH, 0, 0)
+
+    # --- the payload: chunks, each followed (but the last) by the next one's link ----------
+
+    def _chain(self, mv):
+        while mv:
+            if self._last:
+                raise ImageError("BAD_CHAIN", "payload after the last chunk")
+            if self._lnk >= 0:  # the link after this chunk's data
+                n = min(len(mv), LINK_SIZE - self._lnk)
+                at = LINK_SIZE + self._lnk
+                self._sig[at : at + n] = mv[:n]
+                self._lnk += n
+                if self._lnk == LINK_SIZE:
+                    self._ch.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
+                    self._chunk_end()
+            elif self._inf is None:
+                n = self._plain(mv)
+            else:
+                n = self._pieces(mv)
+            mv = mv[n:]
+
+    def _plain(self, mv):
+        # an uncompressed chunk's data: up to CHUNK_SIZE firmware bytes, held until it hashes
+        m = self.manifest
+        size = min(CHUNK_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
+        n = min(len(mv), size - self._fill)
+        self._chunk[self._fill : self._fill + n] = mv[:n]
+        self._ch.update(mv[:n])
+        self._fill += n
+        if self._fill == size:
+            self._data_end(self._fw + size)
+        return n
 
     def _pieces(self, mv):
-        # each piece: u16 compressed length, then raw deflate of one 4096-byte sector
-        while mv:
-            if self._zlen:
-                n = min(len(mv), self._zlen - self._zfill)
-                self._inf.write(mv[:n])
-            else:
-                n = 1
-                self._zpre[self._zfill] = mv[0]
-            self._zfill += n
-            mv = mv[n:]
-            if not self._zlen and self._zfill == 2:
-                self._zlen = self._zpre[0] | self._zpre[1] << 8
-                self._zfill = 0
-                if not 0 < self._zlen <= PIECE_MAX:
-                    raise ImageError("BAD_COMPRESSION", "piece length")
-            elif self._zlen and self._zfill == self._zlen:
-                self._piece()
+        # a compressed chunk's data: one piece, a u16 compressed length then raw deflate
+        # of PIECE_SIZE firmware bytes, collected by the inflater and decoded once it hashes
+        if self._zlen:
+            n = min(len(mv), self._zlen - self._zfill)
+            self._inf.write(mv[:n])
+        else:
+            n = 1
+            self._zpre[self._zfill] = mv[0]
+        self._ch.update(mv[:n])
+        self._zfill += n
+        if not self._zlen and self._zfill == 2:
+            self._zlen = self._zpre[0] | self._zpre[1] << 8
+            self._zfill = 0
+            if not 0 < self._zlen <= PIECE_MAX:
+                raise ImageError("BAD_COMPRESSION", "piece length")
+        elif self._zlen and self._zfill == self._zlen:
+            self._data_end(self._fw + PIECE_SIZE)
+        return n
+
+    def _data_end(self, fw_end):
+        # the last chunk is the one that reaches the fragment's end: no link after it
+        m = self.manifest
+        if fw_end >= m[M_OFFSET] + m[M_LENGTH]:
+            self._chunk_end()
+        else:
+            self._lnk = 0
+
+    def _chunk_end(self):
+        # a whole chunk: it must hash to the link announced for it, else nothing of it goes on
+        if self._ch.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
+            raise ImageError("BAD_CHAIN", "chunk at %d" % self._fw)
+        if self._inf is None:
+            self._sink(self._fw, memoryview(self._chunk)[: self._fill])
+            self._fw += self._fill
+            self._fill = 0
+        else:
+            self._piece()
+        if self._lnk < 0:
+            self._last = True
+            self._ch = None
+        else:
+            self._sig[:LINK_SIZE] = memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE]
+            self._lnk = -1
+            self._ch = hashlib.sha256()
 
     def _piece(self):
         m = self.manifest
@@ -245,25 +361,8 @@ class Verifier:
         self._zfill = self._zlen = 0
 
     def _on_body_end(self):
-        m = self.manifest
-        if self._zfill or self._zlen or self._fw != m[M_OFFSET] + m[M_LENGTH]:
-            raise ImageError("BAD_COMPRESSION", "payload ends mid-piece")
+        if not self._last:
+            code = "BAD_COMPRESSION" if self._inf is not None else "BAD_CHAIN"
+            raise ImageError(code, "payload ends mid-chunk")
         self._inf = self._out = None
-
-    def _on_signature(self):
-        self.digest = self._h.digest()
-        self.signature = bytes(self._sig)
-        self._h = None
-        if self._trailer:
-            self._h2.update(self._sig)
-            self._goto(_ST_TRAIL, TRAILER_SIZE, TRAILER_SIZE)
-        else:
-            self._goto(_ST_END, 0, 0)
-
-    def _on_trailer(self):
-        if self._buf[:2] != SUPPLIER_TAG:
-            raise ImageError("TRAILING_DATA", "not a supplier trailer")
-        self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
-        self.supplier_digest = self._h2.digest()
-        self._h2 = None
         self._goto(_ST_END, 0, 0)

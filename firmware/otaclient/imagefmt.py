@@ -16,9 +16,12 @@ HEADER_LENGTH = const(60)  # GBCS form: field control 0x0004 (hardware versions 
 FIELD_CONTROL = const(0x0004)
 STACK_VERSION = const(0x0002)  # ZigBee PRO
 MANIFEST_MAGIC = b"HNMF"
-MANIFEST_VERSION = const(1)
-MANIFEST_SIZE = const(80)
+MANIFEST_VERSION = const(2)
+MANIFEST_SIZE = const(96)
 SIG_SIZE = const(64)
+SIGNED_END = const(156)  # HEADER_LENGTH + MANIFEST_SIZE: what the manufacturer signs
+CHUNK_SIZE = const(1024)  # firmware bytes per payload chunk (uncompressed): the write buffer
+LINK_SIZE = const(16)  # SHA-256 truncated to 128 bits: a chunk's link to the next
 SUPPLIER_TAG = b"\x00\x40"
 TRAILER_SIZE = const(66)  # 00 40 + supplier signature
 SECTOR_SIZE = const(4096)  # fragments start on flash-sector boundaries of the firmware
@@ -28,7 +31,7 @@ WBITS = const(11)  # deflate window 2 KB (docs/image-format.md: why not 1 KB or 
 MAX_FILE = const(750000)  # R1: a whole OTA file
 FLAG_COMPRESSED = const(1)
 _HDR = "<IHHHHHIH32sI"  # 56 bytes: magic .. total image size
-_MAN = "<4sBBHHHHHIIIIHHIII32s"  # 80 bytes
+_MAN = "<4sBBHHHHHIIIIHHIII32s16s"  # 96 bytes
 
 Header = record(
     "Header",
@@ -40,7 +43,7 @@ Manifest = record(
     "Manifest",
     "format_version manufacturer_code image_type hw_min hw_max file_version"
     " security_counter key_id payload_length firmware_sha256 compressed fragment_index"
-    " fragment_count fragment_offset fragment_length total_length",
+    " fragment_count fragment_offset fragment_length total_length chain_head",
 )
 # Field indexes. Board code reads records by index (a board's records are plain tuples:
 # otaclient.record); the device build folds these into literals (hanota.constfold).
@@ -66,6 +69,7 @@ M_COUNT = const(12)
 M_OFFSET = const(13)
 M_LENGTH = const(14)
 M_TOTAL = const(15)
+M_CHAIN = const(16)
 
 
 class ImageError(ValueError):
@@ -151,6 +155,7 @@ def pack_manifest(m):
         m.fragment_length,
         m.total_length,
         m.firmware_sha256,
+        m.chain_head,
     )
 
 
@@ -163,7 +168,7 @@ def parse_manifest(buf, header):
         raise ImageError("BAD_MANIFEST", "magic/version/length")
     if f[2] & ~FLAG_COMPRESSED:
         raise ImageError("BAD_MANIFEST", "flags")
-    m = Manifest(f[1], *(f[4:12] + (bytes(f[17]), bool(f[2] & 1)) + f[12:17]))
+    m = Manifest(f[1], *(f[4:12] + (bytes(f[17]), bool(f[2] & 1)) + f[12:17] + (bytes(f[18]),)))
     _check_target(m, header)
     _check_fragment(m)
     _check_size(m, header)
@@ -195,12 +200,18 @@ def _check_fragment(m):
         raise ImageError("BAD_FRAGMENT", "first fragment must start at 0")
     if (m[M_INDEX] == m[M_COUNT] - 1) != (end == m[M_TOTAL]):
         raise ImageError("BAD_FRAGMENT", "last fragment must end at total")
-    if not m[M_COMPRESSED] and m[M_PAYLOAD] != m[M_LENGTH]:
+    if not m[M_COMPRESSED] and m[M_PAYLOAD] != plain_payload(m[M_LENGTH]):
         raise ImageError("BAD_MANIFEST", "payload length")
 
 
+def plain_payload(length):
+    """Payload bytes of an uncompressed fragment of `length` firmware bytes: its chunks,
+    each but the last followed by the next one's link."""
+    return length + (length - 1) // CHUNK_SIZE * LINK_SIZE
+
+
 def _check_size(m, h):
-    rest = h[H_TOTAL_SIZE] - (h[H_LENGTH] + MANIFEST_SIZE + m[M_PAYLOAD] + SIG_SIZE)
+    rest = h[H_TOTAL_SIZE] - (SIGNED_END + SIG_SIZE + m[M_PAYLOAD])
     if rest != 0 and rest != TRAILER_SIZE:
         raise ImageError("SIZE_MISMATCH", "total size vs manifest")
 

@@ -22,6 +22,7 @@ from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
+_BAD_HEADS = const(4)  # failed-file records kept in agent.json ("bad")
 ACCEPT = const(0)
 DEFER = const(1)
 REFUSE = const(2)
@@ -40,6 +41,8 @@ DEFAULTS = {
     "alert_retry_s": 15,  # re-send an unacknowledged activation alert
     "alert_stagger_s": 1,  # spacing between the alerts of different suppliers (R3)
     "max_attempts": 2,  # trial boots of one version that may fail before it is refused
+    "max_failures": 3,  # refusals of one file (its signed head) before it is never fetched on
+    "failure_backoff_s": 60,  # wait after a file's refusal; doubled at each one after
     "heap_report": False,  # print live heap at boundaries on the console (heapreport.py)
 }
 
@@ -142,6 +145,34 @@ class Policy:
             raise PolicyError("DOWNGRADE")
         if m[M_COUNTER] < sec_counter:
             raise PolicyError("COUNTER")
+
+    def held_off(self, bad, head_id, now):
+        """None to go on with the file whose head is `head_id`, else why not: CAPPED after
+        max_failures refusals, BACKOFF within failure_backoff_s * 2^(n-1) of the n-th."""
+        key = hexlify(head_id).decode()
+        for k, n, until in bad:
+            if k == key:
+                if n >= self.cfg["max_failures"]:
+                    return "CAPPED"
+                # a wait longer than it can be is a clock set back (an ESP32 after
+                # power-on reads 2000): over, not years
+                if 0 < until - now <= self.cfg["failure_backoff_s"] << (n - 1):
+                    return "BACKOFF"
+        return None
+
+    def failed(self, bad, head_id, now):
+        """The failed-file records with one more refusal of `head_id`: [[head hex, count,
+        until]], the newest last, at most _BAD_HEADS (the oldest goes)."""
+        key = hexlify(head_id).decode()
+        n = 1
+        keep = []
+        for e in bad:
+            if e[0] == key:
+                n += e[1]
+            else:
+                keep.append(e)
+        until = now + (self.cfg["failure_backoff_s"] << (n - 1))
+        return keep[len(keep) - _BAD_HEADS + 1 :] + [[key, n, until]]
 
     def decide(self, now):
         """R6 consent at activation time: (ACCEPT|DEFER|REFUSE, until)."""

@@ -1,10 +1,11 @@
 """Fragments -> update slot: each sector erased as the fragment enters it, bytes written
 through one 1 KB buffer, progress persisted.
 
-Records a fragment as done only after its signature verified (caller's finish order);
-a fragment of a newer firmware that would overwrite a staged one is verified once
-without writing first (a proof pass), so a corrupt one costs nothing staged. It does
-not parse images or talk to the CH. Progress survives resets, a fragment in
+Gets only authenticated bytes (the verifier's sink: each chunk hashed to its signed
+link) and records a fragment as done once the whole file checked out (caller's finish
+order); a fragment of a newer firmware that would overwrite a staged one is verified
+once without writing first (a proof pass), so a corrupt one costs nothing staged. It
+does not parse images or talk to the CH. Progress survives resets, a fragment in
 flight does not (hash state cannot be saved): a reset costs at most that fragment.
 """
 
@@ -68,7 +69,6 @@ class Reassembly:
         self.progress = load_json(port.store, PROGRESS)
         self._frag = None  # (index, start, end, total) of the fragment in flight
         self._held = -1  # write unit held in the buffer
-        self._erased = None  # (first, last) sectors this fragment erased
         self._replace = 0  # fragment in flight: 0 same firmware, _WRITE another, _PROVE
         self._proven = None  # (index, start, end, version, sha) a proof pass verified
 
@@ -114,8 +114,13 @@ class Reassembly:
         self._replace = replace
         self._pos = start
         self._held = -1
-        self._erased = None
         return True
+
+    def buffer(self):
+        """The write buffer, for the verifier to hold an uncompressed chunk in until it is
+        authenticated: that chunk then comes to sink() from the buffer's own start (chunks
+        are CHUNK_SIZE, the unit, and fragments start on sectors), and the copy is a no-op."""
+        return self._buf
 
     def sink(self, off, mv):
         """Firmware bytes at firmware offset `off`, increasing (the verifier's sink)."""
@@ -148,7 +153,6 @@ class Reassembly:
             if self._replace:
                 self._trim(base, base + self._bs)
             self.port.erase(blk)
-            self._erased = (blk if self._erased is None else self._erased[0], blk)
         self.port.write(base, self._mv[: min(unit, self._frag[3] - base)])
         self._held = -1
 
@@ -168,9 +172,8 @@ class Reassembly:
         self.progress = p
 
     def scratch(self):
-        """At a fragment's end, before finish(): write out the held bytes and lend the write
-        buffer (1 KB) for the signature check; finish() and the next fragment need none of
-        its content."""
+        """Write out any held bytes and lend the write buffer (1 KB): P-256's scratch for a
+        head's signature check, before the fragment's first chunk needs the buffer."""
         if self._held >= 0:
             self._flush()
         return self._buf
@@ -204,12 +207,8 @@ class Reassembly:
         return p is not None and len(p["done"]) == p["n"]
 
     def abort(self):
-        """Drop the fragment in flight; erase back the blocks it erased."""
-        if self._frag is None:
-            return
-        if self._erased is not None:  # every block it erased is its own (aligned fragments)
-            for blk in range(self._erased[0], self._erased[1] + 1):
-                self.port.erase(blk)
+        """Drop the fragment in flight. What it wrote was authenticated chunks of it
+        (nothing else reaches the sink): left as they are, never recorded as done."""
         self._frag = None
         self._held = -1
 

@@ -1,4 +1,4 @@
-"""Build signed OTA files from a firmware payload: pieces, fragment plan, headers, signatures."""
+"""Build signed OTA files from a firmware payload: chunks, hash chain, fragment plan, signatures."""
 
 from __future__ import annotations
 
@@ -37,12 +37,13 @@ class Target:
 
 
 def pieces(payload: bytes, compress: bool) -> list[bytes]:
-    """Payload split per PIECE_SIZE bytes; compressed pieces carry a u16 length prefix."""
-    sectors = [payload[i : i + image.PIECE_SIZE] for i in range(0, len(payload), image.PIECE_SIZE)]
+    """The payload's chunk data: CHUNK_SIZE slices, or compressed pieces of PIECE_SIZE
+    firmware bytes, each with a u16 length prefix."""
     if not compress:
-        return sectors
+        return [payload[i : i + image.CHUNK_SIZE] for i in range(0, len(payload), image.CHUNK_SIZE)]
     out = []
-    for sector in sectors:
+    for i in range(0, len(payload), image.PIECE_SIZE):
+        sector = payload[i : i + image.PIECE_SIZE]
         # a fresh compressor per piece, ended by a full flush (not a final block): the
         # board's one decoder reads the pieces as one stream (otaclient.inflate)
         c = zlib.compressobj(9, zlib.DEFLATED, -image.WBITS)
@@ -51,10 +52,22 @@ def pieces(payload: bytes, compress: bool) -> list[bytes]:
     return out
 
 
-def sectors(parts: list[bytes]) -> list[bytes]:
-    """Pieces joined per flash sector: fragments may only start on a sector boundary."""
-    step = image.SECTOR_SIZE // image.PIECE_SIZE
-    return [b"".join(parts[i : i + step]) for i in range(0, len(parts), step)]
+def sectors(parts: list[bytes], compress: bool) -> list[list[bytes]]:
+    """Chunk data grouped per flash sector: fragments may only start on a sector boundary."""
+    step = image.SECTOR_SIZE // (image.PIECE_SIZE if compress else image.CHUNK_SIZE)
+    return [parts[i : i + step] for i in range(0, len(parts), step)]
+
+
+def chain(parts: list[bytes]) -> tuple[bytes, bytes]:
+    """(chain head, payload): each chunk's data followed by the link of the next chunk,
+    built from the last one back; a link is SHA-256 of the whole next chunk (its data and
+    its own link), truncated to LINK_SIZE bytes. The head goes in the signed manifest."""
+    link, out = b"", []
+    for data in reversed(parts):
+        chunk = data + link
+        out.append(chunk)
+        link = hashlib.sha256(chunk).digest()[: image.LINK_SIZE]
+    return link, b"".join(reversed(out))
 
 
 def plan(sizes: list[int], budget: int) -> list[tuple[int, int]]:
@@ -87,17 +100,20 @@ def build(
     if len(payload) > 0xFFFFFFFF:
         raise CommandError("payload larger than 4 GiB")
     target.validate()
-    overhead = image.HEADER_LENGTH + image.MANIFEST_SIZE + image.SIG_SIZE
+    overhead = image.SIGNED_END + image.SIG_SIZE
     overhead += image.TRAILER_SIZE if supplier_key else 0
-    parts = sectors(pieces(payload, compress))
-    groups = plan([len(p) for p in parts], max_size - overhead)
+    parts = sectors(pieces(payload, compress), compress)
+    # a sector's payload bytes with a link after each chunk (the fragment's last has
+    # none: the plan errs by LINK_SIZE bytes on the safe side)
+    sizes = [sum(len(c) + image.LINK_SIZE for c in p) for p in parts]
+    groups = plan(sizes, max_size - overhead)
     if len(groups) > 0xFFFF:
         raise CommandError(f"{len(groups)} fragments: more than 65535, raise --max-size")
     digest = hashlib.sha256(payload).digest()
     kid = image.key_id(raw_public(key.public_key()))
     files = []
     for index, (a, b) in enumerate(groups):
-        body = b"".join(parts[a:b])
+        head, body = chain([c for p in parts[a:b] for c in p])
         offset = a * image.SECTOR_SIZE
         length = min(b * image.SECTOR_SIZE, len(payload)) - offset
         m = image.Manifest(
@@ -117,6 +133,7 @@ def build(
             offset,
             length,
             len(payload),
+            head,
         )
         data = _sign_file(target, m, body, overhead + len(body), key, supplier_key)
         name = image.file_name(
@@ -144,10 +161,11 @@ def _sign_file(
         total,
         text.encode(),
     )
-    signed = header + image.pack_manifest(m) + body
+    signed = header + image.pack_manifest(m)
     data = signed + sign_raw(key, signed)
     if supplier_key is not None:
         data += image.SUPPLIER_TAG + sign_raw(supplier_key, data)
+    data += body
     assert len(data) == total
     return data
 

@@ -1,4 +1,4 @@
-"""Describe an OTA file: header, manifest, signature and trailer, or ZigBee sub-elements."""
+"""Describe an OTA file: header, manifest, signatures and payload chain, or ZigBee sub-elements."""
 
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ _MANIFEST_KEYS = (
     "fragment_offset",
     "fragment_length",
     "total_length",
+    "chain_head",
     "signature",
     "signed_range",
     "supplier_signature",
     "supplier_signed_range",
+    "payload_range",
+    "chunks",
 )
 
 
@@ -62,16 +65,30 @@ def _manifest(data: bytes, h: image.Header) -> dict[str, Any]:
     m = image.parse_manifest(data[h.header_length :], h)
     doc = m._asdict()
     doc["firmware_sha256"] = m.firmware_sha256.hex()
-    sig_at = h.header_length + image.MANIFEST_SIZE + m.payload_length
-    if len(data) < sig_at + image.SIG_SIZE:
-        raise image.ImageError("TRUNCATED", f"{len(data)} bytes, signature ends at {sig_at + 64}")
-    doc["signature"] = data[sig_at : sig_at + image.SIG_SIZE].hex()
+    doc["chain_head"] = m.chain_head.hex()
+    sig_at = image.SIGNED_END
+    end = sig_at + image.SIG_SIZE
+    if len(data) < end:
+        raise image.ImageError("TRUNCATED", f"{len(data)} bytes, signature ends at {end}")
+    doc["signature"] = data[sig_at:end].hex()
     doc["signed_range"] = [0, sig_at]
-    trailer = data[sig_at + image.SIG_SIZE :]
-    if len(trailer) == image.TRAILER_SIZE and trailer[:2] == image.SUPPLIER_TAG:
-        doc["supplier_signature"] = trailer[2:].hex()
-        doc["supplier_signed_range"] = [0, sig_at + image.SIG_SIZE]
+    if h.total_size - end - m.payload_length == image.TRAILER_SIZE:
+        part = data[end : end + image.TRAILER_SIZE]
+        if len(part) == image.TRAILER_SIZE and part[:2] == image.SUPPLIER_TAG:
+            doc["supplier_signature"] = part[2:].hex()
+            doc["supplier_signed_range"] = [0, end]
+        end += image.TRAILER_SIZE
+    doc["payload_range"] = [end, end + m.payload_length]
+    doc["chunks"] = _chunks(m)
     return doc
+
+
+def _chunks(m: image.Manifest) -> int:
+    """Chunks in the payload's hash chain: one per CHUNK_SIZE firmware bytes, or per
+    compressed piece (`image verify` checks each against its link)."""
+    if m.compressed:
+        return -(-m.fragment_length // image.PIECE_SIZE)
+    return -(-m.fragment_length // image.CHUNK_SIZE)
 
 
 def sub_elements(data: bytes, start: int) -> list[dict[str, Any]]:
