@@ -4,6 +4,7 @@ flashed or recorded changes (CPython, fake board, CH double)."""
 from __future__ import annotations
 
 import json
+import random
 
 import agent_util as U
 import harness as H
@@ -78,16 +79,23 @@ def test_offer_version_differs_from_manifest(tmp_path):
     _refused_cleanly(port, dbl)
 
 
-def test_tampered_payload_byte_is_refused_and_erased_back(tmp_path):
+def test_tampered_payload_byte_is_refused_and_nothing_after_it_written(tmp_path):
+    # file byte 5000 is in the payload's 5th chunk (220 + 4 * 1040 = 4380): chunks 0-3
+    # hashed to their links and were written; the tampered one and all after it never are
     f = bytearray(_one()[0])
+    fw = fake_app(V2, 20_000)
     f[5000] ^= 1
     port, dbl = _board(tmp_path, [bytes(f)])
     H.run(port, lambda a: _ends(dbl) and a.client.st == 0)
     assert _ends(dbl) == [zcl.INVALID_IMAGE]
+    assert any(m.endswith("image refused: BAD_CHAIN") for m in port.logs)
     assert port.store.get("progress.json") is None
-    buf = bytearray(4096)
+    assert [op for op in port.oplog if op[0] == "write"] == [
+        ("write", o) for o in range(0, 4096, 1024)
+    ]
+    buf = bytearray(8192)
     port.read(0, buf)
-    assert buf == b"\xff" * 4096  # the sectors it wrote were erased back
+    assert buf == fw[:4096] + b"\xff" * 4096  # authentic bytes only, nothing erased back
 
 
 def test_valid_signature_over_a_different_image(tmp_path):
@@ -133,9 +141,13 @@ def test_corrupt_newer_fragment_over_a_staged_one_changes_nothing(tmp_path):
     staged, ops = port.store.get("progress.json"), len(port.oplog)
     H.run(port, lambda a: len(_ends(dbl)) == 2 and a.client.st == 0)
     assert _ends(dbl) == [zcl.REQUIRE_MORE_IMAGE, zcl.INVALID_IMAGE]
-    assert any(m.endswith("image refused: INVALID_SIGNATURE") for m in port.logs)
+    assert any(m.endswith("image refused: BAD_CHAIN") for m in port.logs)
     assert port.store.get("progress.json") == staged
-    assert [op for op in port.oplog[ops:] if op[0] in ("erase", "write", "put")] == []
+    # the one store write: that file's failure, persisted (its head was authentic)
+    assert [op for op in port.oplog[ops:] if op[0] in ("erase", "write", "put")] == [
+        ("put", "agent.json")
+    ]
+    assert [e[1] for e in json.loads(port.store.get("agent.json"))["bad"]] == [1]
     n = json.loads(staged)["done"][0][2]
     buf = bytearray(n)
     port.read(0, buf)
@@ -149,13 +161,16 @@ def test_offset_beyond_total_is_refused(tmp_path):
     t = Target(U.MFR, U.ITYPE, V2, U.HW, U.HW)
     import hashlib
 
-    m = image.Manifest(1, t.manufacturer_code, t.image_type, U.HW, U.HW, V2, 0, 0, 4096,
-                       hashlib.sha256(payload).digest(), False, 1, 2, 8192, 4096, 8192)  # fmt: skip
+    from hanota.image import build
+
+    link, body = build.chain(build.pieces(payload[4096:], False))
+    m = image.Manifest(2, t.manufacturer_code, t.image_type, U.HW, U.HW, V2, 0, 0, len(body),
+                       hashlib.sha256(payload).digest(), False, 1, 2, 8192, 4096, 8192, link)  # fmt: skip
     m = m._replace(key_id=int(U.kid_hex(key), 16))
-    total = 60 + 80 + 4096 + 64
+    total = 220 + len(body)
     head = image.pack_header(U.MFR, U.ITYPE, V2, U.HW, U.HW, total)
-    signed = head + image.pack_manifest(m) + payload[4096:]
-    port, dbl = _board(tmp_path, [signed + sign_raw(key, signed)])
+    signed = head + image.pack_manifest(m)
+    port, dbl = _board(tmp_path, [signed + sign_raw(key, signed) + body])
     _refused_cleanly(port, dbl)
 
 
@@ -184,15 +199,15 @@ def test_blocks_at_wrong_offset_or_larger_than_asked_are_ignored(tmp_path):
 def test_bad_crc_and_oversize_frames_are_dropped_by_the_link(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, files)
-    n = {"i": 0}
+    rng = random.Random(5)  # seeded, not periodic: a fixed period can lock onto a page's
 
     def mangle(data):
-        n["i"] += 1
-        if n["i"] % 5 == 0:
+        r = rng.random()
+        if r < 1 / 5:
             data = bytearray(data)
             data[len(data) // 2] ^= 0x40  # bit error somewhere in the burst
             return bytes(data)
-        if n["i"] % 7 == 0:
+        if r < 1 / 5 + 1 / 7:
             return b"\x07" * 2000 + b"\x00" + data  # an oversize frame first
         return data
 

@@ -18,7 +18,7 @@ from otaclient.reassembly import Reassembly
 def M(version, sha, total, count, counter, index, offset, length):  # noqa: N802 (a record)
     # what reassembly reads of a manifest; the rest as an image of one key would have it
     return Manifest(1, 0x1234, 1, 0, 0xFFFF, version, counter, 1, length, sha, False,
-                    index, count, offset, length, total)  # fmt: skip
+                    index, count, offset, length, total, bytes(16))  # fmt: skip
 
 
 def _port(tmp_path, slot=1 << 18):
@@ -81,18 +81,23 @@ def test_overlapping_or_foreign_fragments_are_refused(tmp_path):
         r.begin(frags[1]._replace(total_length=1 << 20))  # beyond the slot
 
 
-def test_abort_erases_back_what_the_fragment_wrote(tmp_path):
+def test_abort_leaves_what_the_fragment_wrote_and_records_nothing(tmp_path):
+    # the sink only ever gets authenticated chunks (the verifier's chain): an abort
+    # drops the fragment, erases nothing back, and records it nowhere
     port = _port(tmp_path)
     fw = fake_app(2, 20_000)
     m = _frags(fw, 20_000)[0]
     r = Reassembly(port, bytearray(4096))
     r.begin(m)
     r.sink(0, memoryview(fw)[:10_000])
+    ops = port.ops
     r.abort()
-    buf = bytearray(12288)
+    assert port.ops == ops
+    buf = bytearray(8192)
     port.read(0, buf)
-    assert buf == b"\xff" * len(buf)
-    assert port.store.get("progress.json") is None
+    assert buf == fw[:8192]
+    assert port.store.get("progress.json") is None and not r.complete()
+    assert r.begin(m)  # fetched again, from its start
 
 
 def test_slot_readback_catches_a_changed_flash_byte(tmp_path):

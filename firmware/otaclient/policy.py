@@ -172,7 +172,7 @@ class Policy:
             else:
                 keep.append(e)
         until = now + (self.cfg["failure_backoff_s"] << (n - 1))
-        return keep[len(keep) - _BAD_HEADS + 1 :] + [[key, n, until]]
+        return keep[max(0, len(keep) - _BAD_HEADS + 1) :] + [[key, n, until]]
 
     def decide(self, now):
         """R6 consent at activation time: (ACCEPT|DEFER|REFUSE, until)."""
