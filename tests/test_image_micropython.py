@@ -115,14 +115,11 @@ for path in {paths!r}:
 """
 
 
-def test_bad_files_get_the_same_codes_under_micropython(tmp_path):
+def test_bad_files_get_the_same_codes_under_micropython(tmp_path, monkeypatch):
     good = build.build(os.urandom(5000), TARGET, KEY)[0][1]
     other = build.build(os.urandom(5000), TARGET, ec.generate_private_key(ec.SECP256R1()))[0][1]
     wrong_type = build.build(os.urandom(500), build.Target(0x1234, 0x85, 1, 0, 0xFFFF), KEY)[0][1]
-    comp = build.build(bytes(9000), TARGET, KEY, compress=True)[0][1]
-    broken = bytearray(comp)
-    broken[142:150] = b"\xff" * 8
-    body = bytes(broken[:-64])
+    comp = _with_first_piece(monkeypatch, bytes(9000), lambda sector: b"\xff" * 8)
     cases = {
         "good": (good, "OK"),
         "magic": (good[:1] + b"\x00" + good[2:], "BAD_MAGIC"),
@@ -131,8 +128,10 @@ def test_bad_files_get_the_same_codes_under_micropython(tmp_path):
         "junk": (good + b"!", "TRAILING_DATA"),
         "key": (other, "UNKNOWN_KEY"),
         "type": (wrong_type, "WRONG_IMAGE_TYPE"),
-        "flip": (good[:3000] + bytes([good[3000] ^ 4]) + good[3001:], "INVALID_SIGNATURE"),
-        "comp": (body + keys.sign_raw(KEY, body), "BAD_COMPRESSION"),
+        "sig": (good[:30] + bytes([good[30] ^ 4]) + good[31:], "INVALID_SIGNATURE"),
+        "flip": (good[:3000] + bytes([good[3000] ^ 4]) + good[3001:], "BAD_CHAIN"),
+        "head_junk": (good[:220] + os.urandom(len(good) - 220), "BAD_CHAIN"),
+        "comp": (comp, "BAD_COMPRESSION"),  # chained and signed, but not deflate
     }
     out = stream_codes(tmp_path, cases)
     assert out == {k: v[1] for k, v in cases.items()}

@@ -101,7 +101,9 @@ def test_manifest_checks(tmp_path):
     from otaclient.imagefmt import Manifest
 
     kid = int(U.kid_hex(U.mkey()), 16)
-    m = Manifest(1, U.MFR, U.ITYPE, U.HW, U.HW, V2, 5, kid, 10, b"\0" * 32, False, 0, 1, 0, 10, 10)
+    m = Manifest(
+        1, U.MFR, U.ITYPE, U.HW, U.HW, V2, 5, kid, 10, b"\0" * 32, False, 0, 1, 0, 10, 10, bytes(16)
+    )
     p.check(m, _offer(), U.V1, 5)
     cases = {
         "WRONG_MANUFACTURER": m._replace(manufacturer_code=1),
