@@ -270,10 +270,10 @@ def test_anti_rollback_under_micropython(scenario):
 
 
 def test_suppliers_alerts_and_supplier_signed_images_under_micropython(scenario):
-    """A `00 40` supplier trailer passes only with a served supplier's key: a key stored
-    for a supplier the device does not serve, or an unknown one, is refused with the slot
-    erased back; then the served supplier's image activates and every served supplier
-    gets its own signed alert."""
+    """A `00 40` supplier signature passes only with a served supplier's key: a key stored
+    for a supplier the device does not serve, or an unknown one, is refused at the head,
+    before any flash operation or store write; then the served supplier's image
+    activates and every served supplier gets its own signed alert."""
     served, unserved, unknown = generate(), generate(), generate()
     ident = json.loads(U.store()["identity.json"])
     suppliers = ["supplier-a", "supplier-b", "supplier-c"]
@@ -303,8 +303,8 @@ def test_suppliers_alerts_and_supplier_signed_images_under_micropython(scenario)
     )
     assert r["last"]["ends"] == [INVALID, INVALID, SUCCESS]
     assert _refusals(r) == ["SUPPLIER", "SUPPLIER"]
-    _untouched(r["s0"], r["refused"], "keys", "agent")  # bytes written were erased back
-    assert r["refused"]["fetches"] > 0  # the trailer comes last: the files were fetched
+    _untouched(r["s0"], r["refused"], "keys", "agent")  # nothing written, nothing stored
+    assert r["refused"]["served"] == 2 * 286  # the heads alone (signatures included)
     assert r["last"]["running"] == V2
     assert _alerts(r) == [(s, zcl.RESULT_SUCCESS, V2, True) for s in suppliers]
     assert ["announce", V2, zcl.BOOT_ACTIVATED] in r["events"]
@@ -453,10 +453,11 @@ serve("v3")
 run(settled(0x01000200))
 """,
         {"serve": [v2[0], bytes(bad)], "v3": v3},
-        U.store(),
+        # the good v3[0] has the corrupt one's head: no back-off before its retry here
+        U.store(extra={"agent_config.json": {"failure_backoff_s": 0}}),
     )
     assert r["refused"]["ends"] == [MORE, INVALID]
-    assert _refusals(r) == ["INVALID_SIGNATURE"]
+    assert _refusals(r) == ["BAD_CHAIN"]  # the corrupt chunk fails its link in the proof pass
     _untouched(r["staged"], r["refused"])
     kept = r["refused"]["progress"]
     assert kept["v"] == V2 and [d[0] for d in kept["done"]] == [0]
@@ -534,3 +535,45 @@ run(idle_after_end(2))
     )
     assert r["aborted"]["progress"]["v"] == V3
     assert r["last"]["ends"] == [MORE, SUCCESS], _refusals(r)
+
+
+# --- 8. authenticate before the first erase (issue 20) --------------------------------
+
+
+def test_bad_signature_and_signed_head_with_junk_touch_no_flash_under_micropython(scenario):
+    """On a board whose inactive slot holds an older image: a file with a trusted key id,
+    a newer version and a garbage signature, and a correctly signed head followed by
+    junk, each leave the slot byte for byte as it was (no erase, no write); offered in a
+    loop, each is tried max_failures (3) times, then refused unfetched (CAPPED)."""
+    good = _app(V2)[0]
+    head = 220  # header, manifest, manufacturer signature
+    forged = good[:156] + bytes(64) + good[head:]
+    junk = good[:head] + bytes(len(good) - head)
+    body = """
+f = port.slots[1 - port.active].f
+f.seek(0)
+old = fake_app(0x00FF0000, 4096, False, 3)
+for _ in range(48):  # an older image (192 KB of it) in the inactive slot
+    f.write(old)
+R["s0"] = snap()
+R["ops0"] = port.ops
+run(lambda a: port.clock > 900000, 960000)  # 15 min: tries at 0, >= 60, >= 180 s
+R["ops"] = port.ops - R["ops0"]
+R["ends"] = len(ends())
+# keep the result small for the 512k heap: the refusals, not the whole logs and events
+port.logs = [m for m in port.logs if m.startswith("ota: image refused")]
+dbl.events = []
+"""
+    for sub, data, code in (("sig", forged, "INVALID_SIGNATURE"), ("junk", junk, "BAD_CHAIN")):
+        r = scenario(body, {"serve": [data]}, U.store(), sub=sub)
+        _untouched(r["s0"], r["last"])
+        refusals = _refusals(r)
+        assert refusals.count(code) == 3 and refusals[-1] == "CAPPED", refusals
+        assert set(refusals) == {code, "BACKOFF", "CAPPED"}
+        bad = r["last"]["agent"]
+        if code == "BAD_CHAIN":  # an authentic head's failures are persisted
+            assert r["ops"] == 3 and [e[1] for e in bad["bad"]] == [3]  # 3 agent.json puts
+        else:  # forged heads: RAM only, no store write, no flash operation at all
+            assert r["ops"] == 0 and bad is None
+        assert r["ends"] == len(refusals) > 10  # offered again and again, refused each time
+        assert r["last"]["served"] <= len(refusals) * head + 3 * len(data)

@@ -198,10 +198,10 @@ class Client:
         why = self.policy.held_off(self.state.get("bad", ()), v.head_id, self.port.now())
         if why:
             return self._refuse(why)
-        try:
+        try:  # the supplier's first: a head that fails either is not authenticated
             scratch = self.reasm.scratch()
-            v.authenticate(scratch)
             self.policy.check_supplier(v, scratch)
+            v.authenticate(scratch)
         except (image.ImageError, PolicyError) as e:
             return self._refuse(e.code)
         self.dl.go_on(0, now)
