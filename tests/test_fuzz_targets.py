@@ -62,8 +62,8 @@ def test_image_one_byte_tamper_never_verifies(index, pos, xor):
     pos %= len(data)
     data[pos] ^= xor
     v = image.Verifier(fixtures.lookup_key, lambda off, mv: None)
-    trailer = data[-image.TRAILER_SIZE :][:2] == image.SUPPLIER_TAG
-    if trailer and pos >= len(data) - image.TRAILER_SIZE + 2:
+    at = image.SIGNED_END + image.SIG_SIZE  # a supplier signature follows the manufacturer's
+    if f.data[at : at + 2] == image.SUPPLIER_TAG and at + 2 <= pos < at + image.TRAILER_SIZE:
         return  # the supplier signature is checked by policy, not by the Verifier
     with pytest.raises(image.ImageError):
         v.feed(bytes(data))
@@ -106,17 +106,27 @@ def test_link_target_catches_an_oversize_payload(monkeypatch):
 def test_image_target_catches_a_verifier_that_skips_the_signature(monkeypatch):
     monkeypatch.setattr(p256, "verify", lambda *a: True)
     data = bytearray(fixtures.parser_files()[0].data)
+    data[30] ^= 1  # the header string: only the signature covers it
+    with pytest.raises(InvariantError, match="never signed"):
+        TARGETS["image_parser"](bytes(data))
+
+
+def test_image_target_catches_a_verifier_that_skips_the_chain(monkeypatch):
+    # a payload byte flipped (chunk 0), and a verifier whose link check passes anything
+    monkeypatch.setattr(image, "LINK_SIZE", 0)
+    data = bytearray(fixtures.parser_files()[0].data)
     data[300] ^= 1
-    with pytest.raises(InvariantError, match="unknown file"):
+    with pytest.raises(InvariantError, match="never signed"):
         TARGETS["image_parser"](bytes(data))
 
 
 def test_reassembly_target_catches_an_unsigned_fragment_marked_done(monkeypatch):
     monkeypatch.setattr(p256, "verify", lambda *a: True)
     TARGETS["reassembly"](bytes([0, 0, 7]))  # the good fragment alone is fine
-    # fragment 0 with payload byte 1000 flipped: only the signature would catch it
-    with pytest.raises(InvariantError, match="slot bytes"):
-        TARGETS["reassembly"](bytes([1, 0, 1000 & 0xFF, 1000 >> 8, 0x55, 3]))
+    # fragment 0 with a byte of its manifest's firmware_sha256 (file byte 108) flipped:
+    # only the signature would catch it
+    with pytest.raises(InvariantError, match="never signed"):
+        TARGETS["reassembly"](bytes([1, 0, 108, 0, 0x55, 3]))
 
 
 # --- runner ------------------------------------------------------------------------------

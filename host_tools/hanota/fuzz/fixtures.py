@@ -65,12 +65,11 @@ def _signing_key(priv: bytes) -> ec.EllipticCurvePrivateKey:
 
 def _resign(data: bytes, trailer: bool) -> bytes:
     # cryptography's ECDSA nonces are random: swap in deterministic RFC 6979 signatures
-    end = len(data) - (image.TRAILER_SIZE if trailer else 0)
-    signed = data[: end - image.SIG_SIZE]
+    signed = data[: image.SIGNED_END]
     out = signed + p256.sign(PRIV, hashlib.sha256(signed).digest())
     if trailer:
         out += image.SUPPLIER_TAG + p256.sign(SUPPLIER_PRIV, hashlib.sha256(out).digest())
-    return out
+    return out + data[len(out) :]
 
 
 def files(
@@ -89,8 +88,14 @@ def files(
     return [Fragment(name, _resign(data, supplier), fw, version) for name, data in built]
 
 
-# one sector of firmware per fragment file (uncompressed): header, manifest, signature
-_PER_SECTOR = image.SECTOR_SIZE + image.HEADER_LENGTH + image.MANIFEST_SIZE + image.SIG_SIZE
+# one sector of firmware per fragment file (uncompressed): its chunks with their links,
+# header, manifest, signature
+_PER_SECTOR = (
+    image.SECTOR_SIZE
+    + image.SECTOR_SIZE // image.CHUNK_SIZE * image.LINK_SIZE
+    + image.SIGNED_END
+    + image.SIG_SIZE
+)
 
 
 @functools.cache
@@ -124,11 +129,9 @@ def reassembly_files() -> tuple[Fragment, ...]:
 
 
 def signed_digest(data: bytes) -> bytes:
-    """SHA-256 of what the manufacturer signature covers (header .. payload)."""
-    h = image.parse_header(data)
-    m = image.parse_manifest(memoryview(data)[h.header_length :], h)
-    end = h.header_length + image.MANIFEST_SIZE + m.payload_length
-    return hashlib.sha256(data[:end]).digest()
+    """SHA-256 of what the manufacturer signature covers (header and manifest, whose
+    chain head binds the payload)."""
+    return hashlib.sha256(data[: image.SIGNED_END]).digest()
 
 
 @functools.cache

@@ -122,9 +122,11 @@ def zcl_decoder(data: bytes) -> None:
 
 
 class _Sink:
-    """Checks the verifier's calls: check() first, then contiguous bytes inside the fragment."""
+    """Checks the verifier's calls: check() first, then contiguous bytes inside the
+    fragment, each only once the head is authenticated and each the signed firmware's."""
 
     def __init__(self) -> None:
+        self.verifier: image.Verifier | None = None
         self.manifest: image.Manifest | None = None
         self.next = 0
         self.out = bytearray()
@@ -144,6 +146,12 @@ class _Sink:
             raise InvariantError(
                 f"sink({off}, {len(mv)}): expected {self.next}, fragment end {end}"
             )
+        v = self.verifier
+        if v is None or not v.authenticated:
+            raise InvariantError(f"sink({off}) before the head was authenticated")
+        known = fixtures.known_signed().get(v.digest)
+        if known is None or bytes(mv) != known.firmware[off : off + len(mv)]:
+            raise InvariantError(f"sink({off}, {len(mv)}): bytes the fixture key never signed")
         self.out += mv
         self.next = off + len(mv)
 
@@ -153,7 +161,7 @@ def image_parser(data: bytes) -> None:
     chunking; a file passes finish() only if its signed bytes are a fixture's, and
     then the sink got exactly that fragment's firmware bytes."""
     s = _Sink()
-    v = image.Verifier(fixtures.lookup_key, s.sink, s.check)
+    v = s.verifier = image.Verifier(fixtures.lookup_key, s.sink, s.check)
     try:
         for chunk in chunks(data, rng_for(data)):
             v.feed(chunk)
