@@ -97,8 +97,8 @@ def device_refuses(tmp_path, data: bytes, status: int = INVALID):
 
 
 def device_refuses_after_streaming(tmp_path, data: bytes) -> None:
-    """INVALID_IMAGE, progress and agent state unchanged, and any sector written erased
-    back (the agent now refuses at the header, before the first write: test below)."""
+    """INVALID_IMAGE, progress and agent state unchanged, and no sector written (the
+    agent refuses at the header, before the first write: test below)."""
     port, dbl = CB._board(tmp_path, [data])
     snapshot = (port.store.get("progress.json"), port.store.get("agent.json"))
     CB.H.run(port, lambda a: CB._ends(dbl) and a.client.st == 0)
@@ -148,7 +148,7 @@ def bad_files() -> dict[str, bytes]:
         "trailing_junk": f + b"junk",
         "unknown_key": CB._one(key=keys.generate())[0],
         "tampered": f[:5000] + bytes([f[5000] ^ 0x10]) + f[5001:],
-        "other_signature": f[:-64] + other[-64:],
+        "other_signature": f[:156] + other[156:220] + f[220:],  # another image's signature
         "counter_lower": CB._one(counter=4)[0],
     }
 
@@ -330,14 +330,15 @@ def test_signature_by_an_unknown_key(tmp_path, capsys, images, mpy_ends):
 def test_tampered_byte_anywhere(tmp_path, mpy_ends):
     f = good()
     n = len(f)
-    # header, header fields, manifest, payload start/middle/end, signature r and s
-    for i, pos in enumerate([0, 5, 9, 12, 30, 53, 58, 61, 100, 139, 140, n // 2, n - 65,
-                             n - 64, n - 33, n - 1]):  # fmt: skip
+    # header, header fields, manifest, its chain head, signature r and s, payload start
+    # (chunk 0 and its link), middle, end
+    for i, pos in enumerate([0, 5, 9, 12, 30, 53, 58, 61, 100, 140, 155, 156, 188, 219, 220,
+                             1243, 1259, n // 2, n - 17, n - 1]):  # fmt: skip
         b = bytearray(f)
         b[pos] ^= 1 << (i % 8)
         assert verify_code(tmp_path, bytes(b)) != "OK", pos
     IV.test_every_single_byte_flip_of_a_small_file_is_caught()  # every byte, verifier
-    CB.test_tampered_payload_byte_is_refused_and_erased_back(tmp_path)
+    CB.test_tampered_payload_byte_is_refused_and_nothing_after_it_written(tmp_path)
     assert mpy_ends["tampered"] == INVALID
 
 

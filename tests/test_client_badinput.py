@@ -100,7 +100,7 @@ def test_tampered_payload_byte_is_refused_and_nothing_after_it_written(tmp_path)
 
 def test_valid_signature_over_a_different_image(tmp_path):
     a, b = _one(), U.images(fake_app(V2, 20_000, seed=7), V2)
-    forged = a[0][:-64] + b[0][-64:]
+    forged = a[0][:156] + b[0][156:220] + a[0][220:]  # b's signature over a's head
     port, dbl = _board(tmp_path, [forged])
     H.run(port, lambda x: _ends(dbl) and x.client.st == 0)
     assert _ends(dbl) == [zcl.INVALID_IMAGE] and port.store.get("progress.json") is None

@@ -12,7 +12,7 @@ from micropython import const
 
 from otaclient import download, image
 from otaclient import zcl_client as zcl
-from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE, SIGNED_END, SIG_SIZE
+from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE, SIG_SIZE, SIGNED_END
 from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
 from otaclient.reassembly import Reassembly, write_buffer
 

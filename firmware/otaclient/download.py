@@ -103,7 +103,10 @@ class Download:
         if mfr != o[1] or itype != o[2] or ver != o[3]:
             self.stats[1] += 1
             return
-        if off != self.offset or n == 0 or n > self._max or self.offset + n > self._stop:
+        if self.offset >= self._stop:  # paused: nothing is fed before go_on()
+            self.stats[1] += 1
+            return
+        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[_SIZE]:
             self.stats[1] += 1
             if off > self.offset and self._gap_at != self.offset:
                 self._gap_at = self.offset  # lost block: ask again once per gap
@@ -112,6 +115,9 @@ class Download:
             return
         if not self._page and n < self._max and self.offset + n < self._stop:
             self._max = n  # the server's blocks are smaller: ask for what it sends
+        if self.offset + n > self._stop:  # a server that fills the block past a page's end:
+            n = self._stop - self.offset  # nothing beyond the pause is fed (asked again after)
+            data = data[:n]
         self._feed(data)
         self.offset += n
         self.stats[0] += 1
