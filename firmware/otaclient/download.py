@@ -84,7 +84,9 @@ class Download:
         _st, mfr, itype, ver, _size = self.offer
         if cmd == zcl.IMAGE_PAGE_REQ:
             spacing = max(self._spacing, self._mbp)
-            p = zcl.encode_image_page_req(mfr, itype, ver, offset, self._max, length, spacing)
+            # a page shorter than a block (a file's head) asks blocks no longer than itself
+            blk = min(self._max, length)
+            p = zcl.encode_image_page_req(mfr, itype, ver, offset, blk, length, spacing)
         else:
             p = zcl.encode_image_block_req(mfr, itype, ver, offset, length)
         self._send(cmd, p)
