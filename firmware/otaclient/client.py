@@ -126,7 +126,7 @@ class Client:
     def _start(self, offer):
         self._ver = v = self._verifier
         # an uncompressed chunk waits in the write buffer until it hashed to its link
-        v.reset(self.policy.lookup_key, self._sink, self._check, MAX_FILE, self.reasm.buffer())
+        v.reset(self.policy.lookup_key, self._sink, self._check, MAX_FILE, self.reasm.buf)
         self._keys = None
         self.dl = self._download
         # the head alone first (header, manifest, signature): authenticated from poll(),
@@ -173,7 +173,7 @@ class Client:
 
     def _after(self, st):
         if st == download.PAUSED:
-            self._authenticate()
+            self._head()
         elif st == download.DONE:
             self._finish()
         elif st == download.ABANDONED:
@@ -188,14 +188,14 @@ class Client:
         self._verifier.reset(None, None)
         self._goto(st, delay_ms)
 
-    def _authenticate(self):
+    def _head(self):
         # the head is in: a capped or backed-off file goes no further (no verify, no write);
         # else its signatures, with the idle write buffer as P-256's scratch
         v = self._ver
         now = self.port.ticks_ms()
         if self.dl.offset < v.auth_at:  # a supplier signature follows: fetch it too
             return self.dl.go_on(v.auth_at, now)
-        why = self.policy.held_off(self.state.get("bad", ()), v.head_id, self.port.now())
+        why = self.policy.failures(self.state.get("bad", ()), v.head_id, self.port.now())
         if why:
             return self._refuse(why)
         try:  # the supplier's first: a head that fails either is not authenticated
@@ -248,7 +248,7 @@ class Client:
             # its authentication, persisted (the head is a signed file's, so a hostile CH
             # has few to cycle); before it, held in RAM only, so that forged heads cost no
             # store write either (written with agent.json's next update, if one comes)
-            bad = self.policy.failed(self.state.get("bad", []), v.head_id, self.port.now())
+            bad = self.policy.failures(self.state.get("bad", ()), v.head_id, self.port.now(), 1)
             if v.authenticated:
                 self.state.update(bad=bad)
             else:

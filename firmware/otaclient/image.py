@@ -98,7 +98,7 @@ class Verifier:
         self._sink = sink
         self._check = check
         self._max = max_size
-        if chunk is not None or lookup_key is None:
+        if chunk is not None and len(chunk) == CHUNK_SIZE or lookup_key is None:
             self._chunk = chunk
         self.header = None
         self.manifest = None
@@ -114,13 +114,14 @@ class Verifier:
         self._end = HEADER_LENGTH
         self._pos = 0
         self._err = None
-        self._pub = self._h = self._h2 = self._ch = None
-        self._trailer = False
-        self._fw = self._fill = 0
-        self._lnk = -1  # bytes of the next chunk's link read so far; -1: not reading one
-        self._last = False  # the last chunk went to the sink
-        self._inf = self._out = self._zpre = None
-        self._zfill = self._zlen = 0
+        # an instance table of more than 29 attributes would need a 37-slot table (592
+        # bytes) grown in a used heap: state shares attributes where it can
+        self._pub = self._h = None  # self._h: the head's hash, then each chunk's
+        self._fw = 0
+        self._lnk = -1  # bytes of the next chunk's link read so far; -1: not reading one,
+        # -2: the last chunk went to the sink
+        self._inf = None
+        self._zfill = self._zlen = 0  # bytes of the chunk's data (uncompressed) or the piece
 
     def feed(self, data):
         """Accept the next bytes of the file; ImageError as soon as something is wrong."""
@@ -133,10 +134,6 @@ class Verifier:
         except ImageError as e:
             self._err = e
             raise
-
-    def ready(self):
-        """True when the head is whole and waits for authenticate()."""
-        return self._state == _ST_AUTH and not self._err
 
     def authenticate(self, scratch=None):
         """Check the manufacturer signature over header and manifest, before any payload
@@ -153,12 +150,10 @@ class Verifier:
         self._pub = None
         self.authenticated = True
         self._sig[:LINK_SIZE] = m[M_CHAIN]  # chunk 0 must hash to this
-        self._ch = hashlib.sha256()
+        self._h = hashlib.sha256()
         self._fw = m[M_OFFSET]
         if m[M_COMPRESSED]:
             self._inf = inflate.shared(PIECE_MAX, WBITS)
-            self._out = inflate.out_buffer(_OUT)
-            self._zpre = bytearray(2)
         elif self._chunk is None:
             self._chunk = bytearray(CHUNK_SIZE)
         self._goto(_ST_BODY, m[M_PAYLOAD], 0)
@@ -206,12 +201,20 @@ class Verifier:
         elif st == _ST_MAN:
             self._on_manifest()
             self._goto(_ST_SIG, SIG_SIZE, SIG_SIZE)
-        elif st == _ST_SIG:
-            self._on_signature()
-        elif st == _ST_SUP:
-            self._on_supplier()
-        else:
+        elif st == _ST_BODY:
             self._on_body_end()
+        else:
+            if st == _ST_SIG:
+                self._on_signature()
+            elif self._buf[:2] != SUPPLIER_TAG:
+                raise ImageError("TRAILING_DATA", "not a supplier signature")
+            else:
+                self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
+                self._h.update(self.supplier_signature)
+                self._state = _ST_AUTH
+            if self._state == _ST_AUTH:  # the head is whole: its id, then authenticate()
+                self.head_id = self._h.digest()[:8]
+                self._h = None
 
     def _on_header(self):
         h = parse_header(self._buf, FIELD_CONTROL)
@@ -231,41 +234,27 @@ class Verifier:
         self.manifest = m
         if self._check:
             self._check(self.header, m)
-        self._trailer = self.header[H_TOTAL_SIZE] - AUTH_AT - m[M_PAYLOAD] > 0
         self.digest = hashlib.sha256(self._buf).digest()
-        if self._trailer:
-            self._h2 = hashlib.sha256(self._buf)
+        if self.header[H_TOTAL_SIZE] - AUTH_AT - m[M_PAYLOAD] > 0:  # a supplier signature
             self.auth_at = AUTH_AT + TRAILER_SIZE
 
     def _on_signature(self):
         self.signature = bytes(self._sig)
         self._h = hashlib.sha256(self.digest)  # the head's id: digest and signatures
         self._h.update(self._sig)
-        if self._trailer:
-            self._h2.update(self._sig)
-            self.supplier_digest = self._h2.digest()
-            self._h2 = None
+        if self.auth_at > AUTH_AT:  # _buf still holds header and manifest
+            h = hashlib.sha256(self._buf)
+            h.update(self._sig)
+            self.supplier_digest = h.digest()
             self._goto(_ST_SUP, TRAILER_SIZE, TRAILER_SIZE)
         else:
-            self._on_head()
-
-    def _on_supplier(self):
-        if self._buf[:2] != SUPPLIER_TAG:
-            raise ImageError("TRAILING_DATA", "not a supplier signature")
-        self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
-        self._h.update(self.supplier_signature)
-        self._on_head()
-
-    def _on_head(self):
-        self.head_id = self._h.digest()[:8]
-        self._h = None
-        self._goto(_ST_AUTH, 0, 0)
+            self._state = _ST_AUTH
 
     # --- the payload: chunks, each followed (but the last) by the next one's link ----------
 
     def _chain(self, mv):
         while mv:
-            if self._last:
+            if self._lnk == -2:
                 raise ImageError("BAD_CHAIN", "payload after the last chunk")
             if self._lnk >= 0:  # the link after this chunk's data
                 n = min(len(mv), LINK_SIZE - self._lnk)
@@ -273,7 +262,7 @@ class Verifier:
                 self._sig[at : at + n] = mv[:n]
                 self._lnk += n
                 if self._lnk == LINK_SIZE:
-                    self._ch.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
+                    self._h.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
                     self._chunk_end()
             elif self._inf is None:
                 n = self._plain(mv)
@@ -285,12 +274,15 @@ class Verifier:
         # an uncompressed chunk's data: up to CHUNK_SIZE firmware bytes, held until it hashes
         m = self.manifest
         size = min(CHUNK_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
-        n = min(len(mv), size - self._fill)
-        self._chunk[self._fill : self._fill + n] = mv[:n]
-        self._ch.update(mv[:n])
-        self._fill += n
-        if self._fill == size:
-            self._data_end(self._fw + size)
+        n = min(len(mv), size - self._zfill)
+        self._chunk[self._zfill : self._zfill + n] = mv[:n]
+        self._h.update(mv[:n])
+        self._zfill += n
+        if self._zfill == size:  # the chunk's data; the last chunk has no link after it
+            if self._fw + size >= m[M_OFFSET] + m[M_LENGTH]:
+                self._chunk_end()
+            else:
+                self._lnk = 0
         return n
 
     def _pieces(self, mv):
@@ -301,50 +293,46 @@ class Verifier:
             self._inf.write(mv[:n])
         else:
             n = 1
-            self._zpre[self._zfill] = mv[0]
-        self._ch.update(mv[:n])
+            self._sig[2 * LINK_SIZE + self._zfill] = mv[0]  # the piece's length, after the links
+        self._h.update(mv[:n])
         self._zfill += n
         if not self._zlen and self._zfill == 2:
-            self._zlen = self._zpre[0] | self._zpre[1] << 8
+            self._zlen = self._sig[2 * LINK_SIZE] | self._sig[2 * LINK_SIZE + 1] << 8
             self._zfill = 0
             if not 0 < self._zlen <= PIECE_MAX:
                 raise ImageError("BAD_COMPRESSION", "piece length")
         elif self._zlen and self._zfill == self._zlen:
-            self._data_end(self._fw + PIECE_SIZE)
+            m = self.manifest
+            if self._fw + PIECE_SIZE >= m[M_OFFSET] + m[M_LENGTH]:
+                self._chunk_end()
+            else:
+                self._lnk = 0
         return n
-
-    def _data_end(self, fw_end):
-        # the last chunk is the one that reaches the fragment's end: no link after it
-        m = self.manifest
-        if fw_end >= m[M_OFFSET] + m[M_LENGTH]:
-            self._chunk_end()
-        else:
-            self._lnk = 0
 
     def _chunk_end(self):
         # a whole chunk: it must hash to the link announced for it, else nothing of it goes on
-        if self._ch.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
+        if self._h.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
             raise ImageError("BAD_CHAIN", "chunk at %d" % self._fw)
         if self._inf is None:
-            self._sink(self._fw, memoryview(self._chunk)[: self._fill])
-            self._fw += self._fill
-            self._fill = 0
+            self._sink(self._fw, memoryview(self._chunk)[: self._zfill])
+            self._fw += self._zfill
+            self._zfill = 0
         else:
             self._piece()
         if self._lnk < 0:
-            self._last = True
-            self._ch = None
+            self._lnk = -2
+            self._h = None
         else:
             self._sig[:LINK_SIZE] = memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE]
             self._lnk = -1
-            self._ch = hashlib.sha256()
+            self._h = hashlib.sha256()
 
     def _piece(self):
         m = self.manifest
         want = min(PIECE_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
         inf = self._inf
         inf.start()
-        out = memoryview(self._out)
+        out = memoryview(inflate.out_buffer(_OUT))
         got = 0
         while got < want:
             try:
@@ -361,8 +349,8 @@ class Verifier:
         self._zfill = self._zlen = 0
 
     def _on_body_end(self):
-        if not self._last:
+        if self._lnk != -2:
             code = "BAD_COMPRESSION" if self._inf is not None else "BAD_CHAIN"
             raise ImageError(code, "payload ends mid-chunk")
-        self._inf = self._out = None
+        self._inf = None
         self._goto(_ST_END, 0, 0)

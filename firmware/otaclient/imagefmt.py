@@ -200,14 +200,10 @@ def _check_fragment(m):
         raise ImageError("BAD_FRAGMENT", "first fragment must start at 0")
     if (m[M_INDEX] == m[M_COUNT] - 1) != (end == m[M_TOTAL]):
         raise ImageError("BAD_FRAGMENT", "last fragment must end at total")
-    if not m[M_COMPRESSED] and m[M_PAYLOAD] != plain_payload(m[M_LENGTH]):
+    # uncompressed: the fragment's chunks, each but the last followed by the next one's link
+    links = (m[M_LENGTH] - 1) // CHUNK_SIZE * LINK_SIZE
+    if not m[M_COMPRESSED] and m[M_PAYLOAD] != m[M_LENGTH] + links:
         raise ImageError("BAD_MANIFEST", "payload length")
-
-
-def plain_payload(length):
-    """Payload bytes of an uncompressed fragment of `length` firmware bytes: its chunks,
-    each but the last followed by the next one's link."""
-    return length + (length - 1) // CHUNK_SIZE * LINK_SIZE
 
 
 def _check_size(m, h):

@@ -23,6 +23,8 @@ from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
 _BAD_HEADS = const(4)  # failed-file records kept in agent.json ("bad")
+_MAX_FAILURES = const(3)  # refusals of one file (its signed head) before it is never tried on
+_BACKOFF_S = const(60)  # wait after a file's refusal, doubled at each one after
 ACCEPT = const(0)
 DEFER = const(1)
 REFUSE = const(2)
@@ -41,8 +43,6 @@ DEFAULTS = {
     "alert_retry_s": 15,  # re-send an unacknowledged activation alert
     "alert_stagger_s": 1,  # spacing between the alerts of different suppliers (R3)
     "max_attempts": 2,  # trial boots of one version that may fail before it is refused
-    "max_failures": 3,  # refusals of one file (its signed head) before it is never fetched on
-    "failure_backoff_s": 60,  # wait after a file's refusal; doubled at each one after
     "heap_report": False,  # print live heap at boundaries on the console (heapreport.py)
 }
 
@@ -146,33 +146,33 @@ class Policy:
         if m[M_COUNTER] < sec_counter:
             raise PolicyError("COUNTER")
 
-    def held_off(self, bad, head_id, now):
-        """None to go on with the file whose head is `head_id`, else why not: CAPPED after
-        max_failures refusals, BACKOFF within failure_backoff_s * 2^(n-1) of the n-th."""
+    def failures(self, bad, head_id, now, failed=False):
+        """The failed-file records `bad` ([[head hex, refusals, until]], the newest last):
+        for a head about to be tried, None to go on, else why not (CAPPED after
+        max_failures refusals, BACKOFF within failure_backoff_s * 2^(n-1) s of the n-th);
+        with `failed`, the records with one more refusal of it (at most _BAD_HEADS: the
+        oldest goes). One method, not two: each function object is heap on a board."""
         key = hexlify(head_id).decode()
-        for k, n, until in bad:
-            if k == key:
-                if n >= self.cfg["max_failures"]:
-                    return "CAPPED"
-                # a wait longer than it can be is a clock set back (an ESP32 after
-                # power-on reads 2000): over, not years
-                if 0 < until - now <= self.cfg["failure_backoff_s"] << (n - 1):
-                    return "BACKOFF"
-        return None
-
-    def failed(self, bad, head_id, now):
-        """The failed-file records with one more refusal of `head_id`: [[head hex, count,
-        until]], the newest last, at most _BAD_HEADS (the oldest goes)."""
-        key = hexlify(head_id).decode()
-        n = 1
+        step = self.cfg.get("failure_backoff_s", _BACKOFF_S)
+        n = 0
         keep = []
         for e in bad:
-            if e[0] == key:
-                n += e[1]
-            else:
+            if e[0] != key:
                 keep.append(e)
-        until = now + (self.cfg["failure_backoff_s"] << (n - 1))
-        return keep[max(0, len(keep) - _BAD_HEADS + 1) :] + [[key, n, until]]
+                continue
+            n = e[1]
+            if failed:
+                continue
+            if n >= self.cfg.get("max_failures", _MAX_FAILURES):
+                return "CAPPED"
+            # a wait longer than it can be is a clock set back (an ESP32 after power-on
+            # reads 2000): over, not years
+            if 0 < e[2] - now <= step << (n - 1):
+                return "BACKOFF"
+        if not failed:
+            return None
+        n += 1
+        return keep[max(0, len(keep) - _BAD_HEADS + 1) :] + [[key, n, now + (step << (n - 1))]]
 
     def decide(self, now):
         """R6 consent at activation time: (ACCEPT|DEFER|REFUSE, until)."""

@@ -64,7 +64,11 @@ class Reassembly:
         if SECTOR_SIZE % self._bs or self._bs % len(buf):
             # fragments start on SECTOR_SIZE boundaries: no erase block may span two
             raise ValueError("erase block %d does not divide %d" % (self._bs, SECTOR_SIZE))
-        self._buf = buf  # the session's one write buffer (write_buffer())
+        # the session's one write buffer (write_buffer()); the client lends it to the
+        # verifier to hold an uncompressed chunk in until it is authenticated: that chunk
+        # then comes to sink() from the buffer's own start (chunks are CHUNK_SIZE, the
+        # unit, and fragments start on sectors), and the copy there is a no-op
+        self.buf = buf
         self._mv = memoryview(buf)
         self.progress = load_json(port.store, PROGRESS)
         self._frag = None  # (index, start, end, total) of the fragment in flight
@@ -116,12 +120,6 @@ class Reassembly:
         self._held = -1
         return True
 
-    def buffer(self):
-        """The write buffer, for the verifier to hold an uncompressed chunk in until it is
-        authenticated: that chunk then comes to sink() from the buffer's own start (chunks
-        are CHUNK_SIZE, the unit, and fragments start on sectors), and the copy is a no-op."""
-        return self._buf
-
     def sink(self, off, mv):
         """Firmware bytes at firmware offset `off`, increasing (the verifier's sink)."""
         n = len(mv)
@@ -130,21 +128,21 @@ class Reassembly:
         if self._replace == _PROVE:
             self._pos = off + n  # proof pass: hashed by the verifier, not written
             return
-        unit = len(self._buf)
+        unit = len(self.buf)
         i = 0
         while i < n:
             pos = off + i
             u = self._held = pos // unit  # the unit the buffer holds
             rel = pos - u * unit
             k = min(n - i, unit - rel)
-            self._buf[rel : rel + k] = mv[i : i + k]
+            self.buf[rel : rel + k] = mv[i : i + k]
             i += k
             if rel + k == unit:
                 self._flush()
         self._pos = off + n
 
     def _flush(self):
-        unit = len(self._buf)
+        unit = len(self.buf)
         base = self._held * unit
         if base % self._bs == 0:
             # First write into an erase block: it is this fragment's alone (fragments are
@@ -176,7 +174,7 @@ class Reassembly:
         head's signature check, before the fragment's first chunk needs the buffer."""
         if self._held >= 0:
             self._flush()
-        return self._buf
+        return self.buf
 
     def finish(self, m):
         """After the fragment's signature verified: flush, persist. True when all are in,
@@ -235,7 +233,7 @@ class Reassembly:
         h = hashlib.sha256()
         off = 0
         while off < total:
-            n = min(len(self._buf), total - off)
+            n = min(len(self.buf), total - off)
             mv = self._mv[:n]
             self.port.read(off, mv)
             h.update(mv)
