@@ -131,9 +131,9 @@ class Client:
         self.dl = self._download
         # the head alone first (header, manifest, signature): authenticated from poll(),
         # with the call chain of the frames let go, before any payload byte is asked for
-        self.dl.reset(self._send, offer, v.feed, self.cfg, SIGNED_END + SIG_SIZE)
+        self.dl.reset(self._send, offer, v.feed, self.cfg)
         self._goto(FETCH)
-        self.dl.start(self.port.ticks_ms())
+        self.dl.start(self.port.ticks_ms(), SIGNED_END + SIG_SIZE)
 
     def _check(self, header, m):
         if header[H_TOTAL_SIZE] != self.dl.offer[4]:  # offer size; truncated or padded: refuse
@@ -173,7 +173,22 @@ class Client:
 
     def _after(self, st):
         if st == download.PAUSED:
-            self._head()
+            # the head is in: a capped or backed-off file goes no further (no verify, no
+            # write); else its signatures, with the idle write buffer as P-256's scratch
+            v = self._ver
+            now = self.port.ticks_ms()
+            if self.dl.offset < v.auth_at:  # a supplier signature follows: fetch it too
+                return self.dl.start(now, v.auth_at)
+            why = self.policy.failures(self.state.get("bad", ()), v.head_id, self.port.now())
+            if why:
+                return self._refuse(why)
+            try:  # the supplier's first: a head that fails either is not authenticated
+                scratch = self.reasm.scratch()
+                self.policy.check_supplier(v, scratch)
+                v.authenticate(scratch)
+            except (image.ImageError, PolicyError) as e:
+                return self._refuse(e.code)
+            self.dl.start(now)
         elif st == download.DONE:
             self._finish()
         elif st == download.ABANDONED:
@@ -187,24 +202,6 @@ class Client:
         self.dl = self._ver = self._keys = None
         self._verifier.reset(None, None)
         self._goto(st, delay_ms)
-
-    def _head(self):
-        # the head is in: a capped or backed-off file goes no further (no verify, no write);
-        # else its signatures, with the idle write buffer as P-256's scratch
-        v = self._ver
-        now = self.port.ticks_ms()
-        if self.dl.offset < v.auth_at:  # a supplier signature follows: fetch it too
-            return self.dl.go_on(v.auth_at, now)
-        why = self.policy.failures(self.state.get("bad", ()), v.head_id, self.port.now())
-        if why:
-            return self._refuse(why)
-        try:  # the supplier's first: a head that fails either is not authenticated
-            scratch = self.reasm.scratch()
-            self.policy.check_supplier(v, scratch)
-            v.authenticate(scratch)
-        except (image.ImageError, PolicyError) as e:
-            return self._refuse(e.code)
-        self.dl.go_on(0, now)
 
     def _finish(self):
         try:

@@ -20,18 +20,18 @@ except ImportError:
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
 ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged progress
-PAUSED = const(3)  # every byte before `stop` fed: nothing more asked until go_on()
+PAUSED = const(3)  # every byte before `stop` fed: nothing more asked until start() again
 _SIZE = const(4)  # the offer's (QueryNextImageRsp's) size: records are plain tuples on a board
 
 
 class Download:
-    def __init__(self, send, offer, feed, cfg, stop=0):
-        self.reset(send, offer, feed, cfg, stop)
+    def __init__(self, send, offer, feed, cfg):
+        self.reset(send, offer, feed, cfg)
 
-    def reset(self, send, offer, feed, cfg, stop=0):
-        """Start fetching `offer`, up to file offset `stop` (0: the whole file) where it
-        pauses. A board keeps one Download for its life and resets it per file: its
-        attribute table is taken at boot, not in a used heap."""
+    def reset(self, send, offer, feed, cfg):
+        """Make ready to fetch `offer` (start() asks). A board keeps one Download for its
+        life and resets it per file: its attribute table is taken at boot, not in a used
+        heap, and stays at 22 attributes (a 23-slot table; one more needs 29)."""
         self._send = send  # send(cmd, payload)
         self.offer = offer  # QueryNextImageRsp: status, mfr, image_type, version, size
         self.discarded = False  # the CH discarded the image (R5), not a lost link
@@ -44,21 +44,24 @@ class Download:
         self._retries_max = cfg["max_retries"]
         self._wait_cap = cfg["max_wait_s"] * 1000
         self.offset = 0  # next byte to feed
-        self._stop = 0  # nothing at or beyond it is asked or fed
-        if offer is not None:
-            self._stop = min(stop, offer[_SIZE]) if stop else offer[_SIZE]
+        self._stop = 0  # nothing at or beyond it is asked or fed (start() sets it)
         self._next = 0  # block mode: next offset to request
         self._page_end = -1  # page mode: end of the page asked for (-1: none)
         self._gap_at = -1  # offset already re-requested because of a gap
         self._mbp = 0  # server's minimum block period (ms)
         self._due = 0  # ticks: next timeout / wait end / spaced request
-        self._waiting = False
-        self._spaced = False
+        self._hold = False  # the next request waits for _due: WAIT_FOR_DATA, or spacing
         self._retries = 0
         self.state = RUNNING
         self.stats = [0, 0, 0]  # blocks fed, blocks ignored, re-requests
 
-    def start(self, now):
+    def start(self, now, stop=0):
+        """Ask for the file from `offset` up to `stop` (0: its end), where it pauses
+        (PAUSED) until start() is called again."""
+        size = self.offer[_SIZE]
+        self._stop = min(stop, size) if stop else size
+        self.state = RUNNING
+        self._retries = 0
         self._ask(now)
 
     def _ask(self, now):
@@ -105,7 +108,7 @@ class Download:
         if mfr != o[1] or itype != o[2] or ver != o[3]:
             self.stats[1] += 1
             return
-        if self.offset >= self._stop:  # paused: nothing is fed before go_on()
+        if self.offset >= self._stop:  # paused: nothing is fed before start() again
             self.stats[1] += 1
             return
         if off != self.offset or n == 0 or n > self._max or self.offset + n > o[_SIZE]:
@@ -134,7 +137,7 @@ class Download:
             self.state = PAUSED
             self._due = now  # the caller's poll() settles it at once
         elif self._mbp:
-            self._spaced = True  # next request after the minimum block period
+            self._hold = True  # next request after the minimum block period
             self._due = now + self._mbp
         elif self._page_end >= 0:
             self._due = now + self._timeout
@@ -149,16 +152,15 @@ class Download:
         # faster than its minimum block period
         wait_ms = max(0, asked - current) * 1000 + mbp
         self._mbp = mbp
-        self._waiting = True
-        self._spaced = False
+        self._hold = True
         self._due = now + min(wait_ms, self._wait_cap)
 
     def poll(self, now):
         """Timers: end of a WAIT_FOR_DATA, spaced requests, silence. Returns the state."""
         if self.state != RUNNING or ticks_diff(now, self._due) < 0:
             return self.state
-        if self._waiting or self._spaced:
-            self._waiting = self._spaced = False
+        if self._hold:
+            self._hold = False
             self._ask(now)
         else:
             self._retries += 1
@@ -168,14 +170,6 @@ class Download:
             else:
                 self._ask(now)
         return self.state
-
-    def go_on(self, stop, now):
-        """After a pause: fetch on, up to `stop` (0: the end of the file)."""
-        size = self.offer[_SIZE]
-        self._stop = min(stop, size) if stop else size
-        self.state = RUNNING
-        self._retries = 0
-        self._ask(now)
 
     def no_pages(self, now):
         """The CH does not do Image Page Requests: fall back to windowed block requests."""

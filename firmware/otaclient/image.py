@@ -48,7 +48,7 @@ _ST_AUTH = const(4)  # the head is whole: authenticate() before any payload byte
 _ST_BODY = const(5)
 _ST_END = const(6)
 _OUT = const(256)  # decompressed bytes per sink call
-AUTH_AT = const(220)  # SIGNED_END + SIG_SIZE: the head of a file with no supplier signature
+_AUTH_AT = const(220)  # SIGNED_END + SIG_SIZE: the head of a file with no supplier signature
 
 
 def prepare():
@@ -107,7 +107,7 @@ class Verifier:
         self.supplier_signature = None  # from a `00 40` supplier part, else None
         self.supplier_digest = None  # SHA-256 of the head before the supplier part
         self.head_id = None  # 8 bytes naming this file's head, signatures included
-        self.auth_at = AUTH_AT  # file offset where the head ends (a supplier part: + 66)
+        self.auth_at = _AUTH_AT  # file offset where the head ends (a supplier part: + 66)
         self.authenticated = False
         self._state = _ST_HEAD
         self._left = HEADER_LENGTH
@@ -207,7 +207,7 @@ class Verifier:
             if st == _ST_SIG:
                 self._on_signature()
             elif self._buf[:2] != SUPPLIER_TAG:
-                raise ImageError("TRAILING_DATA", "not a supplier signature")
+                raise ImageError("TRAILING_DATA", "supplier")
             else:
                 self.supplier_signature = bytes(self._buf[2:TRAILER_SIZE])
                 self._h.update(self.supplier_signature)
@@ -220,7 +220,7 @@ class Verifier:
         h = parse_header(self._buf, FIELD_CONTROL)
         if h[H_TOTAL_SIZE] > self._max:
             raise ImageError("TOO_LARGE", "%d > %d" % (h[H_TOTAL_SIZE], self._max))
-        if h[H_TOTAL_SIZE] < AUTH_AT:
+        if h[H_TOTAL_SIZE] < _AUTH_AT:
             raise ImageError("SIZE_MISMATCH", "total size too small")
         self.header = h
 
@@ -235,14 +235,14 @@ class Verifier:
         if self._check:
             self._check(self.header, m)
         self.digest = hashlib.sha256(self._buf).digest()
-        if self.header[H_TOTAL_SIZE] - AUTH_AT - m[M_PAYLOAD] > 0:  # a supplier signature
-            self.auth_at = AUTH_AT + TRAILER_SIZE
+        if self.header[H_TOTAL_SIZE] - _AUTH_AT - m[M_PAYLOAD] > 0:  # a supplier signature
+            self.auth_at = _AUTH_AT + TRAILER_SIZE
 
     def _on_signature(self):
         self.signature = bytes(self._sig)
         self._h = hashlib.sha256(self.digest)  # the head's id: digest and signatures
         self._h.update(self._sig)
-        if self.auth_at > AUTH_AT:  # _buf still holds header and manifest
+        if self.auth_at > _AUTH_AT:  # _buf still holds header and manifest
             h = hashlib.sha256(self._buf)
             h.update(self._sig)
             self.supplier_digest = h.digest()
@@ -255,7 +255,7 @@ class Verifier:
     def _chain(self, mv):
         while mv:
             if self._lnk == -2:
-                raise ImageError("BAD_CHAIN", "payload after the last chunk")
+                raise ImageError("BAD_CHAIN", "after end")
             if self._lnk >= 0:  # the link after this chunk's data
                 n = min(len(mv), LINK_SIZE - self._lnk)
                 at = LINK_SIZE + self._lnk
@@ -264,26 +264,21 @@ class Verifier:
                 if self._lnk == LINK_SIZE:
                     self._h.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
                     self._chunk_end()
-            elif self._inf is None:
-                n = self._plain(mv)
+            elif self._inf is None:  # an uncompressed chunk's data, held until it hashes
+                m = self.manifest
+                size = min(CHUNK_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
+                n = min(len(mv), size - self._zfill)
+                self._chunk[self._zfill : self._zfill + n] = mv[:n]
+                self._h.update(mv[:n])
+                self._zfill += n
+                if self._zfill == size:  # the last chunk has no link after it
+                    if self._fw + size >= m[M_OFFSET] + m[M_LENGTH]:
+                        self._chunk_end()
+                    else:
+                        self._lnk = 0
             else:
                 n = self._pieces(mv)
             mv = mv[n:]
-
-    def _plain(self, mv):
-        # an uncompressed chunk's data: up to CHUNK_SIZE firmware bytes, held until it hashes
-        m = self.manifest
-        size = min(CHUNK_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
-        n = min(len(mv), size - self._zfill)
-        self._chunk[self._zfill : self._zfill + n] = mv[:n]
-        self._h.update(mv[:n])
-        self._zfill += n
-        if self._zfill == size:  # the chunk's data; the last chunk has no link after it
-            if self._fw + size >= m[M_OFFSET] + m[M_LENGTH]:
-                self._chunk_end()
-            else:
-                self._lnk = 0
-        return n
 
     def _pieces(self, mv):
         # a compressed chunk's data: one piece, a u16 compressed length then raw deflate
@@ -312,7 +307,7 @@ class Verifier:
     def _chunk_end(self):
         # a whole chunk: it must hash to the link announced for it, else nothing of it goes on
         if self._h.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
-            raise ImageError("BAD_CHAIN", "chunk at %d" % self._fw)
+            raise ImageError("BAD_CHAIN", "at %d" % self._fw)
         if self._inf is None:
             self._sink(self._fw, memoryview(self._chunk)[: self._zfill])
             self._fw += self._zfill
@@ -351,6 +346,6 @@ class Verifier:
     def _on_body_end(self):
         if self._lnk != -2:
             code = "BAD_COMPRESSION" if self._inf is not None else "BAD_CHAIN"
-            raise ImageError(code, "payload ends mid-chunk")
+            raise ImageError(code, "mid-chunk")
         self._inf = None
         self._goto(_ST_END, 0, 0)
