@@ -205,7 +205,15 @@ class Verifier:
             self._on_body_end()
         else:
             if st == _ST_SIG:
-                self._on_signature()
+                self.signature = bytes(self._sig)
+                self._h = hashlib.sha256(self.digest)  # the head's id: digest and signatures
+                self._h.update(self._sig)
+                self._state = _ST_AUTH
+                if self.auth_at > _AUTH_AT:  # _buf still holds header and manifest
+                    h = hashlib.sha256(self._buf)
+                    h.update(self._sig)
+                    self.supplier_digest = h.digest()
+                    self._goto(_ST_SUP, TRAILER_SIZE, TRAILER_SIZE)
             elif self._buf[:2] != SUPPLIER_TAG:
                 raise ImageError("TRAILING_DATA", "supplier")
             else:
@@ -237,18 +245,6 @@ class Verifier:
         self.digest = hashlib.sha256(self._buf).digest()
         if self.header[H_TOTAL_SIZE] - _AUTH_AT - m[M_PAYLOAD] > 0:  # a supplier signature
             self.auth_at = _AUTH_AT + TRAILER_SIZE
-
-    def _on_signature(self):
-        self.signature = bytes(self._sig)
-        self._h = hashlib.sha256(self.digest)  # the head's id: digest and signatures
-        self._h.update(self._sig)
-        if self.auth_at > _AUTH_AT:  # _buf still holds header and manifest
-            h = hashlib.sha256(self._buf)
-            h.update(self._sig)
-            self.supplier_digest = h.digest()
-            self._goto(_ST_SUP, TRAILER_SIZE, TRAILER_SIZE)
-        else:
-            self._state = _ST_AUTH
 
     # --- the payload: chunks, each followed (but the last) by the next one's link ----------
 
