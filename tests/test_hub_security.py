@@ -138,12 +138,13 @@ def _forged_compressed(imgs, tmp_path, key_id: int):
     payload = bytes(range(256)) * 144  # 36,864 bytes
     total = 3_000_000
     m = imagefmt.Manifest(imagefmt.MANIFEST_VERSION, 0x121D, 0x0084, 0, 0xFFFF, V2, 0,
-                          key_id, len(payload), bytes(32), True, 0, 1, 0, total, total)  # fmt: skip
+                          key_id, len(payload), bytes(32), True, 0, 1, 0, total, total,
+                          bytes(16))  # fmt: skip
     man = imagefmt.pack_manifest(m)
-    size = imagefmt.HEADER_LENGTH + len(man) + len(payload) + imagefmt.SIG_SIZE
+    size = imagefmt.HEADER_LENGTH + len(man) + imagefmt.SIG_SIZE + len(payload)
     head = imagefmt.pack_header(0x121D, 0x0084, V2, 0, 0xFFFF, size)
     path = tmp_path / "forged.zigbee"
-    path.write_bytes(head + man + payload + bytes(imagefmt.SIG_SIZE))
+    path.write_bytes(head + man + bytes(imagefmt.SIG_SIZE) + payload)
     return [path]
 
 
@@ -161,7 +162,7 @@ def test_submission_verified_whole_before_it_is_accepted(tmp_path, dev, frag2, i
     files = list(frag2)
     if case == "bad-signature":  # trusted key id, manifest intact, last signature byte off
         data = bytearray(files[1].read_bytes())
-        data[-1] ^= 1
+        data[imagefmt.SIGNED_END + imagefmt.SIG_SIZE - 1] ^= 1  # image format 2: after the manifest
         files[1] = tmp_path / files[1].name
         files[1].write_bytes(bytes(data))
     elif case == "forged-3MB":

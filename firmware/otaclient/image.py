@@ -249,32 +249,55 @@ class Verifier:
     # --- the payload: chunks, each followed (but the last) by the next one's link ----------
 
     def _chain(self, mv):
+        m = self.manifest
+        end = m[M_OFFSET] + m[M_LENGTH]
         while mv:
-            if self._lnk == -2:
+            lnk = self._lnk
+            if lnk == -2:
                 raise ImageError("BAD_CHAIN", "after end")
-            if self._lnk >= 0:  # the link after this chunk's data
-                n = min(len(mv), LINK_SIZE - self._lnk)
-                at = LINK_SIZE + self._lnk
-                self._sig[at : at + n] = mv[:n]
+            if lnk >= 0:  # the link after this chunk's data
+                n = min(len(mv), LINK_SIZE - lnk)
+                self._sig[LINK_SIZE + lnk : LINK_SIZE + lnk + n] = mv[:n]
                 self._lnk += n
-                if self._lnk == LINK_SIZE:
-                    self._h.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
-                    self._chunk_end()
+                mv = mv[n:]
+                if self._lnk < LINK_SIZE:
+                    continue
+                self._h.update(memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE])
             elif self._inf is None:  # an uncompressed chunk's data, held until it hashes
-                m = self.manifest
-                size = min(CHUNK_SIZE, m[M_OFFSET] + m[M_LENGTH] - self._fw)
+                size = min(CHUNK_SIZE, end - self._fw)
                 n = min(len(mv), size - self._zfill)
                 self._chunk[self._zfill : self._zfill + n] = mv[:n]
                 self._h.update(mv[:n])
                 self._zfill += n
-                if self._zfill == size:  # the last chunk has no link after it
-                    if self._fw + size >= m[M_OFFSET] + m[M_LENGTH]:
-                        self._chunk_end()
-                    else:
-                        self._lnk = 0
+                mv = mv[n:]
+                if self._zfill < size:
+                    continue
+                lnk = self._fw + size < end  # the last chunk has no link after it
             else:
-                n = self._pieces(mv)
-            mv = mv[n:]
+                mv = mv[self._pieces(mv) :]
+                if not self._zlen or self._zfill < self._zlen:
+                    continue
+                lnk = self._fw + PIECE_SIZE < end
+            if lnk is True:  # the data is in, its link follows
+                self._lnk = 0
+                continue
+            # a whole chunk: it must hash to the link announced for it, else nothing of it
+            # goes on
+            if self._h.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
+                raise ImageError("BAD_CHAIN", "at %d" % self._fw)
+            if self._inf is None:
+                self._sink(self._fw, memoryview(self._chunk)[: self._zfill])
+                self._fw += self._zfill
+                self._zfill = 0
+            else:
+                self._piece()
+            if lnk is False:  # the last chunk
+                self._lnk = -2
+                self._h = None
+            else:
+                self._sig[:LINK_SIZE] = memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE]
+                self._lnk = -1
+                self._h = hashlib.sha256()
 
     def _pieces(self, mv):
         # a compressed chunk's data: one piece, a u16 compressed length then raw deflate
@@ -292,31 +315,7 @@ class Verifier:
             self._zfill = 0
             if not 0 < self._zlen <= PIECE_MAX:
                 raise ImageError("BAD_COMPRESSION", "piece length")
-        elif self._zlen and self._zfill == self._zlen:
-            m = self.manifest
-            if self._fw + PIECE_SIZE >= m[M_OFFSET] + m[M_LENGTH]:
-                self._chunk_end()
-            else:
-                self._lnk = 0
         return n
-
-    def _chunk_end(self):
-        # a whole chunk: it must hash to the link announced for it, else nothing of it goes on
-        if self._h.digest()[:LINK_SIZE] != self._sig[:LINK_SIZE]:
-            raise ImageError("BAD_CHAIN", "at %d" % self._fw)
-        if self._inf is None:
-            self._sink(self._fw, memoryview(self._chunk)[: self._zfill])
-            self._fw += self._zfill
-            self._zfill = 0
-        else:
-            self._piece()
-        if self._lnk < 0:
-            self._lnk = -2
-            self._h = None
-        else:
-            self._sig[:LINK_SIZE] = memoryview(self._sig)[LINK_SIZE : 2 * LINK_SIZE]
-            self._lnk = -1
-            self._h = hashlib.sha256()
 
     def _piece(self):
         m = self.manifest
