@@ -35,7 +35,7 @@ from mpy_agent import run_agent_mpy
 from otaclient import link, zcl
 
 # hub fixtures (a sim-ppmid device record and signed images), reused from the hub tests
-from test_hub_core import dev  # noqa: F401
+from test_hub_core import dev, trusted  # noqa: F401 (trusted: autouse, hubs trust the test key)
 
 V2 = CB.V2  # the fake board runs U.V1; images below are V2 unless said otherwise
 INVALID = zcl.INVALID_IMAGE
@@ -77,6 +77,9 @@ def inspect_error(tmp_path, data: bytes) -> str:
 def hub_refuses(tmp_path, record, files: list[bytes], match: str) -> None:
     """Hub submission refused as a whole; no transfer, inventory unchanged."""
     hub = HC.make_hub()
+    pub = tmp_path / "trusted.pub.pem"  # the hub verifies submissions: it trusts the tests' key
+    pub.write_bytes(keys.public_pem(U.mkey().public_key()))
+    hub.add_anchor(pub)
     hub.enrol(record)
     before = hub.inventory()
     paths_ = []

@@ -101,6 +101,7 @@ def test_hub_ignores_a_duplicated_upgrade_end_request():
     frag3 = imgs.build(0x02000000, board="sim-ppmid", size=3 * 4096 + 100, max_size=4600)
     ident, rec = factory.device("sim-ppmid", ["supplier-a"], seed="dup", short_addr=5)
     hub = make_hub()
+    hub.add_anchor(imgs.pub_path)  # the hub verifies submissions: it trusts their key
     hub.enrol(rec)
 
     async def go():
@@ -128,6 +129,7 @@ def test_hub_answers_copies_of_upgrade_end_requests_the_same_and_completes():
     frag2 = imgs.build(0x02000000, board="sim-ppmid", size=8192 + 4000, max_size=8500)
     ident, rec = factory.device("sim-ppmid", ["supplier-a"], seed="dup2", short_addr=6)
     hub = make_hub()
+    hub.add_anchor(imgs.pub_path)  # the hub verifies submissions: it trusts their key
     hub.enrol(rec)
     eui = rec["eui64"]
 
