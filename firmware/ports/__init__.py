@@ -5,13 +5,14 @@ The board definition is /board.json on a device (hanota board deploy puts it the
 "board" of run/boot.json on a sim board (HANOTA_BOOT, written by the sim runner).
 """
 
-import json
-import os
 import sys
 
 
 def load_board():
     """(board, boot): the board definition, and the sim's whole boot document or None."""
+    import json  # used once: not kept among the package's names
+    import os
+
     getenv = getattr(os, "getenv", None)  # the esp32 port's os has no getenv
     path = getenv("HANOTA_BOOT") if getenv else None
     if path:
