@@ -35,7 +35,7 @@ class Agent:
         self.state = State(port.store)
         self.addr = self.policy.short_addr
         self._dec = link.Decoder()
-        self._rx = bytearray(512)
+        self._rx = bytearray(384)  # a block's frame (~290 bytes) in one read; 512 cost heap
         self._lseq = 0
         self._zseq = 0
         self.client = None  # built by boot(), once the boot's alerts are signed
