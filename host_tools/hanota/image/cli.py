@@ -34,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--security-counter", type=parse_int, default=0)
     s.add_argument("--compress", action="store_true", help="deflate, 4 KB window, per sector")
     s.add_argument("--max-size", type=parse_int, default=750000, help="largest whole file")
-    s.add_argument("--supplier-key", type=Path, help="add a 00 40 supplier signature (after the manufacturer signature)")
+    s.add_argument(
+        "--supplier-key",
+        type=Path,
+        help="add a 00 40 supplier signature (after the manufacturer signature)",
+    )
     s.add_argument("-o", "--outdir", required=True, type=Path)
     s.set_defaults(func=cmd_build)
 
