@@ -96,8 +96,16 @@ def _serve_one_update(state, setup):
         assert inv["devices"][0]["version"] == V2 and inv["devices"][0]["connected"]
     finally:
         proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=10)[1]
-        close_pty(master)
+        try:
+            err = proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:  # never leave a hub holding a pty for later tests
+            proc.kill()
+            err = proc.communicate()[1]
+            raise RuntimeError(
+                "hub serve did not stop on SIGINT in 10 s:\n" + err[-2000:]
+            ) from None
+        finally:
+            close_pty(master)
     assert "Traceback" not in err, err
 
 
