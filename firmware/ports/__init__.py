@@ -33,9 +33,10 @@ def make_port():
 
 
 def let_go(name):
-    """MicroPython: drop ports.<name> after a rare use (the otadata rules run at boot and at
-    activation only), so its functions go back to the heap the agent needs while it fetches;
-    the next import loads it from flash again. CPython keeps it (tests patch modules)."""
+    """MicroPython: drop ports.<name> after a rare use (the unix port runs the otadata rules
+    once, in its constructor), so its functions go back to the heap the agent needs while
+    it fetches; a later import loads it from flash again. CPython keeps it (tests patch
+    modules)."""
     if sys.implementation.name == "micropython":
         sys.modules.pop("ports." + name, None)
         globals().pop(name, None)
