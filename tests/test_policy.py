@@ -1,4 +1,4 @@
-"""Policy: offers, manifest checks, consent, key rotation images, supplier trailers."""
+"""Policy: offers, manifest checks, consent, supplier trailers (key rotation: test_rotation*.py)."""
 
 from __future__ import annotations
 
@@ -57,30 +57,6 @@ def test_config_and_bound_ch_from_the_store(tmp_path):
 def test_consent(tmp_path, mode, until, expect):
     p = _policy(tmp_path, U.store(extra={"consent.json": {"mode": mode, "until": until}}))
     assert p.decide(1000) == expect
-
-
-def test_key_rotation_image_adds_a_key_then_images_signed_by_it_pass(tmp_path):
-    """A 0xFFC0 (client security credentials) image signed by a trusted key introduces
-    a new one; the old one can be revoked by the same mechanism."""
-    old, new = U.mkey(), generate()
-    records = b"\x01" + raw_public(new.public_key())
-    keys_v = 1
-    rot = U.images(records, keys_v, itype=policy.KEYS_IMAGE_TYPE, key=old)
-    fw = U.images(fake_app(V2, 20_000), V2, key=new)
-    port, dbl = H.make(str(tmp_path), rot + fw, U.store())
-    H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
-    keys = json.loads(port.store.get("keys.json"))
-    assert keys["version"] == keys_v and U.kid_hex(new) in keys["add"]
-    assert [e[1] for e in dbl.events if e[0] == "end"] == [zcl.SUCCESS, zcl.SUCCESS]
-
-
-def test_key_rotation_signed_by_an_untrusted_key_is_refused(tmp_path):
-    rogue = generate()
-    rot = U.images(b"\x01" + raw_public(rogue.public_key()), 1, itype=0xFFC0, key=rogue)
-    port, dbl = H.make(str(tmp_path), rot, U.store())
-    H.run(port, lambda a: [e for e in dbl.events if e[0] == "end"] and a.client.st == 0)
-    assert port.store.get("keys.json") is None
-    assert [e[1] for e in dbl.events if e[0] == "end"] == [zcl.INVALID_IMAGE]
 
 
 def test_supplier_signed_image_only_from_a_served_supplier(tmp_path):

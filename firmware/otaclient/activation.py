@@ -34,6 +34,13 @@ def activate_due(agent, c):
 def activate(agent, c):
     """Check the slot from flash once more, record the attempt, arm the bootloader, reboot."""
     port = agent.port
+    p = c.reasm.progress
+    # each staged fragment's signing key must still be an anchor: a key rotation since it
+    # was staged may have revoked one (a record without key ids, an older agent's: refused)
+    for kid in p.get("k") or (-1,):
+        if kid not in agent.policy.keys:
+            e = "KEY_REVOKED: key %08x is no longer a trust anchor" % (kid & 0xFFFFFFFF)
+            return _arm_failed(agent, c, p["v"], e, 0)
     try:
         c.reasm.verify_slot()
     except ValueError as e:
@@ -47,7 +54,6 @@ def activate(agent, c):
     from otaclient import inflate
 
     inflate.release()
-    p = c.reasm.progress
     rec = {"v": p["v"], "from": port.running_version(), "sc": p["sc"], "armed": 0}
     agent.state.update(activating=rec, deferred=None)
     port.log("ota: activating %08x" % p["v"])
@@ -60,13 +66,17 @@ def activate(agent, c):
     port.reset()
 
 
-def _arm_failed(agent, c, version, e):
-    """The bootloader refused the staged image after every check of ours passed: a failed
-    activation, reported to the suppliers; the image is dropped (it would be refused again)
-    and counted as a failed attempt, so the CH may offer it max_attempts times in all."""
+def _arm_failed(agent, c, version, e, count=1):
+    """The staged image cannot be activated (the bootloader refused it after every check of
+    ours passed, or its signing key was revoked since): a failed activation, reported to
+    the suppliers; the image is dropped (it would be refused again), nothing armed. With
+    `count`, a failed attempt, so the CH may offer that version max_attempts times in all
+    (a revoked key's image is not counted: the same version re-signed may follow)."""
     port, state = agent.port, agent.state
     port.log("ota: activation of %08x failed: %s" % (version, e))
-    failed = _count_failure(state.get("failed", []), version)
+    failed = state.get("failed", [])
+    if count:
+        failed = _count_failure(failed, version)
     running = port.running_version()
     agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
     c.reasm.cancel()

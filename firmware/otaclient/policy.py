@@ -1,27 +1,28 @@
-"""Device policy from the store: identity, trust anchors, anti-rollback, bound CH, consent.
+"""Device policy from the store: identity, key sets, anti-rollback, bound CH, consent.
 
-Decides only; it never touches flash or the link (client.py and reassembly.py act on it).
+Decides only; it never touches flash or the link (client.py and reassembly.py act on it),
+and applies no key rotation itself (otaclient.rotation, loaded for that one use).
 """
 
-import hashlib
 from binascii import hexlify, unhexlify
 
 from micropython import const
 
+from otaclient import let_go
 from otaclient.imagefmt import (
     M_COUNTER,
     M_HW_MAX,
     M_HW_MIN,
     M_KEY_ID,
     M_MFR,
-    M_SHA256,
     M_TYPE,
     M_VERSION,
 )
-from otaclient.state import CONFIG, CONSENT, KEYS, load_json, save_json
+from otaclient.state import CONFIG, CONSENT, KEYS, load_json
 
 MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
+AUTHORITY = "authority.json"  # provisioned rotation-authority keys (keys.json after a rotation)
 _BAD_HEADS = const(4)  # failed-file records kept in agent.json ("bad")
 _MAX_FAILURES = const(3)  # refusals of one file (its signed head) before it is never tried on
 _BACKOFF_S = const(60)  # wait after a file's refusal, doubled at each one after
@@ -55,18 +56,28 @@ class PolicyError(ValueError):
         self.code = code
 
 
-def _keys(store):
-    # trust.json (provisioning) overlaid by keys.json (rotation images), ids as ints; an
-    # unreadable one raises ValueError (a lost revocation must not bring a key back)
-    keys = {}
-    for kid, pub in load_json(store, "trust.json", {}, True).items():
-        keys[int(kid, 16)] = unhexlify(pub)
-    rot = load_json(store, KEYS, {}, True)
-    for kid, pub in rot.get("add", {}).items():
-        keys[int(kid, 16)] = unhexlify(pub)
-    for kid in rot.get("revoke", ()):
-        keys.pop(int(kid, 16), None)
-    return keys
+def _sets(store):
+    """(rotation counter, anchors, authority), each set {key id hex: pub hex}: keys.json's
+    once a rotation was applied (it holds both sets whole), else the provisioned trust.json
+    and authority.json at counter 0. One that exists but cannot be read raises ValueError
+    (a lost revocation must not bring a key back)."""
+    rot = load_json(store, KEYS, None, True)
+    if rot is None:
+        return 0, load_json(store, "trust.json", {}, True), load_json(store, AUTHORITY, {}, True)
+    try:
+        return rot["counter"], rot["anchors"], rot["authority"]
+    except KeyError:  # not this agent's form (an older agent's overlay): not trusted
+        raise ValueError(KEYS + " unreadable")
+
+
+def _load(pol):
+    # the image-signing anchors {id: X||Y} and the authority's ids only: an authority key
+    # is read from the store for a 0xFFC0 head alone (lookup_key)
+    pol.keys_counter, anchors, auth = _sets(pol.store)
+    pol.keys = {}
+    for kid in anchors:
+        pol.keys[int(kid, 16)] = unhexlify(anchors[kid])
+    pol.auth = tuple(int(kid, 16) for kid in auth)
 
 
 class Policy:
@@ -88,10 +99,9 @@ class Policy:
         self.supplier_keys.update(load_json(store, "suppliers.json", {}))
         self.locked = None  # why updates are refused: security state that cannot be read
         try:
-            self.keys = _keys(store)
-            self.keys_version = load_json(store, KEYS, {}, True).get("version", 0)
+            _load(self)
         except ValueError as e:
-            self.keys, self.keys_version, self.locked = {}, 0xFFFFFFFF, str(e)
+            self.keys, self.auth, self.keys_counter, self.locked = {}, (), 0, str(e)
         over = load_json(store, CONFIG)
         self.cfg = DEFAULTS  # shared, read only: a copy costs a 64 KB heap ~0.5 KB
         if over:
@@ -100,6 +110,16 @@ class Policy:
         self.consent = load_json(store, CONSENT, {"mode": "accept"})
 
     def lookup_key(self, key_id):
+        """The key a head names: an anchor's, or a rotation authority's (check() then
+        refuses it for anything but a 0xFFC0 head: the two sets share no key id)."""
+        if key_id in self.auth:
+            try:
+                auth = _sets(self.store)[2]
+            except ValueError:
+                return None
+            for kid in auth:
+                if int(kid, 16) == key_id:
+                    return unhexlify(auth[kid])
         return self.keys.get(key_id)
 
     def from_ch(self, src):
@@ -116,8 +136,8 @@ class Policy:
             return False
         if not 0 < size <= MAX_FILE:
             return False
-        if itype == KEYS_IMAGE_TYPE:
-            return ver > self.keys_version
+        if itype == KEYS_IMAGE_TYPE:  # the next rotation exactly (check() says why)
+            return ver == self.keys_counter + 1 and len(self.auth) > 0
         if ver <= running:
             return False
         attempts = sum(f[1] for f in failed if f[0] == ver)
@@ -129,19 +149,23 @@ class Policy:
         """Manifest of a file being fetched; raise PolicyError to refuse it."""
         if m[M_MFR] != self.mfr:
             raise PolicyError("WRONG_MANUFACTURER")
-        if m[M_TYPE] != offered[2] or m[M_TYPE] not in (  # offer: image_type, version
-            self.image_type,
-            KEYS_IMAGE_TYPE,
-        ):
-            raise PolicyError("WRONG_IMAGE_TYPE")
+        rot = m[M_TYPE] == KEYS_IMAGE_TYPE
+        if m[M_TYPE] != offered[2] or not rot and m[M_TYPE] != self.image_type:
+            raise PolicyError("WRONG_IMAGE_TYPE")  # offer: (status, mfr, type, version, size)
         if not m[M_HW_MIN] <= self.hw <= m[M_HW_MAX]:
             raise PolicyError("HW_MISMATCH")
-        if m[M_KEY_ID] not in self.keys:
-            raise PolicyError("UNKNOWN_KEY")
+        # key sets are signed by a rotation authority only, firmware by an anchor only
+        if m[M_KEY_ID] not in (self.auth if rot else self.keys):
+            raise PolicyError("NOT_AUTHORITY" if rot else "UNKNOWN_KEY")
         if m[M_VERSION] != offered[3]:
             raise PolicyError("VERSION_MISMATCH")
-        floor = self.keys_version if m[M_TYPE] == KEYS_IMAGE_TYPE else running
-        if m[M_VERSION] <= floor:
+        if rot:
+            # a key set's file version is its rotation counter: the next one exactly, so
+            # no signed image can use the counter space up (anti-replay by the same rule)
+            if m[M_VERSION] != self.keys_counter + 1:
+                raise PolicyError("ROTATION_COUNTER")
+            return
+        if m[M_VERSION] <= running:
             raise PolicyError("DOWNGRADE")
         if m[M_COUNTER] < sec_counter:
             raise PolicyError("COUNTER")
@@ -198,24 +222,12 @@ class Policy:
         raise PolicyError("SUPPLIER")
 
     def apply_keys(self, data, m):
-        """A verified key-rotation image: 65-byte records, op 1 add / 2 revoke + X||Y."""
-        if len(data) % 65 or hashlib.sha256(data).digest() != m[M_SHA256]:
-            raise PolicyError("BAD_KEYS")
-        rot = load_json(self.store, KEYS, {})
-        add = rot.get("add", {})
-        revoke = rot.get("revoke", [])
-        for i in range(0, len(data), 65):
-            op = data[i]
-            pub = bytes(data[i + 1 : i + 65])
-            kid = "%08x" % int.from_bytes(hashlib.sha256(pub).digest()[:4], "big")
-            if op == 1:
-                add[kid] = hexlify(pub).decode()
-                revoke = [k for k in revoke if k != kid]
-            elif op == 2:
-                add.pop(kid, None)
-                revoke.append(kid)
-            else:
-                raise PolicyError("BAD_KEYS")
-        save_json(self.store, KEYS, {"version": m[M_VERSION], "add": add, "revoke": revoke})
-        self.keys = _keys(self.store)
-        self.keys_version = m[M_VERSION]
+        """A verified key-rotation image: the key sets it leaves (otaclient.rotation, loaded
+        for this call only) are persisted, then are the board's. PolicyError if refused."""
+        from otaclient import rotation
+
+        try:
+            rotation.apply(self.store, data, m, _sets(self.store))
+        finally:
+            let_go("rotation")
+        _load(self)

@@ -17,7 +17,9 @@ from micropython import const
 from otaclient.imagefmt import (
     M_COUNT,
     M_COUNTER,
+    M_DELTA,
     M_INDEX,
+    M_KEY_ID,
     M_LENGTH,
     M_OFFSET,
     M_SHA256,
@@ -25,6 +27,8 @@ from otaclient.imagefmt import (
     M_VERSION,
     SECTOR_SIZE,
 )
+from otaclient import let_go
+from otaclient.imagefmt import ImageError
 from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
 
@@ -75,13 +79,18 @@ class Reassembly:
         self._held = -1  # write unit held in the buffer
         self._replace = 0  # fragment in flight: 0 same firmware, _WRITE another, _PROVE
         self._proven = None  # (index, start, end, version, sha) a proof pass verified
+        self._delta = None  # a delta file's applier (otaclient.delta), while one is in flight
+        self._base = None  # (length, SHA-256) of the running slot, once a delta asked for it
 
     def _same(self, m):
+        # a staged delta is named by its payload's digest ("d"); "sha" and "total" are
+        # then its target's, which verify_slot and activation read
         p = self.progress
+        d = p.get("d")
         return (
             p["v"] == m[M_VERSION]
-            and p["sha"] == _hex(m[M_SHA256])
-            and p["total"] == m[M_TOTAL]
+            and (d == _hex(m[M_SHA256]) if m[M_DELTA] else d is None)
+            and (m[M_DELTA] or p["sha"] == _hex(m[M_SHA256]) and p["total"] == m[M_TOTAL])
             and p["n"] == m[M_COUNT]
             and p["sc"] == m[M_COUNTER]
         )
@@ -105,6 +114,11 @@ class Reassembly:
         # their sectors are overwritten (_trim), the rest when it verifies (finish). A
         # corrupt or refused file leaves the old progress as it was.
         proven, self._proven = self._proven, None
+        self._drop_delta()
+        if m[M_DELTA]:
+            if not replace and self.progress is not None:
+                return False  # the same delta, staged: its progress is written only whole
+            end = self.port.slot_size  # its target may fill any of the slot
         for i, s, n in self.progress["done"] if self.progress else ():
             over = s < end and start < s + n
             if replace:
@@ -114,20 +128,67 @@ class Reassembly:
                 return False
             elif i == m[M_INDEX] or over:
                 raise PolicyError("BAD_FRAGMENT")  # overlapping, or same index elsewhere
-        self._frag = (m[M_INDEX], start, end, m[M_TOTAL])
+        self._frag = (m[M_INDEX], start, start + m[M_LENGTH], m[M_TOTAL])
         self._replace = replace
         self._pos = start
         self._held = -1
+        if m[M_DELTA]:
+            self._start_delta()
         return True
+
+    # --- a delta file: its payload goes to the applier, the target bytes to _put ------------
+
+    def _start_delta(self):
+        from otaclient import delta
+
+        self._delta = delta.Applier(
+            self.port.read_running, self._base_digest, self._target, self.port.slot_size,
+            self._replace == _PROVE,
+        )  # fmt: skip
+        self._tpos = 0
+
+    def _target(self, mv):
+        if not self._tpos:  # the descriptor checked out: the slot's firmware is the target
+            self._frag = self._frag[:3] + (self._delta.target_length,)
+        self._put(self._tpos, mv)
+        self._tpos += len(mv)
+
+    def _base_digest(self, length):
+        # the running slot never changes while this program runs: hashed once, kept
+        if self._base is None or self._base[0] != length:
+            from otaclient import delta
+
+            self._base = (length, delta.digest(self.port.read_running, length, self._delta._buf))
+        return self._base[1]
+
+    def _drop_delta(self):
+        if self._delta is not None:
+            self._delta = None
+            let_go("delta")
 
     def sink(self, off, mv):
         """Firmware bytes at firmware offset `off`, increasing (the verifier's sink)."""
         n = len(mv)
         if self._frag is None or off != self._pos or off + n > self._frag[2]:
             raise PolicyError("BAD_FRAGMENT")
+        if self._delta is not None:  # a delta's payload: its applier writes through _put
+            try:
+                self._delta.feed(mv)
+            except ImageError as e:
+                if e.code == "DELTA_BASE":
+                    self.port.log("ota: delta refused: the running firmware is not its base")
+                raise
+            self._pos = off + n
+            return
         if self._replace == _PROVE:
             self._pos = off + n  # proof pass: hashed by the verifier, not written
             return
+        self._put(off, mv)
+        self._pos = off + n
+
+    def _put(self, off, mv):
+        # bytes for the slot at `off`, through the write buffer
+        n = len(mv)
         unit = len(self.buf)
         i = 0
         while i < n:
@@ -139,7 +200,6 @@ class Reassembly:
             i += k
             if rel + k == unit:
                 self._flush()
-        self._pos = off + n
 
     def _flush(self):
         unit = len(self.buf)
@@ -194,6 +254,8 @@ class Reassembly:
             p.update({"n": m[M_COUNT], "sc": m[M_COUNTER], "done": []})
         p = dict(p)
         p.pop("x", None)  # served again: no longer discarded
+        k = p.get("k", [])  # the fragments' signing key ids: re-checked at activation
+        p["k"] = k if m[M_KEY_ID] in k else k + [m[M_KEY_ID]]
         p["done"] = p["done"] + [[index, start, end - start]]
         save_json(self.port.store, PROGRESS, p)
         self.progress = p

@@ -9,7 +9,7 @@ AGENT = "agent.json"  # counters, activation record, pending alerts, failed vers
 PROGRESS = "progress.json"  # fragments of the firmware being staged (reassembly.py)
 CONFIG = "agent_config.json"  # tunables (docs/agent.md), optional
 CONSENT = "consent.json"  # consumer consent (R6), optional
-KEYS = "keys.json"  # trust anchors added/revoked by key-rotation images
+KEYS = "keys.json"  # the key sets and rotation counter after a key rotation (policy.py)
 
 
 def load_json(store, name, default=None, strict=False):

@@ -1,4 +1,4 @@
-"""`hanota image keygen|pubkey|build|inspect|verify`: thin commands over keys/build/inspect/verify."""
+"""`hanota image keygen|pubkey|build|rotation|inspect|verify`: thin commands over the modules below."""
 
 from __future__ import annotations
 
@@ -41,6 +41,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument("-o", "--outdir", required=True, type=Path)
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser(
+        "rotation",
+        help="sign a key-rotation image (0xFFC0) with a rotation-authority key",
+        description="Build one key-rotation OTA file (image type 0xFFC0). A board applies it "
+        "only when it is signed by one of its current rotation-authority keys (never an "
+        "image-signing anchor) and its counter is exactly the board's rotation counter + 1 "
+        "(0 on a board never rotated). Records are written adds first, then revokes; a "
+        "board refuses a rotation that would leave it no anchor, no authority key, or one "
+        "key in both roles.",
+    )
+    s.add_argument("--key", required=True, type=Path, help="rotation-authority private key (PEM)")
+    s.add_argument("--manufacturer", required=True, type=parse_int)
+    s.add_argument("--counter", required=True, type=parse_int,
+                   help="the boards' rotation counter + 1 (the file version)")  # fmt: skip
+    for op in rotation_ops():
+        s.add_argument(f"--{op}", action="append", default=[], type=Path, metavar="PUB.pem",
+                       help=f"{op.replace('-', ' ')} key (repeatable)")  # fmt: skip
+    s.add_argument("--hw-min", type=parse_int, default=0)
+    s.add_argument("--hw-max", type=parse_int, default=0xFFFF)
+    s.add_argument("-o", "--outdir", required=True, type=Path)
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.set_defaults(func=cmd_rotation)
 
     s = sub.add_parser("inspect", help="show every header and manifest field of an OTA file")
     s.add_argument("file", type=Path)
@@ -120,6 +143,35 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     for path, (_, data) in zip(build.write(args.outdir, files), files, strict=True):
         print(f"wrote {path} ({len(data)} bytes)")
+    return 0
+
+
+def rotation_ops() -> tuple[str, ...]:
+    from .rotation import OPS
+
+    return tuple(OPS.values())
+
+
+def cmd_rotation(args: argparse.Namespace) -> int:
+    from otaclient import image
+
+    from . import build, keys, rotation
+
+    key = keys.load_private(args.key)
+    recs = rotation.records({op: getattr(args, op.replace("-", "_")) for op in rotation_ops()})
+    name, data = rotation.build_image(
+        recs, args.counter, key, args.manufacturer, args.hw_min, args.hw_max
+    )
+    (path,) = build.write(args.outdir, [(name, data)])
+    signer = f"{image.key_id(keys.raw_public(key.public_key())):08x}"
+    if args.json:
+        emit_json({"file": str(path), "size": len(data), "counter": args.counter,
+                   "signer_key_id": signer, "records": [r.to_json() for r in recs]})  # fmt: skip
+        return 0
+    print(f"wrote {path} ({len(data)} bytes): rotation counter {args.counter}, "
+          f"signed by authority key {signer}")  # fmt: skip
+    for r in recs:
+        print(f"  {rotation.OPS[r.op]} {r.key_id}")
     return 0
 
 
