@@ -153,61 +153,7 @@ def _app(version, size=20_000, **kw):
     return U.images(fake_app(version, size), version, **kw)
 
 
-# --- 1. trust anchors and key rotation ------------------------------------------------
-
-
-def test_key_rotation_only_from_a_trusted_key_under_micropython(scenario):
-    """0xFFC0 images: a rogue one is refused (no key added), a trusted one adds a key,
-    the new key revokes the old one, then only images signed by the new key pass."""
-    old, new, rogue = U.mkey(), generate(), generate()
-    add = b"\x01" + raw_public(new.public_key())
-    revoke = b"\x02" + raw_public(old.public_key())
-    files = {
-        "serve": [
-            *U.images(b"\x01" + raw_public(rogue.public_key()), 1, itype=KEYS_TYPE, key=rogue),
-            *_app(V2, key=rogue),
-            *U.images(add, 1, itype=KEYS_TYPE, key=old),
-            *U.images(revoke, 2, itype=KEYS_TYPE, key=new),
-            *_app(V2, key=old),  # old key revoked by now
-            *_app(V2, key=new),
-        ],
-        "replay": U.images(add, 1, itype=KEYS_TYPE, key=old),
-    }
-    r = scenario(
-        """
-        R["s0"] = snap()
-        run(idle_after_end(2))
-        R["rogue"] = snap()
-        run(lambda a: len(ends()) >= 3)
-        R["added"] = snap()
-        run(settled(0x01000100))
-        R["settled"] = snap()
-        serve("replay")  # an old key image again: version <= the stored keys version
-        q = len(sent(Z.QUERY_NEXT_IMAGE_REQ))
-        run(lambda a: len(sent(Z.QUERY_NEXT_IMAGE_REQ)) > q and a.client.st == 0)
-        """,
-        files,
-        U.store(extra={"agent_config.json": {"query_interval_s": 20}}),
-    )
-    assert r["last"]["ends"] == [INVALID, INVALID, SUCCESS, SUCCESS, INVALID, SUCCESS]
-    assert _refusals(r) == ["UNKNOWN_KEY"] * 3
-    s0, rogue_done = r["s0"], r["rogue"]
-    _untouched(s0, rogue_done, "keys", "agent")
-    assert rogue_done["keys"] is None
-    assert r["added"]["keys"] == {
-        "version": 1,
-        "add": {U.kid_hex(new): add[1:].hex()},
-        "revoke": [],
-    }
-    assert r["added"]["slot"] == s0["slot"]  # a key image never touches the update slot
-    keys = r["last"]["keys"]
-    assert keys == {"version": 2, "add": r["added"]["keys"]["add"], "revoke": [U.kid_hex(old)]}
-    assert r["last"]["running"] == V2
-    assert _alerts(r) == [(s, zcl.RESULT_SUCCESS, V2, True) for s in U.SUPPLIERS]
-    replay, settled = r["last"], r["settled"]  # offer ignored: not fetched, keys as they were
-    assert replay["fetches"] == settled["fetches"] and replay["ends"] == settled["ends"]
-    assert replay["keys"] == keys
-    assert any("/ffc0 v00000001" in m and m.endswith("ignored") for m in r["logs"])
+# --- 1. trust anchors and key rotation: tests/test_rotation_micropython.py ----------------
 
 
 # --- 2. anti-rollback ---------------------------------------------------------------
