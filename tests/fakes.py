@@ -212,6 +212,9 @@ class FakePort:
     def read(self, offset, buf):
         self.slots[1 - self.active].read(offset, buf)
 
+    def read_running(self, offset, buf):
+        self.slots[self.active].read(offset, buf)
+
     def _app(self, slot):
         head = bytearray(9)
         self.slots[slot]._read(0, head)

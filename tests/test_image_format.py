@@ -40,7 +40,7 @@ def test_documented_manifest_table_matches_the_code():
     raw = image.pack_manifest(m)
     fields = {name: (o, s) for o, s, name in rows}
     for name in m._fields:
-        if name == "compressed":
+        if name in ("compressed", "delta"):  # flag bits, not fields of their own
             continue
         o, s = fields[name]
         value = getattr(m, name)
@@ -135,7 +135,7 @@ def test_field_indexes_name_the_record_fields():
                 "M_COMPRESSED": "compressed", "M_INDEX": "fragment_index",
                 "M_COUNT": "fragment_count", "M_OFFSET": "fragment_offset",
                 "M_LENGTH": "fragment_length", "M_TOTAL": "total_length",
-                "M_CHAIN": "chain_head"}  # fmt: skip
+                "M_CHAIN": "chain_head", "M_DELTA": "delta"}  # fmt: skip
     names = {n for n in vars(f) if n[:2] in ("H_", "M_")}
     assert names == set(header) | set(manifest)
     for table, rec in ((header, f.Header), (manifest, f.Manifest)):

@@ -17,6 +17,7 @@ from otaclient.imagefmt import (
     LINK_SIZE,
     M_CHAIN,
     M_COMPRESSED,
+    M_DELTA,
     M_KEY_ID,
     M_LENGTH,
     M_OFFSET,
@@ -154,7 +155,9 @@ class Verifier:
         self._fw = m[M_OFFSET]
         if m[M_COMPRESSED]:
             self._inf = inflate.shared(PIECE_MAX, WBITS)
-        elif self._chunk is None:
+        elif self._chunk is None or m[M_DELTA]:
+            # a delta's patch bytes must not wait in the write buffer its target bytes
+            # go through (reassembly): a chunk buffer of its own, for this file only
             self._chunk = bytearray(CHUNK_SIZE)
         self._goto(_ST_BODY, m[M_PAYLOAD], 0)
 

@@ -30,6 +30,7 @@ PIECE_MAX = const(2048 + 64)  # largest compressed piece accepted
 WBITS = const(11)  # deflate window 2 KB (docs/image-format.md: why not 1 KB or 4 KB)
 MAX_FILE = const(750000)  # R1: a whole OTA file
 FLAG_COMPRESSED = const(1)
+FLAG_DELTA = const(2)  # the firmware bytes are a delta payload (docs/image-format.md)
 _HDR = "<IHHHHHIH32sI"  # 56 bytes: magic .. total image size
 _MAN = "<4sBBHHHHHIIIIHHIII32s16s"  # 96 bytes
 
@@ -43,8 +44,12 @@ Manifest = record(
     "Manifest",
     "format_version manufacturer_code image_type hw_min hw_max file_version"
     " security_counter key_id payload_length firmware_sha256 compressed fragment_index"
-    " fragment_count fragment_offset fragment_length total_length chain_head",
+    " fragment_count fragment_offset fragment_length total_length chain_head delta",
 )
+try:  # host: a Manifest made without `delta` is a full image's (board tuples take any)
+    Manifest.__new__.__defaults__ = (False,)
+except AttributeError:
+    pass
 # Field indexes. Board code reads records by index (a board's records are plain tuples:
 # otaclient.record); the device build folds these into literals (hanota.constfold).
 H_LENGTH = const(2)
@@ -70,6 +75,7 @@ M_OFFSET = const(13)
 M_LENGTH = const(14)
 M_TOTAL = const(15)
 M_CHAIN = const(16)
+M_DELTA = const(17)
 
 
 class ImageError(ValueError):
@@ -139,7 +145,7 @@ def pack_manifest(m):
         _MAN,
         MANIFEST_MAGIC,
         m.format_version,
-        FLAG_COMPRESSED if m.compressed else 0,
+        (FLAG_COMPRESSED if m.compressed else 0) | (FLAG_DELTA if m.delta else 0),
         MANIFEST_SIZE,
         m.manufacturer_code,
         m.image_type,
@@ -166,9 +172,12 @@ def parse_manifest(buf, header):
     f = struct.unpack_from(_MAN, buf, 0)
     if f[0] != MANIFEST_MAGIC or f[1] != MANIFEST_VERSION or f[3] != MANIFEST_SIZE:
         raise ImageError("BAD_MANIFEST", "magic/version/length")
-    if f[2] & ~FLAG_COMPRESSED:
+    if f[2] & ~(FLAG_COMPRESSED | FLAG_DELTA):
         raise ImageError("BAD_MANIFEST", "flags")
-    m = Manifest(f[1], *(f[4:12] + (bytes(f[17]), bool(f[2] & 1)) + f[12:17] + (bytes(f[18]),)))
+    m = Manifest(
+        f[1],
+        *(f[4:12] + (bytes(f[17]), bool(f[2] & 1)) + f[12:17] + (bytes(f[18]), bool(f[2] & 2))),
+    )
     _check_target(m, header)
     _check_fragment(m)
     _check_size(m, header)
@@ -200,6 +209,8 @@ def _check_fragment(m):
         raise ImageError("BAD_FRAGMENT", "first fragment must start at 0")
     if (m[M_INDEX] == m[M_COUNT] - 1) != (end == m[M_TOTAL]):
         raise ImageError("BAD_FRAGMENT", "last fragment must end at total")
+    if m[M_DELTA] and m[M_COUNT] != 1:  # a delta is applied in one pass: one file
+        raise ImageError("BAD_FRAGMENT", "fragmented delta")
     # uncompressed: the fragment's chunks, each but the last followed by the next one's link
     links = (m[M_LENGTH] - 1) // CHUNK_SIZE * LINK_SIZE
     if not m[M_COMPRESSED] and m[M_PAYLOAD] != m[M_LENGTH] + links:

@@ -38,6 +38,12 @@ def read(port, offset, buf):
     port.read(offset, buf)
 
 
+def read_running(port, offset, buf):
+    """Fill `buf` from `offset` in the running slot (a delta update's base; never written).
+    Raises PortError BAD_RANGE outside it."""
+    port.read_running(offset, buf)
+
+
 def check_app(port, length):
     """Raise a ValueError (PortError, EspImageError) saying why unless the first `length`
     bytes of the update slot are an app this board's bootloader will boot (right chip/board,

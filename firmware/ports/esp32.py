@@ -94,6 +94,9 @@ class Esp32Port:
     def read(self, offset, buf):
         slot.read(self._update, self.slot_size, offset, buf)
 
+    def read_running(self, offset, buf):
+        slot.read(self._running, self._running.info()[3], offset, buf)
+
     def _may_stage(self):
         # encrypted writes must be 16-byte aligned and erased flash reads back as decrypted
         # noise (esp_flash_write_encrypted, esp_partition_read): the erased check and the

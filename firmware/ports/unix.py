@@ -68,6 +68,11 @@ class Port:
     def read(self, offset, buf):
         slot.read(self._dev, self.slot_size, offset, buf)
 
+    def read_running(self, offset, buf):
+        if offset < 0 or offset + len(buf) > self.slot_size:  # the two slots are one size
+            raise PortError("BAD_RANGE", "%d+%d outside the running slot" % (offset, len(buf)))
+        self._flash.read(self._run[1] + offset, buf)
+
     def check_app(self, length):
         """Raise PortError unless the update slot's first `length` bytes are a sim app for
         this board whose tree hash matches its header."""

@@ -93,8 +93,10 @@ def build(
     compress: bool = False,
     max_size: int = image.MAX_FILE,
     supplier_key: ec.EllipticCurvePrivateKey | None = None,
+    delta: bool = False,
 ) -> list[tuple[str, bytes]]:
-    """The image files (name, bytes), one per fragment, in order."""
+    """The image files (name, bytes), one per fragment, in order. `delta`: the payload is a
+    delta payload (hanota.image.delta.make), which must fit one file."""
     if not payload:
         raise CommandError("payload is empty")
     if len(payload) > 0xFFFFFFFF:
@@ -109,6 +111,11 @@ def build(
     groups = plan(sizes, max_size - overhead)
     if len(groups) > 0xFFFF:
         raise CommandError(f"{len(groups)} fragments: more than 65535, raise --max-size")
+    if delta and len(groups) > 1:
+        raise CommandError(
+            f"the delta payload ({len(payload)} bytes) does not fit one file of {max_size} "
+            "bytes: a board applies a delta in one pass; send the full image instead"
+        )
     digest = hashlib.sha256(payload).digest()
     kid = image.key_id(raw_public(key.public_key()))
     files = []
@@ -134,6 +141,7 @@ def build(
             length,
             len(payload),
             head,
+            delta,
         )
         data = _sign_file(target, m, body, overhead + len(body), key, supplier_key)
         name = image.file_name(

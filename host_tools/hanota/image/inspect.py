@@ -27,6 +27,7 @@ _MANIFEST_KEYS = (
     "supplier_signed_range",
     "payload_range",
     "chunks",
+    "delta",
 )
 
 
@@ -80,7 +81,20 @@ def _manifest(data: bytes, h: image.Header) -> dict[str, Any]:
         end += image.TRAILER_SIZE
     doc["payload_range"] = [end, end + m.payload_length]
     doc["chunks"] = _chunks(m)
+    doc["delta"] = _delta(data, end, m)
     return doc
+
+
+def _delta(data: bytes, payload_at: int, m: image.Manifest) -> dict[str, Any] | None:
+    """A delta file's descriptor (what it was made from and makes); None for a full image."""
+    if not m.delta:
+        return None
+    from .delta import DeltaError, first_bytes, parse_descriptor
+
+    try:
+        return parse_descriptor(first_bytes(data, payload_at, m.compressed)).json()
+    except DeltaError as exc:
+        return {"error": str(exc)}
 
 
 def _chunks(m: image.Manifest) -> int:
@@ -129,6 +143,9 @@ def text_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for name, value in doc.items():
         if value is None:
+            continue
+        if name == "delta":
+            lines += [f"delta.{k}: {v}" for k, v in value.items()]
             continue
         if name == "sub_elements":
             for el in value:

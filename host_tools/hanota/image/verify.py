@@ -121,3 +121,26 @@ def _check_assembly(ordered: list[FileResult], first: image.Manifest) -> list[st
             f"{ordered[0].name}: BAD_FRAGMENT assembled firmware does not match firmware_sha256"
         ]
     return []
+
+
+def check_delta(ordered: list[FileResult], base: bytes | None) -> tuple[list[str], bool]:
+    """For a verified delta file: a line on its descriptor, and with `base`, the patch
+    applied to it (the target's length and SHA-256 checked); False when that failed.
+    No lines for a full image."""
+    from .delta import DeltaError, apply, parse_descriptor
+
+    m = ordered[0].manifest
+    if m is None or not m.delta:
+        return [], True
+    patch = b"".join(chunk for r in ordered for _, chunk in r.parts)
+    name = ordered[0].name
+    try:
+        d = parse_descriptor(patch)
+        line = (f"{name}: delta from base v{d.base_version:08x} ({d.base_length} bytes) to "
+                f"{d.target_length} bytes")  # fmt: skip
+        if base is None:
+            return [line + " (no --base given: not applied)"], True
+        apply(base, patch)
+    except DeltaError as exc:
+        return [f"{name}: BAD_DELTA {exc}"], False
+    return [line + ", applied to the base: target SHA-256 OK"], True
