@@ -235,3 +235,32 @@ def test_staged_image_whose_key_is_still_an_anchor_activates(tmp_path):
     port, dbl = H.make(str(tmp_path), files, store())
     H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
     assert not any("KEY_REVOKED" in m for m in port.logs)
+
+
+# --- provisioning ------------------------------------------------------------------------
+
+
+def test_provisioning_writes_a_distinct_rotation_authority(tmp_path):
+    from hanota.board import defs, provision
+    from hanota.image.keys import public_pem
+    from hanota.output import CommandError
+
+    paths = {}
+    for name, key in (("root", U.mkey()), ("auth", AUTH)):
+        paths[name] = tmp_path / f"{name}.pem"
+        paths[name].write_bytes(public_pem(key.public_key()))
+    bdef = defs.load("sim-ppmid")
+    ident = provision.make_identity(bdef, seed="rot", anchors=[paths["root"]],
+                                    authority=[paths["auth"]])  # fmt: skip
+    files = provision.store_files(ident)
+    assert json.loads(files["authority.json"]) == {U.kid_hex(AUTH): pub(AUTH).hex()}
+    assert json.loads(files["trust.json"]) == {U.kid_hex(U.mkey()): pub(U.mkey()).hex()}
+    assert provision.device_record(ident, bdef)["authority"] == [U.kid_hex(AUTH)]
+    st = {k: v for k, v in U.store().items() if k == "identity.json"} | files
+    p = policy(tmp_path, st)
+    assert p.auth == (int(U.kid_hex(AUTH), 16),) and p.offer_ok(offer(1), U.V1, [])
+    with pytest.raises(CommandError, match="trust anchor and as a rotation authority"):
+        provision.make_identity(bdef, seed="rot", anchors=[paths["root"]],
+                                authority=[paths["auth"], paths["root"]])  # fmt: skip
+    plain = provision.store_files(provision.make_identity(bdef, seed="r", anchors=[paths["root"]]))
+    assert "authority.json" not in plain  # no authority: the board never takes a key set

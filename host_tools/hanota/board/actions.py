@@ -33,6 +33,7 @@ def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> 
         ch_addr=opts.ch_addr,
         suppliers=opts.supplier,
         anchors=anchors,
+        authority=[Path(p) for p in (getattr(opts, "authority", None) or [])],
     )
     if getattr(opts, "heap_report", False):
         from hanota.rig.heap import with_report

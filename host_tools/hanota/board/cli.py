@@ -72,6 +72,8 @@ def _identity_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--ch-addr", type=parse_int, default=0x0000, help="bound Comms Hub")
     s.add_argument("--supplier", action="append", help="supplier id served (repeat)")
     s.add_argument("--trust", action="append", help="manufacturer public key PEM (repeat)")
+    s.add_argument("--authority", action="append", metavar="PUB.pem",
+                   help="rotation-authority public key: signs key-rotation images (repeat)")  # fmt: skip
     s.add_argument("--record", help="device record output (default build/devices/<eui64>.json)")
     s.add_argument("--heap-report", action="store_true",
                    help="agent_config.json with heap_report on: the agent prints its heap "

@@ -32,6 +32,7 @@ _CLEAN_AGENT = (
     " except OSError:\\n  pass')"
 )
 # stat, not listdir("/"): on a sim "/" is the host's root and /data is a mount point
+_RM_KEYS = "import os; exec('try:\\n os.remove(\"/data/keys.json\")\\nexcept OSError:\\n pass')"
 _MKDIR_DATA = 'import os; exec(\'try:\\n os.stat("/data")\\nexcept OSError:\\n os.mkdir("/data")\')'
 
 
@@ -131,11 +132,13 @@ def deploy_cmds(port: str, staged: Path, names: list[str], sim: bool,
 
 
 def provision_cmds(port: str, staged: Path, sim: bool) -> list[list[str]]:
-    names = ("identity.json", "trust.json", "agent_config.json")
+    names = ("identity.json", "trust.json", "authority.json", "agent_config.json")
     files = [str(staged / n) for n in names if (staged / n).exists()]
     # a sim's /data is mounted by its port (its "/" is the host's: never mkdir there)
     mkdir = [] if sim else ["exec", _MKDIR_DATA, "+"]
-    return [connect(port, sim) + mkdir + ["fs", "cp", *files, f":{STORE}/"]]
+    # keys.json (the key sets after a rotation) would outrank the new trust/authority
+    rm = ["exec", _RM_KEYS, "+"]
+    return [connect(port, sim) + mkdir + rm + ["fs", "cp", *files, f":{STORE}/"]]
 
 
 def reset_cmd(port: str) -> list[str]:

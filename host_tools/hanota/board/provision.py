@@ -1,5 +1,5 @@
-"""Provisioning: a board's identity (EUI-64, short address, bound CH, suppliers, device key)
-and trust anchors, as the store files of docs/architecture.md, plus the host's device record.
+"""Provisioning: a board's identity (EUI-64, short address, bound CH, suppliers, device key),
+image-signing trust anchors and rotation-authority keys, as store files, plus the device record.
 
 Builds the files and writes them to a directory; pushing them to a board is mpremote's job
 (deploy.py). The device private key goes only into the files, never into the record.
@@ -20,7 +20,7 @@ from ..paths import BUILD
 
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256 order
 SUPPLIER_RE = re.compile(r"^[\x21-\x7e]{1,16}$")
-STORE_FILES = ("identity.json", "trust.json")
+STORE_FILES = ("identity.json", "trust.json")  # + authority.json when the board has one
 
 
 @dataclass
@@ -32,6 +32,9 @@ class Identity:
     device_key: bytes
     board: str
     anchors: dict[str, bytes] = field(default_factory=dict)  # key_id hex -> X||Y
+    # rotation authority: the only keys that sign key-rotation (0xFFC0) images, never
+    # an anchor too (a build server's anchor key must not rewrite the key sets)
+    authority: dict[str, bytes] = field(default_factory=dict)
     agent_config: dict[str, Any] | None = None  # agent_config.json (tunables), if any
 
     @property
@@ -112,6 +115,7 @@ def make_identity(
     ch_addr: int = 0,
     suppliers: list[str] | None = None,
     anchors: list[Path] | None = None,
+    authority: list[Path] | None = None,
 ) -> Identity:
     if not 0x0001 <= short_addr <= 0xFFF7:
         raise CommandError(f"short address {short_addr:#06x} outside 0x0001..0xFFF7")
@@ -121,10 +125,12 @@ def make_identity(
     for s in sups:
         if not SUPPLIER_RE.match(s):
             raise CommandError(f"supplier id {s!r}: 1..16 printable ASCII characters")
-    keys = {}
-    for p in anchors or []:
-        pub = load_anchor(Path(p))
-        keys[key_id(pub)] = pub
+    keys = _load_keys(anchors)
+    auth = _load_keys(authority)
+    both = sorted(set(keys) & set(auth))
+    if both:
+        raise CommandError(f"key {both[0]} is given as a trust anchor and as a rotation "
+                           "authority: an image-signing key must not also rotate keys")  # fmt: skip
     return Identity(
         eui64=parse_eui64(eui64) if eui64 else new_eui64(seed),
         short_addr=short_addr,
@@ -133,12 +139,21 @@ def make_identity(
         device_key=new_device_key(seed),
         board=board["name"],
         anchors=keys,
+        authority=auth,
     )
 
 
+def _load_keys(paths: list[Path] | None) -> dict[str, bytes]:
+    keys = {}
+    for p in paths or []:
+        pub = load_anchor(Path(p))
+        keys[key_id(pub)] = pub
+    return keys
+
+
 def store_files(ident: Identity) -> dict[str, bytes]:
-    """identity.json and trust.json (+ agent_config.json when the identity carries one),
-    byte for byte as the board stores them."""
+    """identity.json and trust.json (+ authority.json and agent_config.json when the
+    identity carries them), byte for byte as the board stores them."""
     identity = {
         "eui64": ident.eui64.hex(),
         "short_addr": ident.short_addr,
@@ -152,6 +167,10 @@ def store_files(ident: Identity) -> dict[str, bytes]:
         "identity.json": json.dumps(identity).encode(),
         "trust.json": json.dumps(trust).encode(),
     }
+    if ident.authority:
+        out["authority.json"] = json.dumps(
+            {k: p.hex() for k, p in ident.authority.items()}
+        ).encode()
     if ident.agent_config is not None:
         out["agent_config.json"] = json.dumps(ident.agent_config).encode()
     return out
@@ -172,6 +191,7 @@ def device_record(ident: Identity, board: dict[str, Any]) -> dict[str, Any]:
         "image_type": board["image_type"],
         "hw_version": board["hw_version"],
         "trust": sorted(ident.anchors),
+        "authority": sorted(ident.authority),
     }
 
 
