@@ -1,8 +1,12 @@
 """The OTA agent: wires port, link framing, ZCL dispatch, client, alerts; boot and main loop.
 
-R4 lives here: frames from any node but the bound CH are answered NOT_AUTHORIZED and
-go no further. It holds no image logic (client.py) and no hardware access (the port).
+R4 lives here: a frame from any node but the bound CH, or (with a CH link key) a command
+without a valid MIC in this boot's link session, is answered NOT_AUTHORIZED and goes no
+further. It holds no image logic (client.py) and no hardware access (the port).
 """
+
+from binascii import unhexlify
+from os import urandom
 
 from micropython import const
 
@@ -11,7 +15,7 @@ from otaclient import zcl_client as zcl
 from otaclient.alerts import Alerts
 from otaclient.client import Client
 from otaclient.policy import Policy
-from otaclient.state import State
+from otaclient.state import State, load_json
 
 try:
     from time import ticks_diff
@@ -26,6 +30,7 @@ _MAX_SLEEP_MS = const(200)
 _RESET_AFTER = const(5)  # agent crashes in a row before main() resets the board
 _CALM_MS = const(60000)  # an agent that ran this long before crashing starts a new row
 _UNKNOWN = const(0xFFFFFFFF)  # announced version of a board that cannot tell its own
+_SESSION_MS = const(2000)  # a refused command renews the link session at most this often
 
 
 class Agent:
@@ -41,8 +46,15 @@ class Agent:
         self.client = None  # built by boot(), once the boot's alerts are signed
         self.alerts = Alerts(port, self.policy, self.state, self.send)
         self.boot_status = None
-        self.refused = 0  # frames answered NOT_AUTHORIZED (R4)
+        self.refused = 0  # frames answered NOT_AUTHORIZED (R4, link MIC)
         self.heap = None
+        # the CH link key's HMAC pads (None: no key provisioned, source address only),
+        # this session's nonce, its last accepted counter, when it began (ticks)
+        key = load_json(port.store, "identity.json", {}).get("link_key")
+        self._pads = link.pads(unhexlify(key)) if key else None
+        self._nonce = None
+        self._ctr = 0
+        self._since = 0
 
     def _activate(self, c):
         _activation().activate_due(self, c)
@@ -79,6 +91,10 @@ class Agent:
         # state machine and buffers exist: after an activation, P-256 signing is the boot's
         # peak, and at 64 KB it did not fit beside them
         self.alerts.sign_pending()
+        if self._pads is None:
+            self.port.log("ota: WARNING: no CH link key: commands checked by source address only")
+        else:
+            self._session()  # before the announce: the CH's answer to it is sealed
         c = self.client = Client(self.port, self.policy, self.state, self.send)
         c.on_activate = self._activate
         if self.policy.cfg["heap_report"]:
@@ -123,15 +139,51 @@ class Agent:
             cmd, seq, s2c, mfr, p = zcl.decode_frame(payload)
         except zcl.ZclError as e:
             return self._default(src, 0xFF, 0, e.status, unicast)
-        if not self.policy.from_ch(src):
+        n = self._sealed(src, dst, cmd, s2c, payload)
+        if n < 0:
             self.refused += 1
-            self.port.log("ota: command %02x from %04x refused (not the bound CH)" % (cmd, src))
             return self._default(src, cmd, seq, zcl.NOT_AUTHORIZED, unicast)
+        if n:
+            p = p[: len(p) - n]  # the ZCL payload, without counter and MIC
         try:
             obj = zcl.decode_command(cmd, p, s2c, mfr)
         except zcl.ZclError as e:
             return self._default(src, cmd, seq, e.status, unicast)
         self._route(src, cmd, seq, s2c, obj, unicast)
+
+    def _sealed(self, src, dst, cmd, s2c, payload):
+        """How many bytes of link security end the payload (0 or SEC_LEN), or -1 if the
+        frame may not act: not from the bound CH (R4), or, with a link key, a command
+        whose MIC fails or whose counter is not above the last one of this session. An
+        Image Block Response is not sealed: its data is checked by the image's signed
+        hash chain (docs/security.md)."""
+        why = None
+        if not self.policy.from_ch(src):
+            why = "not the bound CH"
+        elif self._pads is None or (s2c and cmd == zcl.IMAGE_BLOCK_RSP):
+            return 0
+        else:
+            c = link.unseal(self._pads, self._nonce, src, dst, payload)
+            if c > self._ctr:
+                self._ctr = c
+                return link.SEC_LEN
+            why = "bad MIC" if c < 0 else "replayed"
+            self._session()
+        self.port.log("ota: command %02x from %04x refused (%s)" % (cmd, src, why))
+        return -1
+
+    def _session(self):
+        """A new link session: a fresh nonce, counters from 1, told to the CH. A sealed
+        frame of an earlier session (or boot) no longer verifies. At most one per
+        _SESSION_MS: a CH that lost the nonce gets a new one, a forger cannot make the
+        board talk without pause."""
+        now = self.port.ticks_ms()
+        if self._nonce is not None and ticks_diff(now, self._since) < _SESSION_MS:
+            return
+        self._since = now
+        self._nonce = urandom(link.NONCE_LEN)
+        self._ctr = 0
+        self.send(zcl.LINK_SESSION, self._nonce, zcl.MFR_HANOTA)
 
     def _route(self, src, cmd, seq, s2c, obj, unicast):
         c = self.client

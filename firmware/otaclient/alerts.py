@@ -69,6 +69,8 @@ class Alerts:
         return list(self.state.get("alerts", []))
 
     def on_ack(self, ack):
+        # reached only through agent.on_frame: from the bound CH and, on a board with a
+        # CH link key, sealed in this session (a spoofed or replayed ack deletes nothing)
         (counter,) = ack  # AlertAck
         left = [r for r in self.pending() if r[4] != counter]
         if len(left) != len(self.pending()):

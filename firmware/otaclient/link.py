@@ -1,11 +1,14 @@
-"""Serial link framing: COBS-stuffed frames with addresses, a sequence number and a CRC.
+"""Serial link framing: COBS-stuffed frames with addresses, a sequence number and a CRC;
+and the CH's link security (a per-device key, a session nonce, a counter and a MIC).
 
-No I/O and no retransmission: the caller reads and writes bytes; ZCL above retries.
-Frame (docs/link-protocol.md): COBS(src u16, dst u16, seq u8, payload, crc16) then 0x00.
+No I/O, no retransmission and no policy: the caller reads and writes bytes, ZCL above
+retries, and the agent decides which frames must be sealed (docs/link-protocol.md).
+Frame: COBS(src u16, dst u16, seq u8, payload, crc16) then 0x00.
 """
 
 import struct
 from binascii import crc32
+from hashlib import sha256
 
 from micropython import const
 
@@ -20,6 +23,10 @@ _BODY_MAX = const(327)  # HEADER_LEN + MAX_PAYLOAD + CRC_LEN
 _ENC_MAX = const(331)  # _BODY_MAX + COBS codes (at most 3) + slack
 _BODY_MIN = const(7)  # HEADER_LEN + CRC_LEN: an empty payload
 _RUN = const(254)  # longest run of non-zero bytes behind one COBS code
+KEY_LEN = const(16)  # the CH link key (as a ZigBee APS link key: 128 bits)
+NONCE_LEN = const(8)  # the device's session nonce, fresh at every boot and renewal
+MIC_LEN = const(16)  # HMAC-SHA-256 truncated to 128 bits (HMAC-SHA-256-128, RFC 4868)
+SEC_LEN = const(20)  # what sealing adds to a payload: counter u32 + MIC
 
 
 def _crc16(data):
@@ -55,6 +62,51 @@ def encode(src, dst, seq, payload):
     out = _stuff(bytes(body))
     out.append(0)
     return bytes(out)
+
+
+def pads(key):
+    """HMAC's (inner, outer) key blocks for a KEY_LEN-byte link key, made once per key:
+    SHA-256 objects cannot be copied on MicroPython, so each MIC hashes these again."""
+    if len(key) != KEY_LEN:
+        raise LinkError("BAD_KEY")
+    k = bytes(key) + bytes(64 - KEY_LEN)
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+def _mic(pads, nonce, src, dst, counter, frame):
+    # HMAC-SHA-256(key, nonce || src || dst || counter || frame)[:MIC_LEN] (RFC 2104)
+    h = sha256(pads[0])
+    h.update(nonce)
+    h.update(struct.pack("<HHI", src, dst, counter))
+    h.update(frame)
+    o = sha256(pads[1])
+    o.update(h.digest())
+    return o.digest()
+
+
+def seal(pads, nonce, src, dst, counter, frame):
+    """The payload of a sealed frame: frame || counter u32 || MIC."""
+    if not 0 < counter <= 0xFFFFFFFF:
+        raise LinkError("BAD_FIELD")
+    return (
+        bytes(frame)
+        + struct.pack("<I", counter)
+        + _mic(pads, nonce, src, dst, counter, frame)[:MIC_LEN]
+    )
+
+
+def unseal(pads, nonce, src, dst, payload):
+    """The counter of a sealed payload whose MIC holds, else -1. The frame is
+    payload[:-SEC_LEN]; the caller checks the counter is new."""
+    n = len(payload) - SEC_LEN
+    if n < 0:
+        return -1
+    (counter,) = struct.unpack_from("<I", payload, n)
+    m = _mic(pads, nonce, src, dst, counter, payload[:n])
+    d = 0
+    for i in range(MIC_LEN):  # every byte, whatever the first difference (no early exit)
+        d |= m[i] ^ payload[n + 4 + i]
+    return -1 if d else counter
 
 
 class Decoder:

@@ -44,6 +44,7 @@ MFR_HANOTA = const(0x1234)  # manufacturer code in the ZCL header of the command
 DEVICE_ANNOUNCE = const(0xF0)  # client -> server
 ACTIVATION_ALERT = const(0xF1)  # client -> server
 ALERT_ACK = const(0xF2)  # server -> client
+LINK_SESSION = const(0xF3)  # client -> server: the device's session nonce (otaclient.link)
 ALERT_CODE_ACTIVATION = const(0x8F8B)  # GBCS CS09-like "firmware activated" alert
 
 BOOT_NORMAL = const(0)

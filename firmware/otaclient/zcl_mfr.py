@@ -10,6 +10,7 @@ from collections import namedtuple
 
 from otaclient import zcl as _z
 from otaclient.zcl_client import (
+    LINK_SESSION,
     MFR_HANOTA,
     UNSUP_MANUF_CLUSTER_COMMAND,
     AlertAck,
@@ -22,6 +23,7 @@ from otaclient.zcl_client import (
 )
 
 DeviceAnnounce = namedtuple("DeviceAnnounce", "eui64 hw_version version boot_status")
+LinkSession = namedtuple("LinkSession", "nonce")
 ActivationAlert = namedtuple(
     "ActivationAlert", "alert_code supplier version result timestamp counter signature"
 )
@@ -40,6 +42,17 @@ def decode_activation_alert(p):
     if min(raw) < 0x20 or max(raw) > 0x7E:
         raise ZclError("BAD_SUPPLIER")
     return ActivationAlert(code, raw.decode(), ver, result, ts, counter, sig)
+
+
+def encode_link_session(nonce):
+    if not isinstance(nonce, (bytes, bytearray)) or len(nonce) != 8:
+        raise ZclError("BAD_NONCE")
+    return bytes(nonce)
+
+
+def decode_link_session(p):
+    (nonce,) = _unpack("<8s", p)
+    return LinkSession(nonce)
 
 
 def encode_alert_ack(counter):
@@ -131,6 +144,7 @@ def _table():
                 0,
             ),
             (AlertAck, 0xF2, True, True, encode_alert_ack, decode_alert_ack, 0),
+            (LinkSession, LINK_SESSION, False, True, encode_link_session, decode_link_session, 0),
         )
     return _TABLE
 
