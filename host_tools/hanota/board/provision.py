@@ -2,7 +2,8 @@
 image-signing trust anchors and rotation-authority keys, as store files, plus the device record.
 
 Builds the files and writes them to a directory; pushing them to a board is mpremote's job
-(deploy.py). The device private key goes only into the files, never into the record.
+(deploy.py). The device private key goes only into the files, never into the record; the
+CH link key, shared by the board and its CH, goes into both (the record is then secret).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Identity:
     # an anchor too (a build server's anchor key must not rewrite the key sets)
     authority: dict[str, bytes] = field(default_factory=dict)
     agent_config: dict[str, Any] | None = None  # agent_config.json (tunables), if any
+    link_key: bytes = b""  # the CH link key (docs/link-protocol.md 1.1), 16 bytes
 
     @property
     def public_key(self) -> bytes:
@@ -65,6 +67,13 @@ def new_device_key(seed: str | None) -> bytes:
         digest = hashlib.sha256(b"hanota-device-key:" + seed.encode()).digest()
         value = int.from_bytes(digest, "big") % (_N - 1) + 1
     return value.to_bytes(32, "big")
+
+
+def new_link_key(seed: str | None) -> bytes:
+    """The CH link key: 16 random bytes; with a seed, reproducible (simulated boards only)."""
+    if seed is None:
+        return os.urandom(16)
+    return hashlib.sha256(b"hanota-link-key:" + seed.encode()).digest()[:16]
 
 
 def parse_eui64(text: str) -> bytes:
@@ -140,6 +149,7 @@ def make_identity(
         board=board["name"],
         anchors=keys,
         authority=auth,
+        link_key=new_link_key(seed),
     )
 
 
@@ -161,6 +171,7 @@ def store_files(ident: Identity) -> dict[str, bytes]:
         "suppliers": ident.suppliers,
         "device_key": ident.device_key.hex(),
         "board": ident.board,
+        "link_key": ident.link_key.hex(),
     }
     trust = {kid: pub.hex() for kid, pub in ident.anchors.items()}
     out = {
@@ -177,7 +188,7 @@ def store_files(ident: Identity) -> dict[str, bytes]:
 
 
 def device_record(ident: Identity, board: dict[str, Any]) -> dict[str, Any]:
-    """What the hub enrols: no private key."""
+    """What the hub enrols: no private key; the CH link key, which the hub shares."""
     pub = ident.public_key
     return {
         "eui64": ident.eui64.hex(),
@@ -192,6 +203,7 @@ def device_record(ident: Identity, board: dict[str, Any]) -> dict[str, Any]:
         "hw_version": board["hw_version"],
         "trust": sorted(ident.anchors),
         "authority": sorted(ident.authority),
+        "link_key": ident.link_key.hex(),
     }
 
 
@@ -209,8 +221,13 @@ def default_record_path(ident: Identity) -> Path:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
+    """The record, readable by its owner only: it holds the CH link key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def dev_trust_anchor() -> Path:
