@@ -60,7 +60,9 @@ def test_store_files_have_the_contract_keys_and_types(tmp_path, anchors):
     ident, trust, _, _ = provision(tmp_path, anchors, "--eui64", "00:12:4B:00:A1:B2:C3:D4",
                                    "--short-addr", "0x1A2B", "--supplier", "supplier-a",
                                    "--supplier", "supplier-b")  # fmt: skip
-    assert set(ident) == {"eui64", "short_addr", "ch_addr", "suppliers", "device_key", "board"}
+    assert set(ident) == {"eui64", "short_addr", "ch_addr", "suppliers", "device_key", "board",
+                          "link_key"}  # fmt: skip
+    assert len(bytes.fromhex(ident["link_key"])) == 16
     assert ident["eui64"] == "00124b00a1b2c3d4"
     assert ident["short_addr"] == 0x1A2B and ident["ch_addr"] == 0
     assert ident["suppliers"] == ["supplier-a", "supplier-b"]
@@ -84,6 +86,9 @@ def test_record_public_key_matches_the_device_key_and_holds_no_secret(tmp_path, 
     assert record["image_type"] == 0x0084 and record["manufacturer_code"] == 0x1234
     assert sorted(record["trust"]) == sorted(trust)
     assert ident["device_key"] not in json.dumps(record) + json.dumps(summary)
+    # the CH link key is shared with the hub through the record, never printed
+    assert record["link_key"] == ident["link_key"] and ident["link_key"] not in json.dumps(summary)
+    assert (Path(summary["record"]).stat().st_mode & 0o077) == 0
     assert summary["public_key"] == record["public_key"]
 
 

@@ -49,7 +49,8 @@ def finish_record(
     path = Path(out) if out else provision.default_record_path(ident)
     provision.write_record(path, record)
     log(f"provision: device record {path} (eui64 {record['eui64']}, key id {record['key_id']})")
-    return {**record, "record": str(path)}
+    shown = {k: v for k, v in record.items() if k != "link_key"}  # a secret: in the file only
+    return {**shown, "record": str(path)}
 
 
 def push_store(ident: provision.Identity, port: str, sim: bool, dry_run: bool) -> float:
