@@ -14,6 +14,7 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
+from otaclient import let_go
 from otaclient.imagefmt import (
     M_COUNT,
     M_COUNTER,
@@ -26,9 +27,8 @@ from otaclient.imagefmt import (
     M_TOTAL,
     M_VERSION,
     SECTOR_SIZE,
+    ImageError,
 )
-from otaclient import let_go
-from otaclient.imagefmt import ImageError
 from otaclient.policy import PolicyError
 from otaclient.state import PROGRESS, load_json, save_json
 
@@ -244,14 +244,21 @@ class Reassembly:
             self._flush()
         if self._pos != end:
             raise PolicyError("BAD_FRAGMENT")
+        sha = m[M_SHA256]
+        if self._delta is not None:  # every op whole; the slot now holds the whole target
+            self._delta.end()
+            sha, total, start, end = self._delta.target_sha256, self._tpos, 0, self._tpos
+            self._drop_delta()
         if self._replace == _PROVE:
             self._proven = (index, start, end, m[M_VERSION], m[M_SHA256])
             self._frag = None
             return None
         p = None if self._replace else self.progress
         if p is None:
-            p = {"v": m[M_VERSION], "sha": _hex(m[M_SHA256]), "total": total}
+            p = {"v": m[M_VERSION], "sha": _hex(sha), "total": total}
             p.update({"n": m[M_COUNT], "sc": m[M_COUNTER], "done": []})
+            if m[M_DELTA]:  # named by its payload's digest: a staged delta is not fetched again
+                p["d"] = _hex(m[M_SHA256])
         p = dict(p)
         p.pop("x", None)  # served again: no longer discarded
         k = p.get("k", [])  # the fragments' signing key ids: re-checked at activation
@@ -269,6 +276,7 @@ class Reassembly:
     def abort(self):
         """Drop the fragment in flight. What it wrote was authenticated chunks of it
         (nothing else reaches the sink): left as they are, never recorded as done."""
+        self._drop_delta()
         self._frag = None
         self._held = -1
 

@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="add a 00 40 supplier signature (after the manufacturer signature)",
     )
+    s.add_argument("--base", type=Path, metavar="OLD.bin",
+                   help="a delta: the payload is a patch from this firmware (docs/image-format.md)")  # fmt: skip
+    s.add_argument("--base-version", type=parse_int,
+                   help="the base's version (default: a sim app's header version)")  # fmt: skip
     s.add_argument("-o", "--outdir", required=True, type=Path)
     s.set_defaults(func=cmd_build)
 
@@ -80,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--image-type", type=parse_int, help="refuse other image types")
     s.add_argument("--hw-version", type=parse_int, help="refuse images not for this hardware")
     s.add_argument("--max-size", type=parse_int, default=750000)
+    s.add_argument("--base", type=Path, metavar="OLD.bin", help="apply a delta file to this base")
     s.set_defaults(func=cmd_verify)
 
 
@@ -136,11 +141,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.security_counter,
     )
     payload = _read(args.payload, "payload")
+    if args.base is not None:
+        from .delta import payload_for
+
+        payload = payload_for(_read(args.base, "base"), payload, args.base_version)
     if args.max_size > 750000:
         log(f"warning: --max-size {args.max_size} exceeds the 750000-byte limit (R1)")
     files = build.build(
-        payload, target, key, compress=args.compress, max_size=args.max_size, supplier_key=supplier
-    )
+        payload, target, key, compress=args.compress, max_size=args.max_size,
+        supplier_key=supplier, delta=args.base is not None,
+    )  # fmt: skip
     for path, (_, data) in zip(build.write(args.outdir, files), files, strict=True):
         print(f"wrote {path} ({len(data)} bytes)")
     return 0
@@ -212,6 +222,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         problems = verify.check_set(results)
         lines += problems
         bad = bool(problems)
+    if not bad:
+        ordered = sorted(results, key=lambda r: r.manifest.fragment_index)
+        more, ok = verify.check_delta(ordered, _read(args.base, "base") if args.base else None)
+        lines += more
+        bad = not ok
     print("\n".join(lines))
     sys.stdout.flush()
     return 1 if bad else 0
