@@ -43,10 +43,12 @@ def test_tokens_are_issued_per_supplier_and_kept_0600(hub, dev):
     creds = hub.state_dir / "credentials"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o700
     files = sorted(p.name for p in creds.iterdir())
-    assert files == ["operator.token", "supplier-supplier-a.token", "supplier-supplier-b.token"]
+    link_key = f"link-{dev[1]['eui64']}.key"  # the CH link key lives beside the tokens
+    assert files == [link_key, "operator.token", "supplier-supplier-a.token",
+                     "supplier-supplier-b.token"]  # fmt: skip
     for p in creds.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
-    assert len({p.read_text() for p in creds.iterdir()}) == 3
+    assert len({p.read_text() for p in creds.iterdir()}) == 4
     log = (hub.state_dir / "events.jsonl").read_text()
     assert all(p.read_text().strip() not in log for p in creds.iterdir())  # never logged
     assert op(hub, "whoami", cr.supplier("supplier-b")) == {"principal": "supplier:supplier-b"}

@@ -19,7 +19,8 @@ from typing import Any
 from . import alerts as al
 from . import credentials as cr
 from .events import Event, EventLog, read_events
-from .inventory import EnrolError, parse_record
+from .inventory import EnrolError, link_key, parse_record
+from .linkkeys import LinkKeys
 from .serving import OtaService
 from .state import ENDED, OPEN, QUEUED, HubState, Transfer
 from .store import ImageStore, SubmissionError
@@ -80,6 +81,7 @@ class Hub:
         self.stagger = al.Stagger(self.config.stagger_s, self.config.seed)
         self.ota = OtaService(self)
         self.credentials = cr.Credentials(sd / "credentials" if sd is not None else None)
+        self.link_keys = LinkKeys(sd / "credentials" if sd is not None else None)
         self.links: dict[str, Any] = {}  # eui64 -> server.LinkSession while connected
         self._subs: list[Callable[[Event], None]] = []
         self._wake: asyncio.Event | None = None
@@ -144,8 +146,9 @@ class Hub:
         self, record: dict[str, Any] | str | Path, replace_key: bool = False
     ) -> dict[str, Any]:
         """Enrol a device from its provisioning record (dict or JSON file). A device
-        already enrolled keeps its public key unless `replace_key` (whoever holds the
-        key signs the alerts the hub believes); its suppliers get control API tokens."""
+        already enrolled keeps its public key and CH link key unless `replace_key`
+        (whoever holds the one signs the alerts the hub believes, the other seals what
+        the device obeys); its suppliers get control API tokens."""
         doc = record
         if isinstance(record, (str, Path)):
             try:
@@ -153,7 +156,7 @@ class Hub:
             except (OSError, ValueError) as exc:
                 raise HubError(f"{record}: cannot read device record: {exc}") from None
         try:
-            rec = parse_record(doc)
+            rec, key = parse_record(doc), link_key(doc)
         except EnrolError as exc:
             raise HubError(f"device record refused: {exc}") from None
         for other in self.state.devices.values():
@@ -161,15 +164,20 @@ class Hub:
             if o.short_addr == rec.short_addr and o.eui64 != rec.eui64:
                 raise HubError(f"short address {rec.short_addr:#06x} is already {o.eui64}'s")
         old = self.state.devices.get(rec.eui64)
-        if old is not None and old.record.public_key != rec.public_key:
+        o = old.record if old is not None else None
+        if o is not None and (o.public_key, o.link_key_id) != (rec.public_key, rec.link_key_id):
+            which = "public key" if o.public_key != rec.public_key else "CH link key"
             if not replace_key:
                 self.record("enrol-refused", device=rec.eui64,
-                            reason="public key differs from the enrolled one")  # fmt: skip
-                raise HubError(f"{rec.eui64} is enrolled with another public key: its alerts "
-                               "are checked with that key; re-enrol with --replace-key only "
-                               "if the device was re-provisioned")  # fmt: skip
-            self.record("key-replaced", device=rec.eui64,
-                        old_public_key=old.record.public_key.hex())  # fmt: skip
+                            reason=f"{which} differs from the enrolled one")  # fmt: skip
+                raise HubError(f"{rec.eui64} is enrolled with another {which}: its alerts "
+                               "are checked, its commands sealed, with the enrolled keys; "
+                               "re-enrol with --replace-key only if the device was "
+                               "re-provisioned")  # fmt: skip
+            self.record("key-replaced", device=rec.eui64, old_public_key=o.public_key.hex(),
+                        old_link_key_id=o.link_key_id)  # fmt: skip
+        if key is not None:
+            self.link_keys.put(rec.eui64, key)  # never in the event log: its id only
         self.record("enrol", record=rec.to_json())
         for s in rec.suppliers:
             self._issue(cr.supplier(s))

@@ -38,6 +38,17 @@ def file_name(principal: str) -> str:
     return f"supplier-{safe}.token"
 
 
+def write_secret(path: Path, text: str) -> None:
+    """`text` + newline as `path`, atomically, in a directory 0700, the file 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
+
+
 class Credentials:
     """Tokens by principal: in STATE/credentials/ with a state dir, in memory without."""
 
@@ -65,13 +76,7 @@ class Credentials:
         tok = secrets.token_urlsafe(32)
         p = self.path(principal)
         if p is not None:
-            p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(p.parent, 0o700)
-            tmp = p.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(tok + "\n")
-            os.replace(tmp, p)
+            write_secret(p, tok)
         self._tokens[principal] = tok
         return True
 

@@ -9,8 +9,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import linkkeys
+
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_HEX8 = re.compile(r"^[0-9a-f]{8}$")
 BOOT_STATUS = ("normal", "activated", "rolled-back", "refused")
 UNKNOWN_VERSION = 0xFFFFFFFF  # what a device announces (or signs) when it cannot tell
 
@@ -36,6 +40,7 @@ class DeviceRecord:
     manufacturer_code: int | None = None
     image_type: int | None = None
     hw_version: int | None = None
+    link_key_id: str | None = None  # of its CH link key (linkkeys.py); None: enrolled without
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +52,7 @@ class DeviceRecord:
             "manufacturer_code": self.manufacturer_code,
             "image_type": self.image_type,
             "hw_version": self.hw_version,
+            "link_key_id": self.link_key_id,
         }
 
 
@@ -70,6 +76,12 @@ def parse_record(doc: Any) -> DeviceRecord:
     for k, v in ints.items():
         if v is not None and (not isinstance(v, int) or not 0 <= v <= 0xFFFF):
             raise EnrolError(f"{eui}: {k} {v!r}: want an integer 0..0xFFFF")
+    key_id = doc.get("link_key_id")
+    lk = link_key(doc)
+    if lk is not None:
+        key_id = linkkeys.key_id(lk)
+    elif key_id is not None and not (isinstance(key_id, str) and _HEX8.match(key_id)):
+        raise EnrolError(f"{eui}: link_key_id {key_id!r}: want 8 hex digits")
     return DeviceRecord(
         eui64=eui,
         public_key=bytes.fromhex(key),
@@ -77,7 +89,19 @@ def parse_record(doc: Any) -> DeviceRecord:
         suppliers=list(sup),
         short_addr=short,
         **ints,
+        link_key_id=key_id,
     )
+
+
+def link_key(doc: dict[str, Any]) -> bytes | None:
+    """The CH link key a provisioning record carries (`link_key`, 32 hex digits), None
+    if it has none (a board provisioned before link keys: unsealed, development only)."""
+    raw = doc.get("link_key")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not _HEX32.match(raw.lower()):
+        raise EnrolError(f"{doc.get('eui64')}: link_key: want 32 hex digits (16 bytes)")
+    return bytes.fromhex(raw)
 
 
 def _supplier_ok(s: Any) -> bool:

@@ -1,8 +1,9 @@
 """The per-link ZCL OTA server (asyncio): bytes -> otaclient.link frames -> otaclient.zcl
 commands -> serving.OtaService -> responses, for many links at once.
 
-I/O and pacing only: the decisions are OtaService's, the codecs are the board's own.
-A link is bound to one enrolled device by configuration; no frame re-binds it.
+I/O, pacing and link security only: the decisions are OtaService's, the codecs are the
+board's own. A link is bound to one enrolled device by configuration; no frame re-binds it.
+Commands to a device enrolled with a CH link key are sealed in its link session.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class LinkSession:
         self._gen = 0
         self._next_off = -1
         self._unknown: set[str] = set()
+        self._nonce: bytes | None = None  # the device's link session, from its LINK_SESSION
+        self._ctr = 0  # the last counter sealed in that session
         # recent frames in: ((src, link seq, payload), time, responses sent for it)
         self._recent: deque[tuple[tuple[int, int, bytes], float, _Sent]] = deque(maxlen=_DUP_FRAMES)
         self.decoder = link.Decoder()
@@ -208,6 +211,8 @@ class LinkSession:
             self._next_off = obj.offset + obj.page_size
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, self._next_off))
             return []
+        if isinstance(obj, zcl.LinkSession):
+            return self._session(obj.nonce)
         if isinstance(obj, zcl.DeviceAnnounce):
             return ota.announce(eui, obj)
         if isinstance(obj, zcl.QueryNextImageReq):
@@ -217,6 +222,32 @@ class LinkSession:
         if isinstance(obj, zcl.ActivationAlert):
             return ota.activation_alert(eui, body)
         return []  # a Default Response from the device: nothing to answer
+
+    def _session(self, nonce: bytes) -> list[Any]:
+        """The device began a link session (at boot, or after refusing a frame): seal from
+        counter 1 under its nonce. The same nonce again keeps the counter: a replayed
+        LINK_SESSION must not make the hub reuse counters the device has seen."""
+        if nonce != self._nonce:
+            self._nonce, self._ctr = nonce, 0
+            self.stats["link_sessions"] += 1
+            if self.stats["link_sessions"] <= _LOGGED_BAD:
+                self.hub.record("link-session", link=self.name, device=self.eui)
+        return []
+
+    def _seal(self, obj: Any, frame: bytes) -> bytes:
+        """A command as the device must get it: sealed in its link session when it was
+        enrolled with a CH link key (docs/link-protocol.md 1.1). An Image Block Response
+        is never sealed (the image's signed hash chain checks its data); before the device
+        told its nonce a command goes unsealed, the device refuses it and starts a session."""
+        key = self.hub.link_keys.get(self.eui)
+        if key is None or isinstance(obj, zcl.ImageBlockRsp):
+            return frame
+        if self._nonce is None:
+            self.stats["unsealed"] += 1
+            return frame
+        self._ctr += 1
+        src = self.hub.config.short_addr
+        return link.seal(link.pads(key), self._nonce, src, self.dst, self._ctr, frame)
 
     # --- frames out ---------------------------------------------------------------------
 
@@ -252,7 +283,7 @@ class LinkSession:
         self._send(obj, self._zseq)
 
     def _send(self, obj: Any, zseq: int) -> None:
-        frame = zcl.encode_command(obj, zseq, server_to_client=True)
+        frame = self._seal(obj, zcl.encode_command(obj, zseq, server_to_client=True))
         self._seq = (self._seq + 1) & 0xFF
         data = link.encode(self.hub.config.short_addr, self.dst, self._seq, frame)
         try:
