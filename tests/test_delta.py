@@ -256,3 +256,14 @@ def test_micropython_apply_speed_on_a_megabyte_release(tmp_path):
     mbps = len(target) / res["us"]
     print(f"micropython delta apply: {mbps:.2f} MB/s of target, peak heap {res['peak']} B")
     assert mbps >= 0.5, res
+
+
+def test_fuzz_target_catches_an_applier_that_adds_wrong(monkeypatch):
+    from hanota.fuzz import deltafuzz
+    from hanota.fuzz.fakeport import InvariantError
+
+    seed = deltafuzz.seeds()[0]
+    deltafuzz.delta_applier(seed)
+    monkeypatch.setattr(delta, "_M8", 0)  # top bits of every lane dropped
+    with pytest.raises(InvariantError, match="refused a payload the host applier accepts"):
+        deltafuzz.delta_applier(seed)

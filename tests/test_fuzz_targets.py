@@ -18,7 +18,8 @@ from otaclient import image, link, p256
 
 REGRESSIONS = runner.ROOT / "fuzz" / "regressions"
 REPLAYS = {**TARGETS, **REPLAY_ONLY}
-EXAMPLES = {"link_decoder": 150, "zcl_decoder": 300, "image_parser": 60, "reassembly": 30}
+EXAMPLES = {"link_decoder": 150, "zcl_decoder": 300, "image_parser": 60, "reassembly": 30,
+            "delta_applier": 100}  # fmt: skip
 
 
 def _corpus(target: str) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from otaclient import link, zcl
 
-from hanota.fuzz import fixtures
+from hanota.fuzz import deltafuzz, fixtures
 from hanota.fuzz import scenario as sc
 from hanota.paths import ROOT
 
@@ -93,6 +93,7 @@ SEEDS = {
     "zcl_decoder": zcl_seeds,
     "image_parser": image_seeds,
     "reassembly": reassembly_seeds,
+    "delta_applier": deltafuzz.seeds,
 }
 
 

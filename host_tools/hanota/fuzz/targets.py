@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from otaclient import image, link, zcl
 
-from hanota.fuzz import fixtures, scenario
+from hanota.fuzz import deltafuzz, fixtures, scenario
 from hanota.fuzz.chunking import chunks, rng_for
 from hanota.fuzz.fakeport import InvariantError
 
@@ -214,8 +214,10 @@ TARGETS: dict[str, Target] = {
     "zcl_decoder": zcl_decoder,
     "image_parser": image_parser,
     "reassembly": reassembly,
+    "delta_applier": deltafuzz.delta_applier,
 }
 # regression replays only: inputs outside the fuzzed contract (see docs/fuzzing.md)
 REPLAY_ONLY: dict[str, Target] = {"link_feed_n": link_feed_n}
 # libFuzzer -max_len per target (the largest seed is used if it is bigger)
-MAX_LEN = {"link_decoder": 4096, "zcl_decoder": 512, "image_parser": 8192, "reassembly": 4096}
+MAX_LEN = {"link_decoder": 4096, "zcl_decoder": 512, "image_parser": 8192, "reassembly": 4096,
+           "delta_applier": 4096}  # fmt: skip

@@ -62,6 +62,8 @@ def parse_descriptor(patch: bytes) -> Descriptor:
     magic, ver, alg, size, bver, blen, bsha, tlen, tsha, _ = _DESC.unpack_from(patch)
     if magic != MAGIC or ver != VERSION or size != DESC_SIZE or alg not in ALGORITHMS:
         raise DeltaError(f"delta: bad descriptor (magic {magic!r} version {ver} algorithm {alg})")
+    if not blen or not tlen:
+        raise DeltaError("delta: an empty base or target")
     return Descriptor(alg, bver, blen, bsha, tlen, tsha)
 
 
@@ -135,9 +137,10 @@ def _read_varint(patch: bytes, pos: int) -> tuple[int, int]:
             return n, pos
 
 
-def apply(base: bytes, patch: bytes) -> bytes:
+def apply(base: bytes, patch: bytes, check_target: bool = True) -> bytes:
     """The target the patch makes from `base`; DeltaError for another base, a malformed
-    patch, or a result whose length or SHA-256 is not the descriptor's."""
+    patch (an op of no bytes included), or a result whose length or (unless check_target
+    is False) SHA-256 is not the descriptor's."""
     desc = parse_descriptor(patch)
     if len(base) != desc.base_length or hashlib.sha256(base).digest() != desc.base_sha256:
         raise DeltaError("delta: made for another base (length or SHA-256 differs)")
@@ -150,7 +153,7 @@ def apply(base: bytes, patch: bytes) -> bytes:
         if kind == OP_SEEK:
             old += -(n + 1) // 2 if n & 1 else n // 2
             continue
-        if len(out) + n > desc.target_length or (kind != OP_COPY and pos + n > len(patch)):
+        if not n or len(out) + n > desc.target_length or (kind != OP_COPY and pos + n > len(patch)):
             raise DeltaError(f"delta: op at {at} runs past the patch or the target")
         if kind == OP_INSERT:
             out += patch[pos : pos + n]
@@ -167,7 +170,9 @@ def apply(base: bytes, patch: bytes) -> bytes:
             )
             pos += n
         old += n
-    if len(out) != desc.target_length or hashlib.sha256(out).digest() != desc.target_sha256:
+    if len(out) != desc.target_length or (
+        check_target and hashlib.sha256(out).digest() != desc.target_sha256
+    ):
         raise DeltaError("delta: result differs from the target (length or SHA-256)")
     return bytes(out)
 
