@@ -51,7 +51,7 @@ def test_delta_update_through_the_hub_runs_the_target_bytes(hub, make_board, ima
     hub.call(hub.hub.submit, "supplier-a", [eui], files)
     hub.wait(lambda: hub.hub.settled() and b.sim.running_version == V2, 120, "delta update")
     flash = FlashFile(b.sim.dir / "flash.bin", bdef)
-    off, _size = flash.part("ota_%d" % b.sim.running_slot)
+    off, _size = flash.part(f"ota_{b.sim.running_slot}")
     assert b.sim.running_slot == 1
     assert hashlib.sha256(flash.read(off, len(target))).digest() == hashlib.sha256(target).digest()
     assert flash.read(flash.part("ota_0")[0], len(base)) == base  # the base was only read
