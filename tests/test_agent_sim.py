@@ -24,8 +24,8 @@ from hanota.rig import simboards
 from hanota.rig.factory import Images
 from hanota.sim import appimage
 from hanota.sim.runner import SimBoard
-from ota_double import OtaDouble
 from otaclient import zcl
+from sealing_double import SealingDouble
 
 pytestmark = pytest.mark.micropython
 V1, V2 = 0x01000000, 0x01000100
@@ -45,7 +45,9 @@ def _board(tmp, app, max_size=750_000, watchdog_ms=None, compress=False):
         suppliers=["supplier-a", "supplier-b"], seed=str(tmp),
     )  # fmt: skip
     paths = imgs.build(V2, board="sim-ppmid", payload=app, max_size=max_size, compress=compress)
-    dbl = OtaDouble([p.read_bytes() for p in paths], dev_addr=record["short_addr"])
+    # a provisioned sim board holds a CH link key: the double seals its commands with it
+    dbl = SealingDouble([p.read_bytes() for p in paths], key=bytes.fromhex(record["link_key"]),
+                        dev_addr=record["short_addr"])  # fmt: skip
     dbl.device_pub = bytes.fromhex(record["public_key"])
     dbl.eui64 = bytes.fromhex(record["eui64"])
     return SimBoard(tmp / "b", heap=HEAP, watchdog_ms=watchdog_ms), dbl
