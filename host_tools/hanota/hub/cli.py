@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress view")
     s.add_argument("--trust", action="append", default=[], type=Path, metavar="PUB.pem",
                    help="manufacturer public key submissions are verified against (repeatable)")  # fmt: skip
+    s.add_argument("--authority", action="append", default=[], type=Path, metavar="PUB.pem",
+                   help="rotation-authority key 0xFFC0 submissions are verified against (repeatable)")  # fmt: skip
     s.add_argument("--turn", type=float, default=86400.0,
                    help="R2: a submission holds a device this long at most while another "
                    "supplier is queued for it (s, 0 off)")  # fmt: skip
@@ -48,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = _cmd(sub, "trust", "trust a manufacturer public key for submissions (operator)",
              cmd_trust)  # fmt: skip
     s.add_argument("keys", nargs="+", type=Path, metavar="PUB.pem")
+    s.add_argument("--authority", action="store_true",
+                   help="as a rotation authority: the only keys key-rotation (0xFFC0) "
+                   "submissions are verified against, never image-signing anchors")  # fmt: skip
     s = _cmd(sub, "submit", "submit an image or a set of fragments (SR 11.4)", cmd_submit)
     s.add_argument("--supplier", help="who you are (must be your token's supplier)")
     s.add_argument("--device", required=True, action="append", nargs="+", metavar="EUI64")
@@ -162,8 +167,10 @@ def cmd_trust(args: argparse.Namespace) -> int:
     from hanota.image import keys
 
     raws = [keys.raw_public(keys.load_public(p)).hex() for p in args.keys]
-    out = [request(args.state, "trust", token_finder(args), public_key=r) for r in raws]
-    return _show(args, out, lambda rs: "\n".join(f"trusted key {r['key_id']}" for r in rs))
+    out = [request(args.state, "trust", token_finder(args), public_key=r,
+                   authority=args.authority) for r in raws]  # fmt: skip
+    return _show(args, out, lambda rs: "\n".join(f"trusted key {r['key_id']} ({r['role']})"
+                                                 for r in rs))  # fmt: skip
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:

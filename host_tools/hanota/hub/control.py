@@ -74,7 +74,9 @@ def execute(hub: Hub, op: str, args: dict[str, Any], token: str | None) -> Any:
     ops = {
         "whoami": lambda: {"principal": who},
         "enrol": lambda: hub.enrol(args["record"], bool(args.get("replace_key"))),
-        "trust": lambda: hub.add_anchor(bytes.fromhex(args["public_key"])),
+        "trust": lambda: hub.add_anchor(
+            bytes.fromhex(args["public_key"]), bool(args.get("authority"))
+        ),
         "credentials": lambda: {
             p: str(hub.credentials.path(p) or "") for p in sorted(hub.state.principals)
         },  # fmt: skip

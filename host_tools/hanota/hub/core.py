@@ -183,8 +183,10 @@ class Hub:
             self._issue(cr.supplier(s))
         return rec.to_json()
 
-    def add_anchor(self, key: Path | str | bytes) -> dict[str, Any]:
-        """Trust a manufacturer public key (PEM file, or 64 bytes X||Y) for submissions."""
+    def add_anchor(self, key: Path | str | bytes, authority: bool = False) -> dict[str, Any]:
+        """Trust a manufacturer public key (PEM file, or 64 bytes X||Y) for submissions:
+        an image-signing anchor, or with `authority` a rotation-authority key (the only
+        keys 0xFFC0 submissions are verified against). One key never holds both roles."""
         from otaclient import image
 
         from hanota.image import keys
@@ -201,15 +203,29 @@ class Hub:
         if len(raw) != 64:
             raise HubError("a trust anchor is a P-256 public key (64 bytes X||Y)")
         kid = f"{image.key_id(raw):08x}"
-        if self.state.anchors.get(kid) != raw:
-            self.record("trust-anchor", key_id=kid, public_key=raw.hex())
-        return {"key_id": kid, "public_key": raw.hex()}
+        mine, other = self.state.anchors, self.state.authorities
+        role = "authority" if authority else "anchor"
+        if authority:
+            mine, other = other, mine
+        if kid in other:
+            raise HubError(f"key {kid} is already trusted as "
+                           f"{'an anchor' if authority else 'a rotation authority'}: "
+                           "an image-signing key must not also rotate keys")  # fmt: skip
+        if mine.get(kid) != raw:
+            self.record("trust-anchor", key_id=kid, public_key=raw.hex(), role=role)
+        return {"key_id": kid, "public_key": raw.hex(), "role": role}
 
     def anchors(self) -> dict[int, bytes] | None:
         """What submissions are verified against (None: not checked, check_images off)."""
         if not self.config.check_images:
             return None
         return {int(k, 16): v for k, v in self.state.anchors.items()}
+
+    def authorities(self) -> dict[int, bytes] | None:
+        """What key-rotation (0xFFC0) submissions are verified against (None: not checked)."""
+        if not self.config.check_images:
+            return None
+        return {int(k, 16): v for k, v in self.state.authorities.items()}
 
     def submit(
         self,
@@ -222,7 +238,9 @@ class Hub:
         """SR 11.4: one image or a set of fragments for some devices. HubError if refused.
         `queue`: where another supplier's image has the device, wait for it (R2)."""
         try:
-            image_files = self.store.add([Path(f) for f in files], self.anchors())
+            image_files = self.store.add(
+                [Path(f) for f in files], self.anchors(), self.authorities()
+            )
         except SubmissionError as exc:
             self.record("submit-refused", supplier=supplier, devices=devices, reason=str(exc))
             raise HubError(f"submission refused: {exc}") from None

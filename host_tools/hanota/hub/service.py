@@ -84,6 +84,9 @@ def serve_command(args: Any) -> int:
             hub = Hub(cfg, state_dir=args.state)
             for key in args.trust:
                 log(f"hub: trusting manufacturer key {hub.add_anchor(key)['key_id']} ({key})")
+            for key in args.authority:
+                kid = hub.add_anchor(key, authority=True)["key_id"]
+                log(f"hub: trusting rotation-authority key {kid} ({key})")
             log(f"hub: serving {len(links)} link(s), state {args.state}, control "
                 f"{control.address(args.state)}")  # fmt: skip
             try:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from otaclient import zcl
+from otaclient.policy import KEYS_IMAGE_TYPE
 
 from . import alerts as al
 from .inventory import known
@@ -90,7 +91,8 @@ class OtaService:
         self.report(eui, req.version, req.hw_version, None, "query")
         t = self.state.active(eui)
         f = t.current() if t is not None else None
-        if t is None or f is None or (req.mfr, req.image_type) != (f.mfr, f.image_type):
+        types = (req.image_type, KEYS_IMAGE_TYPE)  # a key-rotation image answers any query
+        if t is None or f is None or req.mfr != f.mfr or f.image_type not in types:
             return zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None)
         hw = req.hw_version
         if hw is not None and not f.hw_min <= hw <= f.hw_max:
@@ -201,6 +203,8 @@ class OtaService:
             if not last:
                 offer = self.offer(eui)
                 return [offer] if offer is not None else []
+            if f.image_type == KEYS_IMAGE_TYPE:
+                return self._rotation_applied(t)
             return [self._complete(t)]
         self.fail(t, al.REASON_TRANSFER, f"device ended the transfer: {status_name(req.status)}")
         return []
@@ -234,6 +238,20 @@ class OtaService:
             self._confirmations(t)
         f = sub.files[-1]
         return zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, now, upgrade)
+
+    def _rotation_applied(self, t: Transfer) -> list[Rsp]:
+        """A key-rotation image the device says it applied (its Upgrade End Request, which
+        is unsigned): nothing is activated, so the transfer closes here. That the device
+        holds the new keys shows later, in the signed alerts of an image signed by them."""
+        sub = t.submission
+        self.hub.record("transfer-complete", submission=sub.id, device=t.device,
+                        current_time=self.zb_now(), upgrade_time=None)  # fmt: skip
+        self.hub.alert(sub.supplier, "transfer-success", t.device, sub.version,
+                       submission=sub.id, alert_code=al.CCS08_SUCCESS, rotation=True)  # fmt: skip
+        self.hub.record("transfer-closed", submission=sub.id, device=t.device,
+                        reason="key rotation applied, as the device's (unsigned) Upgrade "
+                        "End Request says")  # fmt: skip
+        return []
 
     def activation_due(self, t: Transfer) -> None:
         """A held-back transfer got its time: tell the device, schedule confirmations."""

@@ -117,6 +117,7 @@ class HubState:
         self.alerts_pending: dict[str, Alert] = {}
         self.alerts_raised: list[Alert] = []
         self.anchors: dict[str, bytes] = {}  # key id (8 hex digits) -> manufacturer X||Y
+        self.authorities: dict[str, bytes] = {}  # the same, of rotation-authority keys
         self.principals: set[str] = set()  # "operator" and "supplier:<id>" with a credential
         self.meter_all = False
         self.meter_devices: set[str] = set()
@@ -143,7 +144,8 @@ class HubState:
             dev.record = rec
 
     def _on_trust_anchor(self, ev: Event) -> None:
-        self.anchors[ev["key_id"]] = bytes.fromhex(ev["public_key"])
+        keys = self.authorities if ev.get("role") == "authority" else self.anchors
+        keys[ev["key_id"]] = bytes.fromhex(ev["public_key"])
 
     def _on_credential_issued(self, ev: Event) -> None:
         self.principals.add(ev["principal"])

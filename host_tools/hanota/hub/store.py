@@ -2,7 +2,8 @@
 
 Checks R1 size, header, manifest and fragment set, then, given the hub's manufacturer
 trust anchors, every file whole (signature, payload, length) with the host verifier
-(hanota.image.verify) and the assembled firmware's digest. Decides no per-device policy.
+(hanota.image.verify) and the assembled firmware's digest; a key-rotation (0xFFC0) file
+against the rotation-authority keys only, and its records. Decides no per-device policy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from otaclient import image
+from otaclient.policy import KEYS_IMAGE_TYPE
 
 MAX_FILE = image.MAX_FILE  # R1: 750,000 bytes per OTA file, header included
 
@@ -84,31 +86,50 @@ def parse_file(name: str, data: bytes) -> ImageFile:
     )
 
 
-def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes]) -> None:
+def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes],
+               rotation: bool = False) -> None:  # fmt: skip
     """Each file verified whole against `anchors` (key id -> X||Y): signature over every
     byte it signs, payload digest, length; then the fragments assembled against the
-    manifest's firmware SHA-256. SubmissionError naming the file and the failure."""
+    manifest's firmware SHA-256. With `rotation`, `anchors` are the rotation authority's
+    and the one file's payload must be well-formed key records. SubmissionError naming
+    the file and the failure."""
     from hanota.image import verify
 
     if not anchors:
-        raise SubmissionError("this hub has no manufacturer trust anchor to check images "
-                              "against: add one (hanota hub trust PUB.pem)")  # fmt: skip
+        raise SubmissionError(_NO_KEYS[rotation])
     results = []
     for name, data in named:
         res = verify.verify_file(name, data, anchors)
         if res.code:
-            why = _VERIFY_HINTS.get(res.code, "")
+            why = _VERIFY_HINTS[rotation].get(res.code, "")
             raise SubmissionError(f"{name}: {res.code} {res.detail}".rstrip() + why)
         results.append(res)
     problems = verify.check_set(results)
     if problems:
         raise SubmissionError("; ".join(problems))
+    if rotation:
+        from hanota.image import rotation as rot
+
+        try:
+            rot.parse(b"".join(part for _off, part in results[0].parts))
+        except ValueError as exc:
+            raise SubmissionError(f"{named[0][0]}: key-rotation payload: {exc}") from None
 
 
-_VERIFY_HINTS = {
-    "UNKNOWN_KEY": " (not signed by a manufacturer key this hub trusts)",
-    "INVALID_SIGNATURE": " (the signature does not cover these bytes: forged or damaged)",
+_NO_KEYS = {
+    False: "this hub has no manufacturer trust anchor to check images against: add one "
+    "(hanota hub trust PUB.pem)",
+    True: "this hub has no rotation authority to check key-rotation (0xFFC0) images "
+    "against: add one (hanota hub trust --authority PUB.pem)",
 }
+_BAD_SIG = " (the signature does not cover these bytes: forged or damaged)"
+_VERIFY_HINTS = {
+    False: {"UNKNOWN_KEY": " (not signed by a manufacturer key this hub trusts)",
+            "INVALID_SIGNATURE": _BAD_SIG},
+    True: {"UNKNOWN_KEY": " (a key-rotation image is signed by a rotation-authority key "
+                          "this hub trusts, never by an image-signing anchor)",
+           "INVALID_SIGNATURE": _BAD_SIG},
+}  # fmt: skip
 
 
 def check_set(files: list[ImageFile]) -> list[ImageFile]:
@@ -153,10 +174,12 @@ class ImageStore:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, paths: list[Path], anchors: dict[int, bytes] | None) -> list[ImageFile]:
+    def add(self, paths: list[Path], anchors: dict[int, bytes] | None,
+            authorities: dict[int, bytes] | None = None) -> list[ImageFile]:  # fmt: skip
         """Parse, check and keep a submission's files; returns them in fragment order.
-        `anchors` (key id -> X||Y): verify every file whole against them; None: the
-        signatures are not checked here (a test harness's hub, HubConfig.check_images)."""
+        `anchors` (key id -> X||Y): verify every file whole against them, or a key-rotation
+        file against `authorities` alone; None: the signatures are not checked here (a
+        test harness's hub, HubConfig.check_images)."""
         parsed: list[ImageFile] = []
         blobs: dict[str, bytes] = {}
         for p in paths:
@@ -168,8 +191,12 @@ class ImageStore:
             parsed.append(f)
             blobs[f.sha256] = data
         ordered = check_set(parsed)
+        rotation = ordered[0].image_type == KEYS_IMAGE_TYPE
+        if rotation and len(ordered) != 1:
+            raise SubmissionError("a key-rotation (0xFFC0) image is one file, never fragments")
         if anchors is not None:
-            verify_set([(f.name, blobs[f.sha256]) for f in ordered], anchors)
+            named = [(f.name, blobs[f.sha256]) for f in ordered]
+            verify_set(named, (authorities or {}) if rotation else anchors, rotation)
         for sha, data in blobs.items():
             self._cache[sha] = data
             if self.root is not None:

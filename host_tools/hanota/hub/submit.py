@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from otaclient.policy import KEYS_IMAGE_TYPE
+
 from .state import OPEN, WAITING, HubState
 from .store import ImageFile, SubmissionError
 
@@ -48,7 +50,8 @@ def plan_submission(
                 f"image manufacturer {img.mfr:#06x} is not device {eui}'s "
                 f"({rec.manufacturer_code:#06x})"
             )
-        if rec.image_type is not None and rec.image_type != img.image_type:
+        # a key-rotation image (0xFFC0) is for every image type of the manufacturer
+        if rec.image_type not in (None, img.image_type) and img.image_type != KEYS_IMAGE_TYPE:
             raise SubmissionError(
                 f"image type {img.image_type:#06x} is not for device {eui} "
                 f"({rec.board}, image type {rec.image_type:#06x})"
