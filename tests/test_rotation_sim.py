@@ -53,9 +53,6 @@ async def _scenario(tmp):
                                     trust=[imgs.pub_path], suppliers=["supplier-a"],
                                     seed=str(tmp))  # fmt: skip
     ident.authority = {_kid(auth): raw_public(auth.public_key())}
-    # no CH link key (the link MAC is tests/test_link_mic.py's subject): source address only
-    ident.link_key = b""
-    record.pop("link_key", None)
     simboards.write_store(tmp / "b", bdef, provision.store_files(ident))
     mfr = bdef["manufacturer_code"]
     by_anchor = _rotation_file(tmp, "by-anchor.zigbee", [(rotation.OP_CODES["revoke-anchor"],
