@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import constfold, internstr, paths, privnames
+from . import argnames, constfold, internstr, paths, privnames
 from .output import CommandError
 
 # The source passes parse with ast; threads (rig and fault campaigns build apps in
@@ -70,13 +70,15 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """An app tree with every importable .py replaced by its .mpy (scripts kept as source).
     First, source passes that keep behaviour and line numbers but cost the heap less:
     other modules' constants folded in (hanota.constfold: fewer globals and qstrs),
-    module-private names shortened (hanota.privnames: fewer qstrs) and long name-like
-    string literals made qstrs (hanota.internstr: fewer str objects)."""
+    module-private names shortened (hanota.privnames: fewer qstrs), parameters given
+    short shared names (hanota.argnames: fewer qstrs) and long name-like string
+    literals made qstrs (hanota.internstr: fewer str objects)."""
     srcs = {path: data for path, data in files if _compiled(path)}
     scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
     others = {**_firmware_sources(), **scripts}
     with _PASSES:  # CPython 3.11's ast is not thread-safe (gh-106905): one build at a time
         short = privnames.rename(constfold.fold(srcs, others), others)
+        short = argnames.rename(short, _unsafe_params(others))
         short = {path: internstr.intern_strings(src) for path, src in short.items()}
     out = []
     for path, data in files:
@@ -85,6 +87,23 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         else:
             out.append((path, data))
     return out
+
+
+def _unsafe_params(firmware: dict[str, bytes]) -> set[str]:
+    # parameters argnames leaves alone: passed by keyword in code MicroPython may run
+    # (the firmware; tests/ modules that are not test files: the doubles the MicroPython
+    # tests import) or in a script held in a string anywhere, or named in a string
+    skip = {".venv", "build", ".git", "__pycache__", "node_modules"}
+    project = sorted(
+        p
+        for p in paths.ROOT.rglob("*.py")
+        if not skip.intersection(p.relative_to(paths.ROOT).parts)
+    )
+    callers = [
+        p for p in project
+        if p.parent.name == "tests" and not p.name.startswith("test_") and p.name != "conftest.py"
+    ]  # fmt: skip
+    return argnames.unsafe_names(firmware, callers, project)
 
 
 def _compiled(path: str) -> bool:
@@ -104,8 +123,11 @@ def firmware_tree() -> Path:
     # a change to a source pass rebuilds the tree
     salt = b"".join(
         Path(m.__file__).read_bytes()
-        for m in (constfold, privnames, internstr, sys.modules[__name__])
+        for m in (constfold, privnames, argnames, internstr, sys.modules[__name__])
     )
+    # and the parameters that may not be renamed (a test that starts passing one by
+    # keyword rebuilds the tree)
+    salt += " ".join(sorted(_unsafe_params(dict(files)))).encode()
     key = hashlib.sha256(b"".join(r.encode() + b"\0" + d for r, d in files) + salt).hexdigest()[:16]
     out = paths.BUILD / "mpy-firmware" / key
     if not (out / ".done").is_file():
