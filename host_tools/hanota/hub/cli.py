@@ -198,7 +198,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
         log(f"hanota: refused for {eui}: {why}")
     queued = f", queued for {', '.join(res['queued'])}" if res.get("queued") else ""
     return _show(args, res, lambda r: f"submission {r['id']}: version 0x{r['version']:08x}, "
-                 f"{r['fragments']} file(s), devices {', '.join(r['accepted'])}{queued}")  # fmt: skip
+                 f"{r['fragments']} file(s){_deltas(r)}, devices {', '.join(r['accepted'])}"
+                 f"{queued}")  # fmt: skip
+
+
+def _deltas(r: dict) -> str:
+    """ ", deltas from 0x01000000 (590 B)": what a device running a base version is sent."""
+    ds = r.get("deltas") or []
+    return ", deltas from " + ", ".join(f"0x{d['base_version']:08x} ({d['bytes']} B)"
+                                        for d in ds) if ds else ""  # fmt: skip
 
 
 def cmd_discard(args: argparse.Namespace) -> int:

@@ -259,8 +259,11 @@ class Hub:
             self.record("submit", id=sub_id, supplier=supplier, devices=plan.accepted,
                         queued=plan.queued, files=files_json, activate=activate)  # fmt: skip
         self._submission_alerts(sub_id, supplier, version, plan)
+        full = [f for f in image_files if f.delta is None]
         result = {"id": sub_id if plan.accepted or plan.queued else None, "supplier": supplier,
-                  "version": version, "fragments": len(image_files),
+                  "version": version, "fragments": len(full),
+                  "deltas": [{"base_version": f.base_version, "bytes": f.size}
+                             for f in image_files if f.delta is not None],
                   "accepted": plan.accepted, "queued": plan.queued,
                   "refused": plan.refused}  # fmt: skip
         if not plan.accepted and not plan.queued:

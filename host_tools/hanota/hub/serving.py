@@ -2,7 +2,8 @@
 
 Takes decoded requests (otaclient.zcl namedtuples), returns the responses to send;
 no I/O (server.py) and no framing (otaclient.link). Announces and queries are hints:
-versions and activation outcomes are taken from the device's signed alerts only.
+versions and activation outcomes are taken from the device's signed alerts only (a query's
+version only picks which of a submission's images, a delta or the full one, is served).
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ class OtaService:
         return [offer] if offer is not None else []
 
     def offer(self, eui: str) -> Rsp | None:
-        """An Image Notify for the device's next file, if it has one to fetch."""
+        """An Image Notify for the device's next file, if it has one to fetch (before its
+        query has chosen between a delta and the full image, any file of the submission:
+        they all name the same image)."""
         t = self.state.active(eui)
         f = t.current() if t is not None else None
+        if f is None and t is not None and t.state in OPEN and not t.held and not t.chosen:
+            f = t.submission.files[0]
         if f is None:
             return None
         jitter = self.hub.config.notify_jitter
@@ -90,6 +95,8 @@ class OtaService:
     def query(self, eui: str, req: Any) -> Rsp:
         self.report(eui, req.version, req.hw_version, None, "query")
         t = self.state.active(eui)
+        if t is not None and t.state in OPEN and t.submission.deltas:
+            self.choose(t, req.version)
         f = t.current() if t is not None else None
         types = (req.image_type, KEYS_IMAGE_TYPE)  # a key-rotation image answers any query
         if t is None or f is None or req.mfr != f.mfr or f.image_type not in types:
@@ -100,6 +107,34 @@ class OtaService:
             self.fail(t, al.REASON_HW_MISMATCH, reason)
             return zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None)
         return zcl.QueryNextImageRsp(zcl.SUCCESS, f.mfr, f.image_type, f.version, f.size)
+
+    def choose(self, t: Transfer, version: int) -> None:
+        """A submission with deltas: serve the device the delta from the version it queries
+        with (unless it refused that one), else the full image; once a fragment is held
+        the choice stands. The query's version is unauthenticated, and need not be: a
+        delta for another base is refused by the device with nothing written, and the
+        next query gets the full image. No full image and no delta for the device: the
+        transfer fails (the supplier is told why)."""
+        if t.held:
+            return
+        sub = t.submission
+        d = sub.delta_from(version) if version not in t.refused else None
+        base = d.base_version if d is not None else None
+        if d is None and not sub.full:
+            have = ", ".join(f"{f.base_version:#010x}" for f in sub.deltas)
+            self.fail(t, al.REASON_TRANSFER, f"no image for this device: it runs "
+                      f"{version:#010x}, the submission holds deltas from {have} only"
+                      + (" (refused)" if version in t.refused else ""))  # fmt: skip
+            return
+        if t.chosen and base == t.delta_base:
+            return
+        why = ("the device refused the delta from its version" if version in t.refused
+               else "the device runs the delta's base version" if d is not None
+               else "no delta from the device's version")  # fmt: skip
+        size = d.size if d is not None else sum(x.size for x in sub.full)
+        self.hub.record("image-chosen", submission=sub.id, device=t.device,
+                        image="delta" if d is not None else "full", base_version=base,
+                        device_version=version, bytes=size, reason=why)  # fmt: skip
 
     def block(self, eui: str, req: Any, offset: int, max_size: int) -> Rsp:
         """One Image Block Response (a page is a run of these)."""
@@ -192,9 +227,10 @@ class OtaService:
                             status=status_name(req.status), fragment=f.index - 1)  # fmt: skip
             offer = self.offer(eui)
             return [offer] if offer is not None else []
-        last = f.index == len(sub.files) - 1
+        n_files = len(t.files())
+        last = f.index == n_files - 1
         if req.status == zcl.REQUIRE_MORE_IMAGE and last:
-            self.fail(t, al.REASON_TRANSFER, f"device asked for more than {len(sub.files)} files")
+            self.fail(t, al.REASON_TRANSFER, f"device asked for more than {n_files} files")
             return []
         if req.status in (zcl.REQUIRE_MORE_IMAGE, zcl.SUCCESS):
             self.hub.record("fragment-held", submission=sub.id, device=eui, fragment=f.index)
@@ -206,8 +242,26 @@ class OtaService:
             if f.image_type == KEYS_IMAGE_TYPE:
                 return self._rotation_applied(t)
             return [self._complete(t)]
+        if f.delta is not None:
+            return self._delta_refused(t, f, req.status)
         self.fail(t, al.REASON_TRANSFER, f"device ended the transfer: {status_name(req.status)}")
         return []
+
+    def _delta_refused(self, t: Transfer, f: Any, status: int) -> list[Rsp]:
+        """The device ended a delta with a failure (DELTA_BASE: the bytes it runs are not
+        the base, whatever its version says; or a bad patch): the full image instead, at
+        its next query, which an Image Notify asks for now. Without a full image the
+        transfer fails."""
+        sub = t.submission
+        self.hub.record("delta-refused", submission=sub.id, device=t.device,
+                        base_version=f.base_version, status=status_name(status))  # fmt: skip
+        if not sub.full:
+            self.fail(t, al.REASON_TRANSFER, f"device refused the delta from "
+                      f"{f.base_version:#010x} ({status_name(status)}) and the submission "
+                      "holds no full image")  # fmt: skip
+            return []
+        offer = self.offer(t.device)
+        return [offer] if offer is not None else []
 
     @staticmethod
     def _duplicate_end(t: Transfer, req: Any, zseq: int | None) -> bool:
@@ -233,10 +287,10 @@ class OtaService:
         self.hub.record("transfer-complete", submission=sub.id, device=t.device,
                         current_time=now, upgrade_time=upgrade)  # fmt: skip
         self.hub.alert(sub.supplier, "transfer-success", t.device, sub.version,
-                       submission=sub.id, alert_code=al.CCS08_SUCCESS)  # fmt: skip
+                       submission=sub.id, alert_code=al.CCS08_SUCCESS, **t.image())  # fmt: skip
         if upgrade != HOLD:
             self._confirmations(t)
-        f = sub.files[-1]
+        f = t.files()[-1]
         return zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, now, upgrade)
 
     def _rotation_applied(self, t: Transfer) -> list[Rsp]:

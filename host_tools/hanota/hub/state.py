@@ -39,6 +39,20 @@ class Submission:
     def version(self) -> int:
         return self.files[0].version
 
+    @property
+    def full(self) -> list[ImageFile]:
+        """The full image's files (fragments in order); [] for a submission of deltas only."""
+        return [f for f in self.files if f.delta is None]
+
+    @property
+    def deltas(self) -> list[ImageFile]:
+        """Its delta files, one per base version."""
+        return [f for f in self.files if f.delta is not None]
+
+    def delta_from(self, version: int | None) -> ImageFile | None:
+        """The delta whose base is `version`, if the submission holds one."""
+        return next((f for f in self.deltas if f.base_version == version), None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -72,20 +86,42 @@ class Transfer:
     # since: serving.OtaService._duplicate_end tells a copy of it from a new request
     last_end: tuple[int | None, int, float] | None = None
     fetched: bool = False
+    # which of the submission's images this device is served (serving.OtaService.choose,
+    # from the version it queries with): a delta's base version, or None for the full
+    # image; `chosen` once an image-chosen event said so; refused: delta bases it refused
+    delta_base: int | None = None
+    chosen: bool = False
+    refused: set[int] = field(default_factory=set)
+
+    def files(self) -> list[ImageFile]:
+        """The files this device is served: the chosen delta, else the full image."""
+        d = self.submission.delta_from(self.delta_base) if self.delta_base is not None else None
+        return [d] if d is not None else self.submission.full
 
     def current(self) -> ImageFile | None:
         """The fragment to serve next: the first one the device has not acknowledged."""
         if self.state not in OPEN:
             return None
-        for f in self.submission.files:
+        for f in self.files():
             if f.index not in self.held:
                 return f
         return None
 
+    def image(self) -> dict[str, Any]:
+        """What is (or was) served, for inventory, alerts and history: "delta" (with its
+        base version) or "full", its wire and firmware bytes, delta bases refused."""
+        files = self.files()
+        delta = files[0].delta if files and files[0].delta is not None else None
+        fw = delta["target_length"] if delta else (files[0].total_length if files else None)
+        return {"image": "delta" if delta else "full" if files else None,
+                "delta_base_version": delta["base_version"] if delta else None,
+                "image_bytes": sum(f.size for f in files), "firmware_bytes": fw,
+                "deltas_refused": sorted(self.refused)}  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
-        sub = self.submission
-        total = sum(f.size for f in sub.files)
-        done = sum(f.size for f in sub.files if f.index in self.held)
+        sub, files = self.submission, self.files()
+        total = sum(f.size for f in files)
+        done = sum(f.size for f in files if f.index in self.held)
         cur = self.current()
         if cur is not None:
             done += min(self.offset, cur.size)
@@ -94,7 +130,8 @@ class Transfer:
             "supplier": sub.supplier,
             "version": sub.version,
             "state": self.state,
-            "fragment_count": len(sub.files),
+            **self.image(),
+            "fragment_count": len(files),
             "fragments_held": sorted(self.held),
             "fragment": cur.index if cur is not None else None,
             "bytes": done,
@@ -194,6 +231,20 @@ class HubState:
         if t is not None and t.state == "stalled":
             t.state = "transferring"
 
+    def _on_image_chosen(self, ev: Event) -> None:
+        """Which image the device is served: base_version of the delta, None: the full one."""
+        t = self._transfer(ev)
+        if t is not None and not t.held:
+            t.delta_base, t.chosen, t.offset = ev.get("base_version"), True, 0
+
+    def _on_delta_refused(self, ev: Event) -> None:
+        """The device ended a delta's transfer with a failure (e.g. DELTA_BASE: it does not
+        run the delta's base): that delta is not offered to it again in this transfer."""
+        t = self._transfer(ev)
+        if t is not None:
+            t.refused.add(ev["base_version"])
+            t.delta_base, t.chosen, t.offset = None, False, 0
+
     def _on_fragment_held(self, ev: Event) -> None:
         t = self._transfer(ev)
         if t is not None:
@@ -237,6 +288,8 @@ class HubState:
             return  # never had the device: no history entry
         entry = {"submission": t.submission.id, "supplier": t.submission.supplier}
         entry.update(version=t.submission.version, outcome=t.result or state, t=ev["t"])
+        if t.submission.deltas:  # which image the device got (or was being sent)
+            entry.update(t.image())
         if ev.get("reason"):
             entry["reason"] = ev["reason"]
         dev.history.append(entry)

@@ -1,6 +1,7 @@
 """Image store and submission checks: OTA files parsed with otaclient.image, kept by SHA-256.
 
-Checks R1 size, header, manifest and fragment set, then, given the hub's manufacturer
+Checks R1 size, header, manifest, the full image's fragment set and each delta file
+(one file per base version, making the same firmware), then, given the hub's manufacturer
 trust anchors, every file whole (signature, payload, length) with the host verifier
 (hanota.image.verify) and the assembled firmware's digest; a key-rotation (0xFFC0) file
 against the rotation-authority keys only, and its records. Decides no per-device policy.
@@ -43,9 +44,17 @@ class ImageFile:
     total_length: int
     firmware_sha256: str = ""  # of the whole firmware (manifest); "" in logs from before
     key_id: str = ""  # the signing key's id, 8 hex digits; "" in logs from before
+    # a delta file's descriptor (hanota.image.delta.Descriptor.json: base_version,
+    # base_length, base_sha256, target_length, target_sha256, algorithm); None: full image
+    delta: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def base_version(self) -> int | None:
+        """The version a delta file applies to (None for a full image's file)."""
+        return self.delta["base_version"] if self.delta is not None else None
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ImageFile:
@@ -67,6 +76,7 @@ def parse_file(name: str, data: bytes) -> ImageFile:
         raise SubmissionError(
             f"{name}: header total size {head.total_size} != file length {len(data)}"
         )
+    delta = _descriptor(name, data) if man.delta else None
     return ImageFile(
         sha256=hashlib.sha256(data).hexdigest(),
         name=name,
@@ -83,16 +93,34 @@ def parse_file(name: str, data: bytes) -> ImageFile:
         total_length=man.total_length,
         firmware_sha256=bytes(man.firmware_sha256).hex(),
         key_id=f"{man.key_id:08x}",
+        delta=delta,
     )
 
 
+def _descriptor(name: str, data: bytes) -> dict[str, Any]:
+    """A delta file's descriptor as `image inspect` reads it (from the first chunk, before
+    the signature is checked; verify_set checks it against the authenticated bytes)."""
+    from hanota.image import inspect
+
+    try:
+        desc = inspect.describe(data)["delta"]
+    except image.ImageError as exc:
+        raise SubmissionError(f"{name}: malformed OTA file: {exc}") from None
+    if desc is None or "error" in desc:
+        why = desc["error"] if desc else "no descriptor"
+        raise SubmissionError(f"{name}: delta file without a readable descriptor: {why}")
+    return desc
+
+
 def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes],
-               rotation: bool = False) -> None:  # fmt: skip
+               rotation: bool = False, deltas: list[dict[str, Any] | None] | None = None,
+               ) -> None:  # fmt: skip
     """Each file verified whole against `anchors` (key id -> X||Y): signature over every
-    byte it signs, payload digest, length; then the fragments assembled against the
-    manifest's firmware SHA-256. With `rotation`, `anchors` are the rotation authority's
-    and the one file's payload must be well-formed key records. SubmissionError naming
-    the file and the failure."""
+    byte it signs, payload digest, length; then the full image's fragments assembled
+    against the manifest's firmware SHA-256, and each delta file (`deltas`: per file, the
+    descriptor parse_file read, None for a full image's file) alone, its authenticated descriptor the one read. With
+    `rotation`, `anchors` are the rotation authority's and the one file's payload must be
+    well-formed key records. SubmissionError naming the file and the failure."""
     from hanota.image import verify
 
     if not anchors:
@@ -104,7 +132,12 @@ def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes],
             why = _VERIFY_HINTS[rotation].get(res.code, "")
             raise SubmissionError(f"{name}: {res.code} {res.detail}".rstrip() + why)
         results.append(res)
-    problems = verify.check_set(results)
+    deltas = deltas or [None] * len(results)
+    full = [r for r, d in zip(results, deltas, strict=True) if d is None]
+    problems = verify.check_set(full) if full else []
+    for r, d in zip(results, deltas, strict=True):
+        if d is not None:
+            problems += verify.check_set([r]) or _descriptor_bound(r, d)
     if problems:
         raise SubmissionError("; ".join(problems))
     if rotation:
@@ -114,6 +147,18 @@ def verify_set(named: list[tuple[str, bytes]], anchors: dict[int, bytes],
             rot.parse(b"".join(part for _off, part in results[0].parts))
         except ValueError as exc:
             raise SubmissionError(f"{named[0][0]}: key-rotation payload: {exc}") from None
+
+
+def _descriptor_bound(res: Any, read: dict[str, Any]) -> list[str]:
+    """[] when the verified patch's descriptor is the one read before verification."""
+    from hanota.image import delta
+
+    patch = b"".join(part for _off, part in res.parts)
+    try:
+        got = delta.parse_descriptor(patch).json()
+    except delta.DeltaError as exc:
+        return [f"{res.name}: {exc}"]
+    return [] if got == read else [f"{res.name}: the delta descriptor is not the signed one"]
 
 
 _NO_KEYS = {
@@ -133,7 +178,9 @@ _VERIFY_HINTS = {
 
 
 def check_set(files: list[ImageFile]) -> list[ImageFile]:
-    """The files ordered by fragment index; SubmissionError unless they form one whole set."""
+    """The full image's files ordered by fragment index, then the delta files by base
+    version; SubmissionError unless the full files form one whole set, each delta is one
+    file of the same image from its own base version, making that set's firmware."""
     if not files:
         raise SubmissionError("no image file given")
     first = files[0]
@@ -141,6 +188,14 @@ def check_set(files: list[ImageFile]) -> list[ImageFile]:
     for f in files:
         if (f.mfr, f.image_type, f.version, f.hw_min, f.hw_max) != key:
             raise SubmissionError(f"{f.name}: not from the same image as {first.name}")
+    full = [f for f in files if f.delta is None]
+    deltas = sorted((f for f in files if f.delta is not None), key=lambda f: f.base_version)
+    return (_check_fragments(full) if full else []) + _check_deltas(deltas, full)
+
+
+def _check_fragments(files: list[ImageFile]) -> list[ImageFile]:
+    first = files[0]
+    for f in files:
         if f.count != first.count or f.total_length != first.total_length:
             raise SubmissionError(f"{f.name}: fragment count/total differs from {first.name}")
         if f.firmware_sha256 != first.firmware_sha256:
@@ -163,6 +218,32 @@ def check_set(files: list[ImageFile]) -> list[ImageFile]:
     if end != first.total_length:
         raise SubmissionError(f"fragments cover {end} of {first.total_length} firmware bytes")
     return ordered
+
+
+def _check_deltas(deltas: list[ImageFile], full: list[ImageFile]) -> list[ImageFile]:
+    """Deltas of one submission: one file each, one per base version, all making the same
+    firmware (the full image's, when there is one: the device that refuses a delta gets
+    it instead, and must end up running the same bytes)."""
+    if not deltas:
+        return []
+    want = (full[0].firmware_sha256, full[0].total_length) if full else None
+    seen: dict[int, str] = {}
+    for f in deltas:
+        d = f.delta or {}
+        if f.count != 1:
+            raise SubmissionError(f"{f.name}: a delta is one file, not fragment {f.index + 1} "
+                                  f"of {f.count}")  # fmt: skip
+        if f.base_version in seen:
+            raise SubmissionError(f"{f.name}: a second delta from version "
+                                  f"{f.base_version:#010x} (first: {seen[f.base_version]})")  # fmt: skip
+        seen[f.base_version] = f.name
+        makes = (d["target_sha256"], d["target_length"])
+        want = want or makes
+        if makes != want:
+            other = full[0].name if full else deltas[0].name
+            raise SubmissionError(f"{f.name}: makes another firmware than {other} (target "
+                                  f"SHA-256 {makes[0][:16]}..., {makes[1]} bytes)")  # fmt: skip
+    return deltas
 
 
 class ImageStore:
@@ -192,11 +273,12 @@ class ImageStore:
             blobs[f.sha256] = data
         ordered = check_set(parsed)
         rotation = ordered[0].image_type == KEYS_IMAGE_TYPE
-        if rotation and len(ordered) != 1:
+        if rotation and (len(ordered) != 1 or ordered[0].delta is not None):
             raise SubmissionError("a key-rotation (0xFFC0) image is one file, never fragments")
         if anchors is not None:
             named = [(f.name, blobs[f.sha256]) for f in ordered]
-            verify_set(named, (authorities or {}) if rotation else anchors, rotation)
+            deltas = [f.delta for f in ordered]
+            verify_set(named, (authorities or {}) if rotation else anchors, rotation, deltas)
         for sha, data in blobs.items():
             self._cache[sha] = data
             if self.root is not None:

@@ -16,7 +16,7 @@ _LINE_KINDS = {
     "link-up", "link-down", "submit", "submit-refused", "transfer-start", "fragment-held",
     "transfer-complete", "transfer-failed", "discard", "activation-alert", "report",
     "meter-upgrade", "alert-raised", "server-error", "unknown-device", "frame-refused",
-    "enrol-refused", "key-replaced", "trust-anchor",
+    "enrol-refused", "key-replaced", "trust-anchor", "image-chosen", "delta-refused",
 }  # fmt: skip
 
 
@@ -111,7 +111,8 @@ def describe(ev: dict[str, Any], hub: Hub) -> str:
 
 def format_alert(a: dict[str, Any]) -> str:
     extra = " ".join(f"{k}={_fmt(a[k])}" for k in ("result", "counter", "status", "reason_code",
-                     "reason", "matches", "missing") if k in a)  # fmt: skip
+                     "reason", "matches", "missing", "image", "delta_base_version",
+                     "image_bytes") if a.get(k) is not None)  # fmt: skip
     ver = f" version={_fmt(a['version'])}" if a.get("version") is not None else ""
     return f"alert {a['kind']} -> {a['supplier']} device={a['device']}{ver} {extra}".rstrip()
 
@@ -156,11 +157,25 @@ def inventory_lines(inv: dict[str, Any]) -> list[str]:
         t = d["in_progress"]
         if t:
             lines.append(f"  in progress: {t['submission']} from {t['supplier']} version "
-                         f"0x{t['version']:08x} {t['state']} {t['bytes']}/{t['total_bytes']} B, "
-                         f"fragments held {t['fragments_held']} of {t['fragment_count']}")  # fmt: skip
+                         f"0x{t['version']:08x} {t['state']}{_image(t)} {t['bytes']}/"
+                         f"{t['total_bytes']} B, fragments held {t['fragments_held']} of "
+                         f"{t['fragment_count']}")  # fmt: skip
         if d["queued"]:
             lines.append(f"  queued (R2): {', '.join(d['queued'])}")
         for h in d["history"]:
             lines.append(f"  history: {h['submission']} {h['supplier']} 0x{h['version']:08x} "
-                         f"{h['outcome']}{' (' + h['reason'] + ')' if h.get('reason') else ''}")  # fmt: skip
+                         f"{h['outcome']}{_image(h)}"
+                         f"{' (' + h['reason'] + ')' if h.get('reason') else ''}")  # fmt: skip
     return lines or ["no device enrolled"]
+
+
+def _image(t: dict[str, Any]) -> str:
+    """ " as a delta from 0x01000000" / " as the full image" (and the deltas it refused)."""
+    if t.get("image") == "delta":
+        out = f" as a delta from {_ver(t['delta_base_version'])}"
+    elif t.get("image") == "full":
+        out = " as the full image"
+    else:
+        return ""
+    refused = t.get("deltas_refused") or []
+    return out + (f" (refused the delta from {', '.join(map(_ver, refused))})" if refused else "")

@@ -32,8 +32,11 @@ class Images:
     def build(self, version: int, *, board: str | None = None, payload: bytes | None = None,
               size: int = 20000, max_size: int = 750000, mfr: int | None = None,
               image_type: int | None = None, hw_min: int = 0, hw_max: int = 0xFFFF,
-              compress: bool = False, name: str | None = None) -> list[Path]:  # fmt: skip
-        """Signed OTA file(s) for a board definition (or explicit mfr/type)."""
+              compress: bool = False, name: str | None = None, base: bytes | None = None,
+              base_version: int | None = None) -> list[Path]:  # fmt: skip
+        """Signed OTA file(s) for a board definition (or explicit mfr/type). With `base`
+        (and its version, else a sim app's header version): one delta file from it to
+        `payload` (hanota image build --base)."""
         if board is not None:
             bdef = defs.load(board)
             mfr = bdef["manufacturer_code"] if mfr is None else mfr
@@ -42,7 +45,12 @@ class Images:
             raise ValueError("give a board or mfr and image_type")
         target = build.Target(mfr, image_type, version, hw_min, hw_max)
         data = payload if payload is not None else os.urandom(size)
-        files = build.build(data, target, self.key, compress=compress, max_size=max_size)
+        if base is not None:
+            from hanota.image import delta
+
+            data = delta.payload_for(base, data, base_version)
+        files = build.build(data, target, self.key, compress=compress, max_size=max_size,
+                            delta=base is not None)  # fmt: skip
         out = self.root / (name or f"{image_type:04x}-{version:08x}-{max_size}")
         return build.write(out, files)
 
