@@ -19,7 +19,7 @@ TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF)
 
 STREAM = """
 import hashlib, binascii, gc, time
-from otaclient import image, imagefmt
+from otaclient import image, imagefmt, imagepack
 image.prepare()
 pub = binascii.unhexlify({pub!r})
 trust = {{imagefmt.key_id(pub): pub}}
@@ -30,7 +30,7 @@ def stream(path, h, pos):
         assert off == pos[0], (off, pos[0])
         h.update(mv)
         pos[0] = off + len(mv)
-    v = image.Verifier(trust.get, sink, imagefmt.make_check(0x1234, 0x0084, 0x0100))
+    v = image.Verifier(trust.get, sink, imagepack.make_check(0x1234, 0x0084, 0x0100))
     buf = bytearray(BLOCK)
     peak = 0
     n = 0
@@ -93,14 +93,14 @@ def test_compressed_image_decodes_with_deflate_module_in_bounded_memory(tmp_path
 
 
 BAD = """
-from otaclient import image, imagefmt
+from otaclient import image, imagefmt, imagepack
 import binascii
 image.prepare()
 pub = binascii.unhexlify({pub!r})
 trust = {{imagefmt.key_id(pub): pub}}
 buf = bytearray(64)
 for path in {paths!r}:
-    v = image.Verifier(trust.get, lambda off, mv: None, imagefmt.make_check(0x1234, 0x0084, 0x0100))
+    v = image.Verifier(trust.get, lambda off, mv: None, imagepack.make_check(0x1234, 0x0084, 0x0100))
     try:
         with open(path, "rb") as f:
             while True:

@@ -1,10 +1,12 @@
-"""OTA file codec: ImageError, the 60-byte ZigBee OTA header and our manifest, pack and parse.
+"""OTA file codec: ImageError, the 60-byte ZigBee OTA header and our manifest, parsed.
 
-Fixed-size fields only (one codec for host and board); streaming lives in image.py.
+Fixed-size fields only (one codec for host and board); streaming lives in image.py, and
+the host's half (pack, file names) in imagepack.py, which a board never loads.
 See docs/image-format.md for the byte tables.
 """
 
 import struct
+import sys
 
 from micropython import const
 
@@ -119,52 +121,6 @@ def parse_header(buf, field_control=None):
     return Header(*(f[:8] + (bytes(f[8]).rstrip(b"\x00"), f[9], cred, dest, hw_min, hw_max)))
 
 
-def pack_header(manufacturer_code, image_type, file_version, hw_min, hw_max, total_size, text=b""):
-    """The 60-byte GBCS-form OTA header."""
-    return struct.pack(
-        _HDR + "HH",
-        OTA_MAGIC,
-        HEADER_VERSION,
-        HEADER_LENGTH,
-        FIELD_CONTROL,
-        manufacturer_code,
-        image_type,
-        file_version,
-        STACK_VERSION,
-        text[:32],
-        total_size,
-        hw_min,
-        hw_max,
-    )
-
-
-def pack_manifest(m):
-    """The MANIFEST_SIZE bytes of a Manifest (host side: it reads fields by name, and a
-    board's records are plain tuples; boards only parse)."""
-    return struct.pack(
-        _MAN,
-        MANIFEST_MAGIC,
-        m.format_version,
-        (FLAG_COMPRESSED if m.compressed else 0) | (FLAG_DELTA if m.delta else 0),
-        MANIFEST_SIZE,
-        m.manufacturer_code,
-        m.image_type,
-        m.hw_min,
-        m.hw_max,
-        m.file_version,
-        m.security_counter,
-        m.key_id,
-        m.payload_length,
-        m.fragment_index,
-        m.fragment_count,
-        m.fragment_offset,
-        m.fragment_length,
-        m.total_length,
-        m.firmware_sha256,
-        m.chain_head,
-    )
-
-
 def parse_manifest(buf, header):
     """Parse and check the manifest against its header; BAD_MANIFEST / BAD_FRAGMENT / SIZE_MISMATCH."""
     if len(buf) < MANIFEST_SIZE:
@@ -230,23 +186,5 @@ def key_id(pub64):
     return int.from_bytes(hashlib.sha256(bytes(pub64)).digest()[:4], "big")
 
 
-def file_name(manufacturer_code, image_type, file_version, index=0, count=1):
-    """MMMM-TTTT-VVVVVVVV[-K-of-N].zigbee (K 1-based, only when fragmented)."""
-    name = "%04X-%04X-%08X" % (manufacturer_code, image_type, file_version)
-    if count > 1:
-        name += "-%d-of-%d" % (index + 1, count)
-    return name + ".zigbee"
-
-
-def make_check(manufacturer_code=None, image_type=None, hw_version=None):
-    """A Verifier `check` refusing another manufacturer, image type or hardware version."""
-
-    def check(header, m):
-        if manufacturer_code is not None and m[M_MFR] != manufacturer_code:
-            raise ImageError("WRONG_MANUFACTURER")
-        if image_type is not None and m[M_TYPE] != image_type:
-            raise ImageError("WRONG_IMAGE_TYPE")
-        if hw_version is not None and not m[M_HW_MIN] <= hw_version <= m[M_HW_MAX]:
-            raise ImageError("HW_MISMATCH")
-
-    return check
+if sys.implementation.name != "micropython":  # host callers: the whole codec from one module
+    from otaclient.imagepack import *  # noqa: E402, F403
