@@ -17,13 +17,13 @@ def activate_due(agent, c):
     verdict, until = pol.decide(port.now())
     if verdict == _policy.DEFER:
         if state.get("deferred") != version:
-            agent.alerts.queue(version, zcl.RESULT_DEFERRED, deferred=version)
+            agent.alerting().queue(version, zcl.RESULT_DEFERRED, deferred=version)
         c.activate_at = until
         return
     if verdict == _policy.REFUSE:
         port.log("ota: activation of %08x refused by consent" % version)
         refused = state.get("refused", []) + [version]
-        agent.alerts.queue(version, zcl.RESULT_REFUSED, refused=refused)
+        agent.alerting().queue(version, zcl.RESULT_REFUSED, refused=refused)
         agent.announce(zcl.BOOT_REFUSED)
         c.ended = None
         c._goto(_client.IDLE, pol.cfg["query_interval_s"] * 1000)
@@ -78,7 +78,7 @@ def _arm_failed(agent, c, version, e, count=1):
     if count:
         failed = _count_failure(failed, version)
     running = port.running_version()
-    agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
+    agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
     c.reasm.cancel()
     c.ended = None
     c._goto(_client.IDLE, agent.policy.cfg["query_interval_s"] * 1000)
@@ -118,7 +118,7 @@ def after_boot(agent):
     if running == act["v"]:
         sc = max(state.get("sec_counter", 0), act["sc"])
         floor = max(state.get("floor", 0), running)  # anti-rollback, whatever the port reads
-        agent.alerts.queue(
+        agent.alerting().queue(
             running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
         )
         port.store.delete(PROGRESS)  # the client, built after this, starts with none
@@ -127,11 +127,11 @@ def after_boot(agent):
         # a cut around set_pending: the bootloader may never have been armed, or it was and
         # the new app's trial boot failed and was rolled back (no way to tell here). Either
         # way the activation failed: report it; count a failed attempt only when known.
-        agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None)
+        agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None)
         status = zcl.BOOT_NORMAL
     else:
         failed = _count_failure(state.get("failed", []), act["v"])
-        agent.alerts.queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
+        agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
         status = zcl.BOOT_ROLLED_BACK  # staged progress kept: the CH may try once more
     port.log("ota: boot after activation of %08x: status %d" % (act["v"], status))
     return status

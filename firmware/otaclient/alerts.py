@@ -78,18 +78,21 @@ class Alerts:
         self._due.pop(counter, None)
 
     def poll(self):
+        """Sign what waits, (re)send what is due; False once none is left to send."""
         if self._unsigned:
             self.sign_pending()
         now = self.port.ticks_ms()
         stagger = self.policy.cfg["alert_stagger_s"] * 1000
         retry = self.policy.cfg["alert_retry_s"] * 1000
-        for i, r in enumerate(self.pending()):
+        recs = self.pending()
+        for i, r in enumerate(recs):
             due = self._due.get(r[4])
             if due is None:
                 due = self._due[r[4]] = now + i * stagger  # R3: staggered per supplier
             if ticks_diff(now, due) >= 0:
                 self._send_one(r)
                 self._due[r[4]] = now + retry
+        return bool(recs)
 
     def _send_one(self, r):
         supplier, version, result, ts, counter, sig = r
@@ -98,10 +101,3 @@ class Alerts:
         )
         self._send(zcl.ACTIVATION_ALERT, p, zcl.MFR_HANOTA)
         self.sent += 1
-
-    def due(self):
-        d = None
-        for t in self._due.values():
-            if d is None or ticks_diff(t, d) < 0:
-                d = t
-        return d
