@@ -21,7 +21,7 @@ def _board(tmp_path, files, store=None, **kw):
 
 
 def _settled(port, version):
-    return lambda a: port.running_version() == version and not a.alerts.pending()
+    return lambda a: port.running_version() == version and not a.state.get("alerts")
 
 
 def _agent_state(port):
@@ -234,7 +234,7 @@ def test_upgrade_time_wait_resends_end_request(tmp_path):
 def test_consent_refuse_reports_and_keeps_firmware(tmp_path):
     files = U.images(fake_app(V2, 20_000), V2)
     port, dbl = _board(tmp_path, files, U.store(extra={"consent.json": {"mode": "refuse"}}))
-    a = H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
+    a = H.run(port, lambda a: dbl.alerts and not a.state.get("alerts"))
     assert port.running_version() == U.V1 and not port.boots
     assert [(a.result, a.version) for a, _ in dbl.alerts] == [(zcl.RESULT_REFUSED, V2)] * 2
     assert ("announce", U.V1, zcl.BOOT_REFUSED) in dbl.events
@@ -300,13 +300,13 @@ def test_alerts_are_queued_unsigned_and_signed_by_the_next_poll(tmp_path):
     port, _ = _board(tmp_path, [])
     a = Agent(port)
     sent = []
-    a.alerts._send = lambda cmd, p, mfr: sent.append(p)
-    a.alerts.queue(V2, zcl.RESULT_SUCCESS, activating=None)
+    a.alerting()._send = lambda cmd, p, mfr: sent.append(p)
+    a.alerting().queue(V2, zcl.RESULT_SUCCESS, activating=None)
     stored = json.loads(port.store.get("agent.json"))["alerts"]
     assert [r[5] for r in stored] == [None] * len(U.SUPPLIERS) and not sent
     a2 = Agent(port)  # a reset before the poll: the records come back from agent.json
-    a2.alerts._send = lambda cmd, p, mfr: sent.append(p)
-    a2.alerts.poll()
+    a2.alerting()._send = lambda cmd, p, mfr: sent.append(p)
+    a2.alerting().poll()
     stored = json.loads(port.store.get("agent.json"))["alerts"]
     for supplier, version, result, ts, counter, sig in stored:
         body = zcl.encode_activation_alert(
@@ -399,7 +399,7 @@ def test_a_bootloader_refusing_the_staged_image_is_a_reported_failed_activation(
     files = U.images(fake_app(V2, 20_000), V2)
     port, dbl = _board(tmp_path, files)
     port.arm_error = ValueError("VALIDATE_FAILED: set_boot: -5379")
-    a = H.run(port, lambda a: dbl.alerts and not a.alerts.pending())
+    a = H.run(port, lambda a: dbl.alerts and not a.state.get("alerts"))
     assert port.boots == [] and not port.pending and port.running_version() == 0x01000000
     assert {(al.version, al.result) for al, ok in dbl.alerts} == {(0x01000000, 1)}
     st = _agent_state(port)

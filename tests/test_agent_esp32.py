@@ -72,7 +72,7 @@ while B.ms + 1000 * B.rtc < 2000000 and len(R["resets"]) < 4:
         f.boot()
         a = None
         continue
-    if dbl.alerts and not a.alerts.pending() and a.client.st == 0:
+    if dbl.alerts and not a.state.get("alerts") and a.client.st == 0:
         break
 R["boots"] = B.boots
 R["running"] = a.port.running_version()

@@ -72,7 +72,7 @@ def sent(cmd):
 def fetches():
     return N.get(Z.IMAGE_BLOCK_REQ, 0) + N.get(Z.IMAGE_PAGE_REQ, 0)
 def settled(v):
-    return lambda a: port.running_version() == v and not a.alerts.pending()
+    return lambda a: port.running_version() == v and not a.state.get("alerts")
 def idle_after_end(n):
     return lambda a: len(ends()) >= n and a.client.st == 0
 def rec(name):
@@ -298,7 +298,7 @@ def test_consent_accept_defer_refuse_under_micropython(scenario):
     ref = scenario(
         """
         R["s0"] = snap()
-        run(lambda a: dbl.alerts and not a.alerts.pending())
+        run(lambda a: dbl.alerts and not a.state.get("alerts"))
         R["refused"] = snap()
         run(lambda a: port.clock > 600000)
         """,

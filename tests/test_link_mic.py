@@ -143,7 +143,7 @@ def files():
 
 def test_keyed_board_updates_through_sealed_commands(tmp_path, files):
     port, dbl = keyed_board(tmp_path, files)
-    H.run(port, lambda a: port.running_version() == V2 and not a.alerts.pending())
+    H.run(port, lambda a: port.running_version() == V2 and not a.state.get("alerts"))
     assert not port.trial and dbl.sessions >= 2  # one link session per boot
     cmds = {c for c, _f in dbl.sealed}
     assert {zcl.QUERY_NEXT_IMAGE_RSP, zcl.UPGRADE_END_RSP, zcl.ALERT_ACK} <= cmds
@@ -193,16 +193,16 @@ def test_forged_upgrade_end_response_does_not_schedule_activation(tmp_path, file
 def test_forged_alert_ack_deletes_no_alert(tmp_path, files):
     port, dbl = keyed_board(tmp_path, files)
     dbl.ack_alerts = False
-    a = H.run(port, lambda a: port.running_version() == V2 and len(a.alerts.pending()) == 2)
+    a = H.run(port, lambda a: port.running_version() == V2 and len(a.state.get("alerts", [])) == 2)
     before = port.store.get("agent.json")
-    for r in a.alerts.pending():
+    for r in a.state.get("alerts", []):
         for key in (None, WRONG_KEY):
             ack = zcl.encode_alert_ack(r[4])
             inject(port, a, forged(zcl.ALERT_ACK, ack, zcl.MFR_HANOTA, key=key))
-    assert len(a.alerts.pending()) == 2 and port.store.get("agent.json") == before
+    assert len(a.state.get("alerts", [])) == 2 and port.store.get("agent.json") == before
     assert a.refused == 4
     dbl.ack_alerts = True  # the CH's own (sealed) acks still work
-    H.run(port, lambda a: not a.alerts.pending(), agent=a)
+    H.run(port, lambda a: not a.state.get("alerts"), agent=a)
 
 
 def test_replayed_sealed_frame_is_refused(tmp_path, files):
@@ -259,6 +259,6 @@ def test_board_without_a_link_key_warns_and_checks_the_source_only(tmp_path):
     port, dbl = H.make(str(tmp_path), [], U.store())
     a = H.run(port, lambda a: port.clock > 1000)
     assert any("WARNING: no CH link key" in m for m in port.logs)
-    assert a._pads is None and ("other", zcl.LINK_SESSION) not in dbl.events
+    assert a._key is None and ("other", zcl.LINK_SESSION) not in dbl.events
     inject(port, a, forged(zcl.IMAGE_NOTIFY, zcl.encode_image_notify(0, 100)))
     assert a.refused == 0 and a.client.st == 1  # dev only: the source address is all

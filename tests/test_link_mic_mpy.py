@@ -54,20 +54,20 @@ for i in range(20):
     a.step()
 res["after_forged_end"] = [a.client.st, port.pending, port.running_version(), a.refused]
 dbl.upgrade_time = 0
-a = harness.run(port, lambda a: port.running_version() == cfg["v2"] and len(a.alerts.pending()) == 2)
+a = harness.run(port, lambda a: port.running_version() == cfg["v2"] and len(a.state.get("alerts", [])) == 2)
 before = port.store.get("agent.json")
-for r in a.alerts.pending():
+for r in a.state.get("alerts", []):
     for key in (None, bytes(16)):
         inject(a, forged(zcl.ALERT_ACK, zcl.encode_alert_ack(r[4]), zcl.MFR_HANOTA, key))
-res["after_forged_acks"] = [len(a.alerts.pending()), port.store.get("agent.json") == before]
+res["after_forged_acks"] = [len(a.state.get("alerts", [])), port.store.get("agent.json") == before]
 res["refused_forged"] = a.refused
-genuine = dbl.frame(zcl.ALERT_ACK, zcl.encode_alert_ack(a.alerts.pending()[0][4]), zcl.MFR_HANOTA)
+genuine = dbl.frame(zcl.ALERT_ACK, zcl.encode_alert_ack(a.state.get("alerts")[0][4]), zcl.MFR_HANOTA)
 inject(a, genuine)
-res["after_genuine_ack"] = len(a.alerts.pending())
+res["after_genuine_ack"] = len(a.state.get("alerts", []))
 inject(a, genuine)  # replayed
 res["refused_replay"] = a.refused
 dbl.ack_alerts = True
-a = harness.run(port, lambda a: not a.alerts.pending(), 3600000, None, None, a)
+a = harness.run(port, lambda a: not a.state.get("alerts"), 3600000, None, None, a)
 res["boots"] = [b[0] for b in port.boots]
 res["logs"] = [m for m in port.logs if "refused" in m or "WARNING" in m]
 print("RESULT " + json.dumps(res))
