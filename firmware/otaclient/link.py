@@ -65,8 +65,9 @@ def encode(src, dst, seq, payload):
 
 
 def pads(key):
-    """HMAC's (inner, outer) key blocks for a KEY_LEN-byte link key, made once per key:
-    SHA-256 objects cannot be copied on MicroPython, so each MIC hashes these again."""
+    """HMAC's (inner, outer) key blocks for a KEY_LEN-byte link key (SHA-256 objects cannot
+    be copied on MicroPython: each MIC hashes these). The agent makes them per sealed
+    frame rather than hold 2 x 64 bytes; a host may keep them."""
     if len(key) != KEY_LEN:
         raise LinkError("BAD_KEY")
     k = bytes(key) + bytes(64 - KEY_LEN)
