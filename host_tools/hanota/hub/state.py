@@ -49,6 +49,12 @@ class Submission:
         """Its delta files, one per base version."""
         return [f for f in self.files if f.delta is not None]
 
+    @property
+    def firmware_bytes(self) -> int:
+        """Length of the firmware every image of the submission makes (store.check_set)."""
+        f = self.files[0]
+        return f.delta["target_length"] if f.delta is not None else f.total_length
+
     def delta_from(self, version: int | None) -> ImageFile | None:
         """The delta whose base is `version`, if the submission holds one."""
         return next((f for f in self.deltas if f.base_version == version), None)
@@ -112,10 +118,10 @@ class Transfer:
         base version) or "full", its wire and firmware bytes, delta bases refused."""
         files = self.files()
         delta = files[0].delta if files and files[0].delta is not None else None
-        fw = delta["target_length"] if delta else (files[0].total_length if files else None)
         return {"image": "delta" if delta else "full" if files else None,
                 "delta_base_version": delta["base_version"] if delta else None,
-                "image_bytes": sum(f.size for f in files), "firmware_bytes": fw,
+                "image_bytes": sum(f.size for f in files),
+                "firmware_bytes": self.submission.firmware_bytes,
                 "deltas_refused": sorted(self.refused)}  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:

@@ -13,11 +13,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("rig", help="hardware-in-the-loop rig: update a board end to end")
     p.set_defaults(area_parser=p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    s = sub.add_parser("update", help="fresh board + hub + images: run one update to its end")
+    s = sub.add_parser("update", help="fresh board + hub + images: run one update to its end",
+                       description=_UPDATE_DOC)  # fmt: skip
     s.add_argument("--board", default="sim-ppmid", help="board definition (sim-* boards)")
-    s.add_argument("--image", required=True, nargs="+", type=Path, metavar="FILE")
+    s.add_argument("--image", required=True, nargs="+", type=Path, metavar="FILE",
+                   help="OTA files of one submission: the full image's fragments and/or "
+                   "delta files ('hanota image build --base'); the hub sends the board the "
+                   "delta from the version it runs, else the full image")  # fmt: skip
     s.add_argument("--trust", required=True, action="append", type=Path, metavar="PUB.pem")
-    s.add_argument("--factory-version", type=parse_int, default=0x01000000)
+    s.add_argument("--factory-version", type=parse_int, default=0x01000000,
+                   help="version of the factory app the rig builds from this checkout "
+                   "(default 0x01000000; ignored with --factory-app)")  # fmt: skip
+    s.add_argument("--factory-app", type=Path, metavar="OLD.bin",
+                   help="sim: start the fresh board with exactly these app bytes in ota_0 "
+                   "('hanota app build' output; its header names the version), e.g. the "
+                   "base a delta was built from")  # fmt: skip
     s.add_argument("--link", default="direct", help="link profile (direct, uart-115200, ...)")
     s.add_argument("--heap", help="MicroPython heap of the sim board (e.g. 64k)")
     s.add_argument("--cut-at", type=parse_int, help="cut power at flash operation N")
@@ -39,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_update)
 
 
+_UPDATE_DOC = """A fresh board (sim: built here, or the app bytes of --factory-app), the hub
+in process, the images submitted as one submission, run to the end. Deltas and the full
+image go together: `--factory-app v1.bin --image full/*.zigbee delta/*.zigbee` shows the
+hub choosing (the JSON's "delta" is true when the delta was delivered; "firmware_bytes"
+is the target's length beside "image_bytes", the OTA bytes sent)."""
+
+
 def cmd_update(args: argparse.Namespace) -> int:
     from hanota.hub import HubError
     from hanota.hub.view import make_view
@@ -51,8 +68,11 @@ def cmd_update(args: argparse.Namespace) -> int:
         prof = profiles.get(args.link)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    if args.factory_app and args.hub_port:
+        raise CommandError("--factory-app is for a sim board: a real board runs what it was "
+                           "flashed with")  # fmt: skip
     opts = UpdateOptions(
-        images=args.image, trust=args.trust, board=args.board,
+        images=args.image, trust=args.trust, board=args.board, factory_app=args.factory_app,
         factory_version=args.factory_version, link=prof.name, heap=args.heap,
         cut_at=args.cut_at, faults=Faults(seed=args.seed, drop=args.drop, ber=args.ber),
         suppliers=args.supplier or ["supplier-a"], activate_at=args.activate_at,
@@ -96,9 +116,10 @@ def _plan(opts, as_json: bool) -> int:  # noqa: ANN001
             if opts.console else "console: not read (no --port): peak_heap will be null",
         ]  # fmt: skip
     else:
+        app = (f"factory app {opts.factory_app}" if opts.factory_app else
+               f"factory version 0x{opts.factory_version:08x}")  # fmt: skip
         steps = [
-            f"board: fresh {opts.board} sim board, factory version "
-            f"0x{opts.factory_version:08x}, trusting "
+            f"board: fresh {opts.board} sim board, {app}, trusting "
             + ", ".join(map(str, opts.trust))
             + (", agent_config.json heap_report on" if opts.heap_report else ""),
             f"hub: in process, link profile {opts.link} through the link emulator",
@@ -123,7 +144,8 @@ def _text(res: dict) -> None:
           f"{v(res['running_version'])} (reported {v(res['reported_version'])}), "
           f"activation {res['activation']}" +
           (f", rejected: {res['rejected']}" if res["rejected"] else ""))  # fmt: skip
-    print(f"{res['image_bytes']} image bytes in {res['transfer_seconds']} s over "
+    print(f"{'delta' if res['delta'] else 'full image'}: {res['image_bytes']} image bytes "
+          f"for {res['firmware_bytes']} firmware bytes in {res['transfer_seconds']} s over "
           f"{res['link_profile']} ({res['link_bytes']} link bytes), peak heap {res['peak_heap']}")  # fmt: skip
     for a in res["alerts"]:
         print(f"  {a['at']} {a['supplier']:<12} {a['kind']:<22} {v(a['version'])}")

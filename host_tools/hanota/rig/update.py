@@ -32,6 +32,7 @@ class UpdateOptions:
     trust: list[Path]
     board: str = "sim-ppmid"
     factory_version: int = 0x01000000
+    factory_app: Path | None = None  # sim: exactly these app bytes in ota_0 (else built here)
     link: str = "direct"
     heap: str | None = None
     cut_at: int | None = None
@@ -87,11 +88,27 @@ async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
     else:
         _ident, record = simboards.fresh(
             work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
-            suppliers=opts.suppliers, seed=f"{opts.seed}:{work}",
+            suppliers=opts.suppliers, seed=f"{opts.seed}:{work}", app=_factory_app(opts),
             agent_config=heap.with_report(None) if opts.heap_report else None,
         )  # fmt: skip
     sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
     return await rig.add_sim(sim, record, opts.faults)
+
+
+def _factory_app(opts: UpdateOptions) -> bytes | None:
+    """The --factory-app bytes, checked to be a whole sim app (header and tree hash)."""
+    if opts.factory_app is None:
+        return None
+    from hanota.sim import appimage
+
+    try:
+        raw = Path(opts.factory_app).read_bytes()
+        appimage.verify(raw)
+    except OSError as exc:
+        raise HubError(f"--factory-app {opts.factory_app}: {exc.strerror}") from None
+    except appimage.AppError as exc:
+        raise HubError(f"--factory-app {opts.factory_app}: not a sim app: {exc}") from None
+    return raw
 
 
 async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, Any]:
@@ -177,12 +194,14 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
                     "reason_code",
                     "reason",
                     "matches",
+                    "image",
                 )
             }
             for a in hub.alerts()
             if a["device"] == eui
         ],  # fmt: skip
         "image_bytes": t.sent if t is not None else 0,
+        **_delivered(t),
         "link_bytes": b.link_bytes(),
         "transfer_seconds": _seconds(t),
         "activation_due": _due(t),
@@ -191,6 +210,15 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
         "link_profile": rig.profile.name,
         **_board_facts(b),
     }
+
+
+def _delivered(t: Any) -> dict[str, Any]:
+    """delta: the hub served the board a delta (and it was not refused); firmware_bytes:
+    the length of the target firmware (null when nothing was submitted)."""
+    if t is None:
+        return {"delta": False, "firmware_bytes": None}
+    got = t.image()
+    return {"delta": got["image"] == "delta", "firmware_bytes": got["firmware_bytes"]}
 
 
 def _due(t: Any) -> str | None:
