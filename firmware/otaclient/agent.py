@@ -12,7 +12,6 @@ from micropython import const
 
 from otaclient import let_go, link
 from otaclient import zcl_client as zcl
-from otaclient.alerts import Alerts
 from otaclient.client import Client
 from otaclient.policy import Policy
 from otaclient.state import State, load_json
@@ -44,7 +43,7 @@ class Agent:
         self._lseq = 0
         self._zseq = 0
         self.client = None  # built by boot(), once the boot's alerts are signed
-        self.alerts = Alerts(port, self.policy, self.state, self.send)
+        self.alerts = None  # the Alerts while any is queued or unacknowledged (alerting())
         self.boot_status = None
         self.refused = 0  # frames answered NOT_AUTHORIZED (R4, link MIC)
         self.heap = None
@@ -56,6 +55,16 @@ class Agent:
         self._nonce = None
         self._ctr = 0
         self._since = 0
+
+    def alerting(self):
+        """The Alerts, its module loaded at first use; step() lets both go once every
+        alert is acknowledged, so a transfer never holds them (~1.3 KB of a 64 KB heap)."""
+        a = self.alerts
+        if a is None:
+            from otaclient.alerts import Alerts
+
+            a = self.alerts = Alerts(self.port, self.policy, self.state, self.send)
+        return a
 
     def _activate(self, c):
         _activation().activate_due(self, c)
@@ -91,7 +100,8 @@ class Agent:
         # what after_boot queued is signed with its code let go and before the client's
         # state machine and buffers exist: after an activation, P-256 signing is the boot's
         # peak, and at 64 KB it did not fit beside them
-        self.alerts.sign_pending()
+        if self.state.get("alerts"):
+            self.alerting().sign_pending()
         c = self.client = Client(self.port, self.policy, self.state, self.send)
         c.on_activate = self._activate
         if self.policy.cfg["heap_report"]:
@@ -130,7 +140,10 @@ class Agent:
                     break
                 self.on_frame(*f)
         self.client.poll()
-        self.alerts.poll()
+        a = self.alerts
+        if a is not None and not a.poll():  # every alert acknowledged
+            self.alerts = None
+            let_go("alerts")
 
     # --- dispatch -----------------------------------------------------------------------
 
@@ -201,7 +214,8 @@ class Agent:
         elif cmd == zcl.UPGRADE_END_RSP:
             c.on_end_rsp(obj)
         elif cmd == zcl.ALERT_ACK:
-            self.alerts.on_ack(obj)
+            if self.alerts is not None:  # else nothing is pending: nothing to delete
+                self.alerts.on_ack(obj)
         elif cmd == zcl.DEFAULT_RSP:
             c.on_default_rsp(obj)
         else:
