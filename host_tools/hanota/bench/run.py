@@ -30,6 +30,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "fleet": ("fleet", "measure"),
     "alerts": ("alertlat", "measure"),
     "plot": ("plot", "measure"),
+    "delta": ("delta", "measure"),
 }
 
 
