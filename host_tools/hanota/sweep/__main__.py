@@ -2,9 +2,9 @@
 
 Power-cut sweep on the simulated board with the real MicroPython agent: a clean
 reference run of each update counts its flash operations, then each one is cut.
-Updates: plain, compressed (each op cut), rollback (crashing app: activation, trial
-boot, rollback ops), multi (seeded random cuts in a row), half (half-provisioned board,
-power cycles). OPS: "1-40,170-" (op numbers of the reference run).
+Updates: plain, compressed, second, delta (each op cut), rollback (crashing app:
+activation, trial boot, rollback ops), multi (seeded random cuts in a row), half
+(half-provisioned board, power cycles). OPS: "1-40,170-" (op numbers of the reference run).
 Progress goes to stderr; the last line is
 `sweep: <tried> cuts tried, <survived> survived, <ops> flash operations`.
 Exit status 1 if any cut (or reference run) did not survive, 2 on a usage error.

@@ -58,7 +58,8 @@ class _Probe:
         try:  # the app this run started with (the "old" image): what a power-on boots now
             d = bootloader.decide(sim.flash, write=False)
             head, _ = bootloader.read_app(sim.flash, d.slot)
-            self.old = {"version": head.version, "sha": head.sha256.hex(), "slot": d.slot}
+            self.old = {"version": head.version, "sha": head.sha256.hex(), "slot": d.slot,
+                        "slot_sha": slot_sha(sim.flash, d.slot)}  # fmt: skip
         except (appimage.AppError, bootloader.NoBootableApp) as exc:
             self.old = {"error": str(exc)}
         if self.case.get("watchdog_ms"):
@@ -105,6 +106,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         on_board=probe.on_board, seed=f"sweep:{case['id']}", heap_report=False,
         heap=case.get("heap"),
         start_from=Path(case["start_from"]) if case.get("start_from") else None,
+        factory_app=Path(case["factory_app"]) if case.get("factory_app") else None,
     )  # fmt: skip
     started = time.monotonic()
     summary, error = None, None
@@ -161,6 +163,8 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
     f["agent_crashes"] = len(crashes)
     f["first_crash"] = crashes[0] if crashes else None
     f["running"] = {"slot": sim.running_slot, "version": sim.running_version}
+    if "slot" in probe.old:  # the old app's whole partition now (never written: A/B)
+        f["old_slot_sha"] = slot_sha(sim.flash, probe.old["slot"])
     f["running_app"] = _app(sim.flash, sim.running_slot)
     try:  # what a power-on now would boot (no otadata write)
         d = bootloader.decide(sim.flash, write=False)
@@ -169,6 +173,15 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
         f["next_boot"] = {"error": str(exc)}
     f.update(_hub_facts(probe.hub, link.eui, summary))
     return f
+
+
+def slot_sha(flash: Any, slot: int) -> str:
+    """SHA-256 of the whole ota_<slot> partition (the running app's: an update writes the
+    other slot only, so a delta's base is always there)."""
+    import hashlib
+
+    off, size = flash.part(f"ota_{slot}")
+    return hashlib.sha256(flash.read(off, size)).hexdigest()
 
 
 def _console(sim: Any) -> str:

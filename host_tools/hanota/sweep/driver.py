@@ -109,6 +109,7 @@ def _case(c: dict[str, Any], u: Update, b: Built, opts: Options) -> dict[str, An
     return {
         **c,
         "start_from": opts.starts.get(u.start),
+        "factory_app": b.factory_app,
         "workdir": str(opts.workdir / "runs" / c["id"].replace("/", "-")),
         "files": b.files,
         "trust": b.trust,

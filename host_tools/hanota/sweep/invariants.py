@@ -50,6 +50,7 @@ def check(f: dict[str, Any], exp: dict[str, Any]) -> dict[str, str | None]:
         "finished_or_stopped_cleanly": _ended(f, exp),
         "cuts_happened": _cuts(f, exp),
         "flash_untouched": _untouched(f, exp),
+        "old_slot_never_written": _old_slot(f),
         "agent_never_crashed": _no_crash(f),
     }
 
@@ -146,6 +147,15 @@ def _cuts(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
 def _untouched(f: dict[str, Any], exp: dict[str, Any]) -> str | None:
     if exp.get("untouched") and f.get("ops", 0):
         return f"{f['ops']} flash operation(s) for an update that must change nothing"
+    return None
+
+
+def _old_slot(f: dict[str, Any]) -> str | None:
+    """The slot the board ran when the update began is read (a delta's base), never written:
+    its partition hashes as it did before the first cut."""
+    before, now = (f.get("old") or {}).get("slot_sha"), f.get("old_slot_sha")
+    if before is not None and now != before:
+        return f"ota_{f['old']['slot']} (the old app's slot) was written during the update"
     return None
 
 

@@ -101,6 +101,10 @@ def quick_ops(update: Update, m: OpMap) -> list[int]:
         return picks
     f0, f1 = m.first("fragment 0"), m.first("fragment 1")
     act, trial = m.first("activation"), m.first("trial boot")
+    if update.delta:  # one file: mid-apply, its end (the whole-delta record), activation
+        picks += [f0[0] + (f0[1] - f0[0]) // 2, f0[1]] if f0 else []
+        picks += [act[1]] if act else []
+        return [p for p in picks if 1 <= p <= m.total]
     if update.compress:
         picks += [f1[0] + (f1[1] - f1[0]) // 2] if f1 else []
         picks += [trial[0] + 2] if trial else []

@@ -6,7 +6,9 @@ the provisioning files ("factory-fresh"), or, for `half`, an identity without tr
 anchors ("half-provisioned": provisioning stopped before trust.json got its keys).
 `second` starts from a copy of a board that took the plain update cleanly ("updated
 once": V2 runs from ota_1, otadata's second sector holds its entry) and goes to V3 in
-ota_0.
+ota_0. `delta` starts from a fresh board whose factory app is the delta's base (this
+checkout padded to --size, `hanota rig update --factory-app`) and gets one delta file to
+the same app with one module edited.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ class Update:
     # the transfer on (activation, trial boot, rollback); "random": seeded multi-cut runs;
     # "cycles": seeded power cycles between operations (an update with no flash ops)
     cuts: str = "every"
+    delta: bool = False  # one delta file from the factory app (the base) to the new app
 
     @property
     def ref_key(self) -> str:
         """Updates with the same image and start state share one reference run."""
         once = "2" if self.start == "updated-once" else ""
-        return f"{'z' if self.compress else 'p'}{'c' if self.crash else ''}{'' if self.trusted else 'h'}{once}"
+        kind = "d" if self.delta else "z" if self.compress else "p"
+        return f"{kind}{'c' if self.crash else ''}{'' if self.trusted else 'h'}{once}"
 
     @property
     def versions(self) -> tuple[int, int]:
@@ -86,6 +90,12 @@ UPDATES = {
             "second update: V2 runs from ota_1, V3 goes to ota_0; cut at every operation",
             start="updated-once",
         ),  # fmt: skip
+        Update(
+            "delta",
+            "delta (one module edited) from the factory app, cut at every operation",
+            compress=True,
+            delta=True,
+        ),  # fmt: skip
     )
 }
 
@@ -99,12 +109,19 @@ class Built:
     trust: list[str]
     new_version: int
     new_sha: str  # the app header's tree SHA-256 (hex): what the bootloader verifies
+    factory_app: str | None = None  # the board starts with these app bytes (a delta's base)
 
 
-def new_app(work: Path, crash: bool, size: int, version: int = V2) -> bytes:
-    """The new app: this checkout's firmware (or a crashing main.py) padded to `size`."""
+def new_app(work: Path, crash: bool, size: int, version: int = V2,
+            edit: str | None = None) -> bytes:  # fmt: skip
+    """The new app: this checkout's firmware (or a crashing main.py) padded to `size`;
+    with `edit`, that module gets a function appended (a one-module change)."""
     board = defs.load(BOARD)
     source = paths.FIRMWARE
+    if edit is not None:
+        files = [(p, d + b"\n\ndef _sweep_delta():\n    return 1\n" if p == edit else d)
+                 for p, d in appimage.collect(source)]  # fmt: skip
+        return appimage.build(files, version, board, pad_to=size)
     if crash:
         source = work / "src-crash"
         for pkg in ("ports", "otaclient"):
@@ -122,10 +139,17 @@ def new_app(work: Path, crash: bool, size: int, version: int = V2) -> bytes:
 
 def build(update: Update, work: Path, size: int, max_size: int, images: Images) -> Built:
     new = update.versions[1]
-    app = new_app(work, update.crash, size, new)
     name = f"{update.ref_key}-{size}-{max_size}"
+    base, factory = None, None
+    if update.delta:  # a delta is one file: --max-size does not apply
+        base = new_app(work, False, size, update.versions[0])
+        factory = work / f"{name}-factory.bin"
+        factory.write_bytes(base)
+        app = new_app(work, False, size, new, edit="otaclient/alerts.py")
+    else:
+        app = new_app(work, update.crash, size, new)
     files = images.build(new, board=BOARD, payload=app, max_size=max_size,
-                         compress=update.compress, name=name)  # fmt: skip
+                         compress=update.compress, name=name, base=base)  # fmt: skip
     head = appimage.parse_header(app)
     return Built(
         files=[str(f) for f in files],
@@ -133,6 +157,7 @@ def build(update: Update, work: Path, size: int, max_size: int, images: Images) 
         trust=[str(images.pub_path)] if update.trusted else [],
         new_version=new,
         new_sha=head.sha256.hex(),
+        factory_app=str(factory) if factory is not None else None,
     )
 
 
@@ -141,6 +166,7 @@ def describe(update: Update, built: Built) -> dict[str, Any]:
         "what": update.what,
         "start": update.start,
         "compressed": update.compress,
+        "delta": update.delta,
         "fragments": len(built.files),
         "file_bytes": built.sizes,
     }
