@@ -48,7 +48,7 @@ def test_delta_update_is_its_own_image_and_quick_picks_apply_record_and_activati
 @pytest.mark.skipif(not (paths.FIRMWARE / "main.py").is_file(), reason="agent not built")
 def test_quick_delta_sweep_survives(tmp_path):
     cmd = [sys.executable, "-m", "hanota.sweep", "--workdir", str(tmp_path / "sweep"),
-           "--update", "delta", "--quick", "--json", "--jobs", "2", "--size", "60000",
+           "--update", "delta", "--quick", "--json", "--jobs", "2", "--size", "80000",
            "--timeout", "20"]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
