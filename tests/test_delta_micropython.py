@@ -62,4 +62,5 @@ def test_delta_update_heap_above_idle_is_bounded_like_a_full_one(tmp_path):
     dd, df = d["peak"] - d["idle"], f["peak"] - f["idle"]
     print(f"heap above idle: delta {dd} B, full {df} B (idle {d['idle']} / {f['idle']})")
     assert dd <= 16384, d
-    assert dd <= df + 4096, (dd, df)  # the applier's buffer, masks and ints, no more
+    # the applier module (~2.8 KB of functions) with its buffer, masks and ints, no more
+    assert dd <= df + 5120, (dd, df)
