@@ -122,6 +122,8 @@ def test_refused_delta_falls_back_to_the_full_image_on_the_next_query(imgs, dev,
     assert [type(r) for r in rsp] == [zcl.ImageNotify]  # "ask again"
     t = hub.transfer(eui)
     assert t.state == "transferring" and t.refused == {V1}
+    assert [type(r) for r in end(hub, eui, zcl.INVALID_IMAGE)] == [zcl.ImageNotify]  # a copy
+    assert t.state == "transferring"
     full0 = files["full"][0].read_bytes()
     assert query(hub, eui, V1).size == len(full0)  # same version: the full image now
     assert fetch(hub, eui, len(full0)) == full0

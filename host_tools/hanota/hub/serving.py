@@ -243,18 +243,20 @@ class OtaService:
                 return self._rotation_applied(t)
             return [self._complete(t)]
         if f.delta is not None:
-            return self._delta_refused(t, f, req.status)
+            return self._delta_refused(t, f, req.status, zseq)
         self.fail(t, al.REASON_TRANSFER, f"device ended the transfer: {status_name(req.status)}")
         return []
 
-    def _delta_refused(self, t: Transfer, f: Any, status: int) -> list[Rsp]:
+    def _delta_refused(self, t: Transfer, f: Any, status: int, zseq: int | None) -> list[Rsp]:
         """The device ended a delta with a failure (DELTA_BASE: the bytes it runs are not
         the base, whatever its version says; or a bad patch): the full image instead, at
         its next query, which an Image Notify asks for now. Without a full image the
-        transfer fails."""
+        transfer fails. A copy of that request (a duplicated frame) is then recognised as
+        one by _duplicate_end until a block of the full image is served."""
         sub = t.submission
         self.hub.record("delta-refused", submission=sub.id, device=t.device,
                         base_version=f.base_version, status=status_name(status))  # fmt: skip
+        t.last_end, t.fetched = (zseq, status, time.monotonic()), False
         if not sub.full:
             self.fail(t, al.REASON_TRANSFER, f"device refused the delta from "
                       f"{f.base_version:#010x} ({status_name(status)}) and the submission "
