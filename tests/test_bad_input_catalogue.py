@@ -177,8 +177,12 @@ class SimHan:
 
     def __init__(self, d):
         imgs_ = Images(d / "keys")
-        simboards.fresh(d / "b", "sim-ppmid", factory_version=U.V1, trust=[imgs_.pub_path],
-                        suppliers=["supplier-a"], seed=str(d))  # fmt: skip
+        _ident, record = simboards.fresh(d / "b", "sim-ppmid", factory_version=U.V1,
+                                         trust=[imgs_.pub_path], suppliers=["supplier-a"],
+                                         seed=str(d))  # fmt: skip
+        # the board holds a CH link key: commands from the CH are sealed in its session
+        self.pads = link.pads(bytes.fromhex(record["link_key"]))
+        self.nonce, self.counter = None, 0
         # no spontaneous re-queries during the test: every query is an answer to us
         cfg = {"agent_config.json": json.dumps({"retry_s": 3600}).encode()}
         simboards.write_store(d / "b", defs.load("sim-ppmid"), cfg)
@@ -198,7 +202,16 @@ class SimHan:
                 while (fr := self.dec.next()) is not None:
                     src, dst, _seq, payload = fr
                     cmd, zseq, _s2c, _mfr, body = zcl.decode_frame(payload)
+                    if cmd == zcl.LINK_SESSION:  # a new session: its nonce, counters from 1
+                        self.nonce, self.counter = bytes(body), 0
                     yield dst, cmd, zseq, body
+
+    def frame(self, src: int, dst: int, seq: int, z: bytes) -> bytes:
+        """A link frame carrying ZCL frame `z`, sealed as the CH seals commands."""
+        if self.nonce is not None:
+            self.counter += 1
+            z = link.seal(self.pads, self.nonce, src, dst, self.counter, z)
+        return link.encode(src, dst, seq, z)
 
     def wait(self, pred, timeout: float):
         for f in self.frames(timeout):
@@ -223,9 +236,9 @@ def han(tmp_path_factory):
     h.close()
 
 
-def notify_frame(src: int = 0, dst: int = 1, seq: int = 3) -> bytes:
+def notify_frame(han, src: int = 0, dst: int = 1, seq: int = 3) -> bytes:
     z = zcl.encode_frame(zcl.IMAGE_NOTIFY, seq, zcl.encode_image_notify(0, 100), True)
-    return link.encode(src, dst, seq, z)
+    return han.frame(src, dst, seq, z)
 
 
 def is_query(f) -> bool:
@@ -471,7 +484,7 @@ def test_block_larger_than_asked(tmp_path):
 
 def test_frames_with_bad_crc(han):
     ops = han.sim.ops
-    good_ = notify_frame()
+    good_ = notify_frame(han)
     bad = bytearray(good_)
     bad[-3] ^= 0x01  # a CRC byte (before the delimiter): COBS still valid, CRC wrong
     assert not answered_query(han, bytes(bad))
@@ -481,7 +494,7 @@ def test_frames_with_bad_crc(han):
 
 def test_oversize_frames(han):
     ops = han.sim.ops
-    good_ = notify_frame()
+    good_ = notify_frame(han)
     oversize = bytes(range(1, 250)) * 2 + good_  # 498 bytes before the delimiter
     assert not answered_query(han, oversize)
     assert answered_query(han, good_)
@@ -491,7 +504,7 @@ def test_oversize_frames(han):
 def test_unknown_commands(tmp_path, han, dev, frag2):  # noqa: F811
     ops = han.sim.ops
     z = zcl.encode_frame(0x42, 77, b"\x01\x02", True)
-    han.send(link.encode(0, 1, 9, z))
+    han.send(han.frame(0, 1, 9, z))
     f = han.wait(lambda f: f[1] == zcl.DEFAULT_RSP and f[2] == 77, 3)
     assert f is not None and zcl.decode_default_rsp(f[3]) == (0x42, zcl.UNSUP_CLUSTER_COMMAND)
     assert han.sim.ops == ops
@@ -503,13 +516,13 @@ def test_commands_from_a_node_other_than_the_bound_ch(tmp_path, han):
     """R4: the banned local/HHT path. A notify from 0x0042 gets NOT_AUTHORIZED and no
     query; the same notify from the CH (0x0000) gets a query."""
     ops = han.sim.ops
-    han.send(notify_frame(src=0x0042, seq=55))
+    han.send(notify_frame(han, src=0x0042, seq=55))
     got = list(han.frames(1.5))
     assert not [f for f in got if is_query(f)], got
     deny = [f for f in got if f[1] == zcl.DEFAULT_RSP]
     assert deny and deny[0][0] == 0x0042
     assert zcl.decode_default_rsp(deny[0][3]) == (zcl.IMAGE_NOTIFY, zcl.NOT_AUTHORIZED)
-    assert answered_query(han, notify_frame(src=0))
+    assert answered_query(han, notify_frame(han, src=0))
     assert han.sim.ops == ops
     CB.test_foreign_node_is_not_authorized_and_reaches_nothing(tmp_path)
 
