@@ -1,8 +1,9 @@
 """Fetch one OTA file from the CH, pipelined, and feed its bytes strictly in file order.
 
-Image Page Requests (or a window of Image Block Requests) keep the link busy; a gap or
-silence re-requests from the first missing byte. It does not verify or store: `feed`
-(the verifier) does. Out-of-order blocks are dropped, not buffered.
+Image Page Requests (the next asked while half a page is still to come) or a window of
+Image Block Requests keep the link busy; a gap or silence re-requests from the first
+missing byte. It does not verify or store: `feed` (the verifier) does. Out-of-order
+blocks are dropped, not buffered.
 """
 
 from micropython import const
@@ -46,7 +47,7 @@ class Download:
         self.offset = 0  # next byte to feed
         self._stop = 0  # nothing at or beyond it is asked or fed (start() sets it)
         self._next = 0  # block mode: next offset to request
-        self._page_end = -1  # page mode: end of the page asked for (-1: none)
+        self._page_end = -1  # page mode: end of the pages asked for (-1: none)
         self._gap_at = -1  # offset already re-requested because of a gap
         self._mbp = 0  # server's minimum block period (ms)
         self._due = 0  # ticks: next timeout / wait end / spaced request
@@ -68,11 +69,18 @@ class Download:
         # (Re)issue requests from self.offset.
         self._due = now + self._timeout
         if self._page and not self._mbp:
-            self._page_end = min(self.offset + self._page, self._stop)
-            self._request(zcl.IMAGE_PAGE_REQ, self.offset, self._page_end - self.offset)
+            self._page_end = self.offset
+            self._next_page()
             return
         self._next = self.offset
         self._pump(now)
+
+    def _next_page(self):
+        # A page from the end of those asked (or from `offset`, had a server's block
+        # overrun a page's end); nothing at or beyond `stop`.
+        start = max(self._page_end, self.offset)
+        self._page_end = min(start + self._page, self._stop)
+        self._request(zcl.IMAGE_PAGE_REQ, start, self._page_end - start)
 
     def _pump(self, now):
         # Block mode: keep `window` requests in flight (one, spaced, under a min block period).
@@ -141,8 +149,11 @@ class Download:
             self._due = now + self._mbp
         elif self._page_end >= 0:
             self._due = now + self._timeout
-            if self.offset >= self._page_end:
-                self._ask(now)
+            # the next page is asked while half a page is still to come, so the line does
+            # not idle a round trip between pages; the CH serves page requests in order,
+            # and one that does not start where the last one ended restarts its stream
+            if self._page_end < self._stop and self._page_end - self.offset <= self._page >> 1:
+                self._next_page()
         else:
             self._due = now + self._timeout
             self._pump(now)

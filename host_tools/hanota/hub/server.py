@@ -206,8 +206,11 @@ class LinkSession:
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, obj.offset + 1))
             return []
         if isinstance(obj, zcl.ImagePageReq):
+            # a page that starts where the last one asked ends (the device asks the next
+            # before the current one is in) is served after it; any other (a re-request
+            # from a gap, or after silence) drops what is still queued or being served
             if obj.offset != self._next_off:
-                self._gen += 1  # not a pipelined continuation: drop pages still queued
+                self._gen += 1
             self._next_off = obj.offset + obj.page_size
             self._pages.put_nowait((self._gen, obj, zseq, obj.offset, self._next_off))
             return []
@@ -252,16 +255,20 @@ class LinkSession:
     # --- frames out ---------------------------------------------------------------------
 
     async def _page_loop(self) -> None:
-        """Block and page responses, in order; a page is spaced by its responseSpacing."""
+        """Block and page responses, in order; a page is spaced by its responseSpacing.
+        A page's last block ends at the page's end: the device may have asked for the
+        next page already (pipelined), which starts there."""
         while True:
             gen, req, zseq, off, end = await self._pages.get()
-            spacing = getattr(req, "spacing", 0) or 0
+            page = isinstance(req, zcl.ImagePageReq)
+            spacing = req.spacing if page else 0
             spacing = max(spacing, self.hub.config.min_block_period_ms) / 1000.0
             while off < end and gen == self._gen:
                 size = self.hub.ota.file_size(self.eui)
                 if off >= size and off > req.offset:
                     break  # page runs past the end of the file
-                rsp = self.hub.ota.block(self.eui, req, off, req.max_size)
+                n = min(req.max_size, end - off) if page else req.max_size
+                rsp = self.hub.ota.block(self.eui, req, off, n)
                 self._send(rsp, zseq)
                 if rsp.status != zcl.SUCCESS:
                     break
