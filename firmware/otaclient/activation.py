@@ -121,7 +121,8 @@ def after_boot(agent):
         agent.alerting().queue(
             running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
         )
-        port.store.delete(PROGRESS)  # the client, built after this, starts with none
+        port.store.delete(PROGRESS)  # the activated image's: done
+        agent.client.reasm.progress = None  # the client, built before this, forgets it too
         status = zcl.BOOT_ACTIVATED
     elif not act.get("armed"):
         # a cut around set_pending: the bootloader may never have been armed, or it was and

@@ -95,15 +95,15 @@ class Agent:
 
     def boot(self):
         """Self-test/confirm a trial boot, settle an activation, then report (R7)."""
-        self.boot_status = _activation().after_boot(self)
-        let_go("activation")
-        # what after_boot queued is signed with its code let go and before the client's
-        # state machine and buffers exist: after an activation, P-256 signing is the boot's
-        # peak, and at 64 KB it did not fit beside them
-        if self.state.get("alerts"):
-            self.alerting().sign_pending()
+        # the client's tables and buffers first, while the heap has its larger holes; then
+        # the activation's settling and its alerts' signing, which leave it cut up (P-256
+        # works in the idle flash write buffer: no mid-size block needed after that)
         c = self.client = Client(self.port, self.policy, self.state, self.send)
         c.on_activate = self._activate
+        self.boot_status = _activation().after_boot(self)
+        let_go("activation")
+        if self.state.get("alerts"):
+            self.alerting().sign_pending(c.reasm.scratch())
         if self.policy.cfg["heap_report"]:
             from otaclient import heapreport
 

@@ -46,24 +46,26 @@ class Alerts:
         self.state.update(alerts=self.pending() + recs, alert_counter=counter, **fields)
         self._unsigned = True
 
-    def sign_pending(self):
-        """Sign and persist the records queue() left unsigned (one put, if any)."""
+    def sign_pending(self, scratch=None):
+        """Sign and persist the records queue() left unsigned (one put, if any). `scratch`:
+        an idle buffer of >= 258 bytes P-256 may work in (the agent's boot lends the flash
+        write buffer: no mid-size block taken from a heap the boot has cut up)."""
         recs = self.pending()
         todo = [r for r in recs if r[5] is None]
         for r in todo:
             # r: supplier, version, result, timestamp, counter, signature (as _send_one reads it)
             body = zcl.encode_activation_alert(zcl.ALERT_CODE_ACTIVATION, *r[:5], None)
-            r[5] = hexlify(self._sign(body)).decode()
+            r[5] = hexlify(self._sign(body, scratch)).decode()
         if todo:
             self.state.update(alerts=recs)
         self._unsigned = False
 
-    def _sign(self, body):
+    def _sign(self, body, scratch):
         key = self.policy.device_key
         if key is None:
             return bytes(64)  # unprovisioned board: the CH will reject the signature
         msg = zcl.alert_signed_bytes(self.policy.eui64, body)
-        return p256_call("sign", key, hashlib.sha256(msg).digest())
+        return p256_call("sign", key, hashlib.sha256(msg).digest(), scratch)
 
     def pending(self):
         return list(self.state.get("alerts", []))

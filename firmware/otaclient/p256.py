@@ -185,8 +185,9 @@ def public_key(priv32):
     return (X * z2 % p).to_bytes(32, "big") + (Y * z2 * zi % p).to_bytes(32, "big")
 
 
-def sign(priv32, digest32):
-    """Deterministic (RFC 6979) signature r || s of a 32-byte digest."""
+def sign(priv32, digest32, scratch=None):
+    """Deterministic (RFC 6979) signature r || s of a 32-byte digest. `scratch`: a buffer
+    of at least 258 bytes to hold the nonce's NAF digits in, else a new one is taken."""
     import hashlib
 
     def hmac(key, msg):
@@ -211,7 +212,9 @@ def sign(priv32, digest32):
     v = hmac(k, v)
     k = hmac(k, v + b"\x01" + bx)
     v = hmac(k, v)
-    n1 = bytearray(258)
+    n1 = memoryview(scratch)[:258] if scratch is not None and len(scratch) >= 258 else None
+    if n1 is None:
+        n1 = bytearray(258)
     while True:
         v = hmac(k, v)
         t = int.from_bytes(v, "big")
