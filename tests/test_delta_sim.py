@@ -34,8 +34,9 @@ def _one_module_edited(board: dict) -> bytes:
     return appimage.build(files, V2, board)
 
 
-def test_delta_update_through_the_hub_runs_the_target_bytes(hub, make_board, images):
-    b = make_board("sim-ppmid", ["supplier-a"])
+@pytest.mark.parametrize("heap", [None, "64k"])  # the board's own 96k, and QUALITY.md's 64k
+def test_delta_update_through_the_hub_runs_the_target_bytes(hub, make_board, images, heap):
+    b = make_board("sim-ppmid", ["supplier-a"], heap=heap)
     hub.attach(b)
     eui = b.record["eui64"]
     hub.wait(lambda: hub.hub.state.devices[eui].announced_version, 30, "announce")
@@ -55,3 +56,4 @@ def test_delta_update_through_the_hub_runs_the_target_bytes(hub, make_board, ima
     assert b.sim.running_slot == 1
     assert hashlib.sha256(flash.read(off, len(target))).digest() == hashlib.sha256(target).digest()
     assert flash.read(flash.part("ota_0")[0], len(base)) == base  # the base was only read
+    assert "agent: crashed" not in (b.sim.dir / "console.log").read_text(errors="replace")
