@@ -128,9 +128,12 @@ def test_hub_seals_commands_in_the_device_session_and_never_block_responses(dev,
         d.send(query)
         assert opened(key, N1, await d.recv())[0] == 3
         d.send(zcl.LinkSession(N2))  # a new session: from 1, under the new nonce
+        frame = await d.recv()  # the device refused something: its offer again, at once
+        assert link.unseal(link.pads(key), N1, *frame) == -1
+        c, again = opened(key, N2, frame)
+        assert c == 1 and isinstance(again, zcl.ImageNotify) and again.version == 0x02000000
         d.send(query)
-        frame = await d.recv()
-        assert opened(key, N2, frame)[0] == 1 and link.unseal(link.pads(key), N1, *frame) == -1
+        assert opened(key, N2, await d.recv())[0] == 2
         dw.close()
         await asyncio.wait_for(task, 5)
         return session

@@ -231,10 +231,17 @@ class LinkSession:
         counter 1 under its nonce. The same nonce again keeps the counter: a replayed
         LINK_SESSION must not make the hub reuse counters the device has seen."""
         if nonce != self._nonce:
+            # a session after another (or after a command the hub could not seal): the
+            # device refused what the hub sent last, so its offer goes again now, sealed,
+            # rather than when the device's own retry (retry_s) comes round
+            again = self._nonce is not None or self.stats["unsealed"] > 0
             self._nonce, self._ctr = nonce, 0
             self.stats["link_sessions"] += 1
             if self.stats["link_sessions"] <= _LOGGED_BAD:
                 self.hub.record("link-session", link=self.name, device=self.eui)
+            offer = self.hub.ota.offer(self.eui) if again and self.eui else None
+            if offer is not None:
+                return [offer]
         return []
 
     def _seal(self, obj: Any, frame: bytes) -> bytes:
