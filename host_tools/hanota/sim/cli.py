@@ -19,14 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     c = s.add_parser("create", help="lay out DIR/flash.bin with a factory app")
-    c.add_argument("dir", type=Path)
+    c.add_argument("dir", type=Path, help="the board's directory (flash.bin, store, logs)")
     c.add_argument("--board", required=True, help="board name (hanota board list)")
-    c.add_argument("--factory-version", type=parse_int, default=FACTORY_VERSION)
+    c.add_argument(
+        "--factory-version",
+        type=parse_int,
+        default=FACTORY_VERSION,
+        help=f"the factory app's version (default {FACTORY_VERSION:#010x})",
+    )
     c.add_argument("--source", type=Path, help="app source tree (default: firmware/)")
     c.set_defaults(func=cmd_create)
 
     r = s.add_parser("run", help="boot the board; prints 'han: <pty>' and 'console: <pty>'")
-    r.add_argument("dir", type=Path)
+    r.add_argument("dir", type=Path, help="the board's directory (hanota sim create)")
     r.add_argument("--board", help="with --create: board for a new DIR")
     r.add_argument("--create", action="store_true", help="create DIR first if it has no flash")
     r.add_argument("--heap", help="MicroPython heap (default: the board's, e.g. 64k)")
@@ -35,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_run)
 
     i = s.add_parser("info", help="otadata, active slot, running version, ops count")
-    i.add_argument("dir", type=Path)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("dir", type=Path, help="the board's directory")
+    i.add_argument("--json", action="store_true", help="one JSON document on stdout")
     i.set_defaults(func=cmd_info)
 
 
