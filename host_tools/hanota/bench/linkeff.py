@@ -95,7 +95,7 @@ async def _link(quick: bool, s: Section) -> None:
         f"{len(own) / r_comp['file_bytes']:.2f}× (its modules ship as .mpy bytecode, which "
         "compresses far less than the Python source did: 2.39× before apps were "
         f"precompiled); pad-asset app: {len(pad) / r_pad['file_bytes']:.2f}× (the sim's synthetic "
-        "firmware stand-in). Both in independent 2 KB deflate pieces (2 KB window): the "
+        "firmware stand-in). Both in independent 1 KB deflate pieces (1 KB window): the "
         "price of a bounded inflater on a small heap, and why the 1.4 bar is missed."
     )
     if bench.note:

@@ -92,7 +92,7 @@ def measure(quick: bool = False) -> Section:
     s.method = (
         f"A {size:,}-byte firmware (the sim app's pad asset, realistic entropy) signed into one "
         f"OTA file, uncompressed ({r_unc['bytes']:,} bytes) and compressed "
-        f"({r_comp['bytes']:,} bytes, 2 KB deflate pieces). Under `micropython -X heapsize=64k` "
+        f"({r_comp['bytes']:,} bytes, 1 KB deflate pieces). Under `micropython -X heapsize=64k` "
         "after `image.prepare()`, the file is read in 4 KB `readinto` chunks and fed to "
         "`image.Verifier` in 255-byte slices (one Image Block's worth) with a no-op sink; "
         "time covers header/manifest parsing, SHA-256 and inflate, not the final signature "
