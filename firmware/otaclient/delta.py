@@ -6,15 +6,12 @@ base before any target byte goes out. The target's SHA-256 is checked on the slo
 read-back (reassembly.verify_slot). docs/image-format.md has the payload byte by byte.
 """
 
-import hashlib
 import struct
 
 from micropython import const
 
 from otaclient.imagefmt import ImageError
 
-_MAGIC = b"HNDP"
-_DESC = "<4sBBHII32sI32sI"
 DESC_SIZE = const(88)
 _VERSION = const(1)
 _ALG = const(1)  # bsdiff-ops: COPY, ADD, INSERT, SEEK
@@ -32,6 +29,8 @@ _M8 = _M7 ^ ((1 << (8 * _BLK)) - 1)
 
 def digest(read, length, buf):
     """SHA-256 of the first `length` bytes that read(offset, mv) gives, through `buf`."""
+    import hashlib  # here, not a global: each global is a slot of the module's table
+
     h = hashlib.sha256()
     mv = memoryview(buf)
     off = 0
@@ -94,10 +93,12 @@ class Applier:
             raise ImageError("BAD_DELTA", "ends at target byte %d" % self.written)
 
     def _descriptor(self):
+        # literals here, not globals: the module's table (a block of its own when it loads
+        # mid-transfer, in a cut-up heap) stays at 9 slots
         magic, ver, alg, size, bver, blen, bsha, tlen, tsha, _ = struct.unpack_from(
-            _DESC, self._buf, 0
+            "<4sBBHII32sI32sI", self._buf, 0
         )
-        if magic != _MAGIC or ver != _VERSION or alg != _ALG or size != DESC_SIZE:
+        if magic != b"HNDP" or ver != _VERSION or alg != _ALG or size != DESC_SIZE:
             raise ImageError("BAD_DELTA", "descriptor")
         if not (0 < tlen <= self._limit and 0 < blen <= self._limit):
             raise ImageError("BAD_DELTA", "larger than the slot")
