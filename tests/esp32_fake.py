@@ -420,6 +420,7 @@ def reset():
 
 class UART:
     def __init__(self, id, baudrate=115200, tx=None, rx=None, rxbuf=256, timeout=0):
+        self.rxbuf = rxbuf  # the ring uart_driver_install is given; what overflows it is lost
         self.rx = bytearray()
         self.tx = bytearray()
 

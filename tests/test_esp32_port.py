@@ -275,3 +275,19 @@ pt = port()
 print("given", hex(pt.check_app(stage(pt, "ver.bin"))))
 """, **{"ver.bin": esp_image(version=b"0x01020304", body=9000)})  # fmt: skip
     assert "stock None" in out and "given 0x1020304" in out, out
+
+
+def test_han_uart_ring_holds_what_pipelined_pages_have_in_flight(tmp_path):
+    # The agent asks the next page while half a page is still to come, so up to 1.5 pages
+    # of Image Block Responses travel unread while the loop erases flash or checks a
+    # signature: the UART's receive ring must hold them all, as framed on the wire.
+    from otaclient import link, policy, zcl, zcl_client
+
+    cfg = policy.DEFAULTS
+    blocks = cfg["page_size"] // cfg["max_block"] * 3 // 2
+    data = bytes(range(256))[: cfg["max_block"]]
+    rsp = zcl.encode_image_block_rsp(zcl.SUCCESS, 0x1234, 0x0101, 0x01020304, 0, data)
+    frame = link.encode(0, 1, 0, zcl_client.encode_frame(zcl_client.IMAGE_BLOCK_RSP, 0, rsp, True))
+    out = run(tmp_path, 'u = p.Uart(board["han_uart"])\nprint("rxbuf", u.uart.rxbuf)\n')
+    ring = int(out.split("rxbuf")[1])
+    assert ring >= blocks * len(frame), (ring, blocks, len(frame))

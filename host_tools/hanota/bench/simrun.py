@@ -124,7 +124,7 @@ async def transfer(bench: Bench, profile: LinkProfile, files: list[Path], *,
             "fragments": len(files),
             "sent": t.sent,
             # first block request served .. the device's Upgrade End Request seen
-            "seconds": wall_end - (t.first_block or wall_end),
+            "seconds": (t.ended or wall_end) - (t.first_block or wall_end),
             "hub_send_seconds": (t.last_block or 0) - (t.first_block or 0),
             "end_to_end_seconds": t_end - t_sub,
             "cold_start_seconds": cold,

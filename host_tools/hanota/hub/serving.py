@@ -236,6 +236,8 @@ class OtaService:
             self.hub.record("fragment-held", submission=sub.id, device=eui, fragment=f.index)
             t.last_end, t.fetched = (zseq, req.status, time.monotonic()), False
             self.publish_progress(t)
+            if last:
+                t.ended = time.time()
             if not last:
                 offer = self.offer(eui)
                 return [offer] if offer is not None else []

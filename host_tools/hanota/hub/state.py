@@ -86,6 +86,7 @@ class Transfer:
     sent: int = 0
     first_block: float | None = None
     last_block: float | None = None
+    ended: float | None = None  # wall time of the Upgrade End Request that held the last file
     last_request: float | None = None  # last request of the device for this transfer
     # the last Upgrade End Request that moved the transfer on: (ZCL sequence, status,
     # monotonic time), and whether a block of the fragment now current has been served
