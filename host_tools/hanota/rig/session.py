@@ -89,7 +89,7 @@ class RigHub:
                       name: str | None = None) -> BoardLink:  # fmt: skip
         """Enrol a started SimBoard and link its HAN pty through the emulator."""
         self.hub.enrol(record)
-        b = BoardLink(name or record["board"], record, board=sim)
+        b = BoardLink(name or self._free_name(record["board"]), record, board=sim)
         ra, wa = await open_serial(sim.han_path)
         s_emu, s_hub = socket.socketpair()
         rb, wb = await asyncio.open_connection(sock=s_emu)
@@ -105,12 +105,22 @@ class RigHub:
     async def add_port(self, path: str, record: dict[str, Any], baud: int) -> BoardLink:
         """Enrol a real board and serve its HAN UART directly (no emulator)."""
         self.hub.enrol(record)
-        b = BoardLink(record["board"], record)
+        b = BoardLink(self._free_name(record["board"]), record)
         reader, writer = await open_serial(path, baud)
         b.session = LinkSession(self.hub, path, reader, writer, record["eui64"])
         b.tasks = [asyncio.create_task(b.session.run())]
         self.boards[b.name] = b
         return b
+
+    def _free_name(self, board: str) -> str:
+        # boards of one definition share its name: the second is "<board>#2", and so on, so
+        # that every linked board is in `boards` (and unlinked and stopped on exit)
+        n = 1
+        name = board
+        while name in self.boards:
+            n += 1
+            name = f"{board}#{n}"
+        return name
 
     async def _unlink(self, b: BoardLink) -> None:
         if b.emulator is not None:
