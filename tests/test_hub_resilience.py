@@ -29,7 +29,7 @@ def test_hub_restarted_mid_transfer_resumes_at_the_next_fragment(tmp_path, dev, 
             rsp = await rig.client.query()
             await rig.client.fetch(rsp)
             await rig.client.end(zcl.REQUIRE_MORE_IMAGE, rsp)
-            await rig.client.recv(zcl.ImageNotify)
+            await rig.client.recv(zcl.DefaultRsp)
 
     run(first())
     hub.close()

@@ -86,7 +86,7 @@ def test_unsigned_activated_announce_moves_no_transfer_and_confirms_nothing(dev,
                 last = data == frag2[-1].read_bytes()
                 await rig.client.end(zcl.SUCCESS if last else zcl.REQUIRE_MORE_IMAGE, rsp)
                 if not last:
-                    await rig.client.recv(zcl.ImageNotify)
+                    await rig.client.recv(zcl.DefaultRsp)
             await rig.client.recv(zcl.UpgradeEndRsp)
             rig.client.version = V2
             await rig.client.announce(zcl.BOOT_ACTIVATED)

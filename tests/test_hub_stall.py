@@ -66,7 +66,7 @@ def test_silent_board_gets_a_stall_alert_and_resumes(tmp_path, dev, frag2):
             assert hub.transfer(eui).state == "transferring"
             assert await rig.client.fetch(rsp) == frag2[0].read_bytes()
             await rig.client.end(zcl.REQUIRE_MORE_IMAGE, rsp)
-            await rig.client.recv(zcl.ImageNotify)
+            await rig.client.recv(zcl.DefaultRsp)
             rsp = await rig.client.query()
             assert await rig.client.fetch(rsp) == frag2[1].read_bytes()
             await rig.client.end(zcl.SUCCESS, rsp)

@@ -145,8 +145,9 @@ def test_hub_answers_copies_of_upgrade_end_requests_the_same_and_completes():
             c = rig.client
             c.send_raw(end_frame(zcl.REQUIRE_MORE_IMAGE, rsp, 100, 100))
             c.send_raw(end_frame(zcl.REQUIRE_MORE_IMAGE, rsp, 101, 100))  # re-wrapped copy
-            notes = [await c.recv(zcl.ImageNotify), await c.recv(zcl.ImageNotify)]
-            assert notes[0] == notes[1] and hub.transfer(eui).held == {0}
+            acks = [await c.recv(zcl.DefaultRsp), await c.recv(zcl.DefaultRsp)]
+            assert acks[0] == acks[1] == (zcl.UPGRADE_END_REQ, zcl.SUCCESS)
+            assert hub.transfer(eui).held == {0}
             rsp = await c.query()
             await c.fetch(rsp)
             c.send_raw(end_frame(zcl.SUCCESS, rsp, 150, 150) * 2)  # the line copied it

@@ -219,8 +219,11 @@ def test_activation_alert_signing_bytes_are_eui64_then_payload_before_signature(
 
 
 def test_device_announce_and_alert_ack_golden():
-    raw = zcl.encode_device_announce(bytes.fromhex("0011223344556677"), 0x0102, VER, 1)
-    assert raw == bytes.fromhex("001122334455667702010403020101")
+    # the EUI-64 travels least significant byte first, as ZigBee sends it
+    eui = bytes.fromhex("0011223344556677")
+    raw = zcl.encode_device_announce(eui, 0x0102, VER, 1)
+    assert raw == bytes.fromhex("776655443322110002010403020101")
+    assert zcl.decode_device_announce(raw).eui64 == eui
     assert zcl.encode_alert_ack(3) == bytes.fromhex("03000000")
 
 
@@ -286,3 +289,13 @@ def test_a_memoryview_payload_stays_a_view_and_bytes_stay_bytes():
         assert type(p) is kind and bytes(p) == blk
         rsp = zcl.decode_command(cmd, p, s2c, mfr)
         assert type(rsp.data) is kind and rsp.data == b"\x01\x02\x03" and rsp.offset == 512
+
+
+def test_request_node_address_travels_least_significant_byte_first():
+    eui = bytes.fromhex("0011223344556677")
+    blk = zcl.encode_image_block_req(MFR, TYPE, VER, 0x40, 48, eui64=eui)
+    assert blk == bytes.fromhex("011d1284000403020140000000307766554433221100")
+    assert zcl.decode_image_block_req(blk).eui64 == eui
+    page = zcl.encode_image_page_req(MFR, TYPE, VER, 0, 48, 4096, 0, eui64=eui)
+    assert page[-8:] == bytes.fromhex("7766554433221100")
+    assert zcl.decode_image_page_req(page).eui64 == eui

@@ -9,7 +9,7 @@ Malformed input raises ZclError and nothing else.
 from collections import namedtuple
 
 from otaclient.zcl_client import *  # noqa: F403  (one namespace for host callers)
-from otaclient.zcl_client import SUCCESS, WAIT_FOR_DATA, ZclError, _pack, _unpack
+from otaclient.zcl_client import SUCCESS, WAIT_FOR_DATA, ZclError, _eui64, _pack, _unpack
 
 # What the server receives (client to server)
 QueryNextImageReq = namedtuple(
@@ -54,7 +54,7 @@ def decode_image_block_req(p):
     if fc > 3:
         raise ZclError("BAD_FIELD_CONTROL")
     tail = _unpack(("<", "<8s", "<H", "<8sH")[fc], p, 14)
-    eui64 = tail[0] if fc & 1 else None
+    eui64 = _eui64(tail[0]) if fc & 1 else None
     return ImageBlockReq(*(head + (eui64, tail[-1] if fc & 2 else None)))
 
 
@@ -63,7 +63,7 @@ def decode_image_page_req(p):
     if head[0] > 1:
         raise ZclError("BAD_FIELD_CONTROL")
     tail = _unpack(("<", "<8s")[head[0]], p, 18)
-    return ImagePageReq(*(head + ((tail[0] if head[0] else None),)))
+    return ImagePageReq(*(head + ((_eui64(tail[0]) if head[0] else None),)))
 
 
 def encode_image_block_rsp(

@@ -99,9 +99,11 @@ def _pack(fmt, *vals):
 
 
 def _eui64(eui64):
-    if eui64 is None or len(eui64) != 8:
+    # an EUI-64 travels least significant byte first, as ZigBee sends it; `eui64` is the
+    # identity's 8 bytes as displayed, most significant first (the same reversal reads one)
+    if not isinstance(eui64, (bytes, bytearray)) or len(eui64) != 8:
         raise ZclError("BAD_EUI64")
-    return bytes(eui64)
+    return bytes(reversed(eui64))
 
 
 # --- frame header --------------------------------------------------------------------------
@@ -175,9 +177,7 @@ def encode_default_rsp(cmd, status):
 
 
 def encode_device_announce(eui64, hw_version, version, boot_status):
-    if not isinstance(eui64, (bytes, bytearray)) or len(eui64) != 8:
-        raise ZclError("BAD_EUI64")
-    return bytes(eui64) + _pack("<HIB", hw_version, version, boot_status)
+    return _eui64(eui64) + _pack("<HIB", hw_version, version, boot_status)
 
 
 def _supplier_bytes(supplier):

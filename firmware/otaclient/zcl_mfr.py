@@ -15,6 +15,7 @@ from otaclient.zcl_client import (
     UNSUP_MANUF_CLUSTER_COMMAND,
     AlertAck,
     ZclError,
+    _eui64,
     _pack,
     _unpack,
     decode_alert_ack,
@@ -31,7 +32,7 @@ ActivationAlert = namedtuple(
 
 def decode_device_announce(p):
     eui64, hw, ver, boot = _unpack("<8sHIB", p)
-    return DeviceAnnounce(eui64, hw, ver, boot)
+    return DeviceAnnounce(_eui64(eui64), hw, ver, boot)
 
 
 def decode_activation_alert(p):

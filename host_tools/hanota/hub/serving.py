@@ -30,6 +30,8 @@ _STATUS_NAMES = {v: k for k, v in vars(zcl).items() if k.isupper() and isinstanc
 _PROGRESS_EVERY_S = 0.1
 DUP_END_S = 10.0  # an Upgrade End Request with the same ZCL sequence this soon is a copy
 Rsp = Any  # an otaclient.zcl response namedtuple
+# the answer to an Upgrade End Request REQUIRE_MORE_IMAGE (ZCL OTA: nothing more is done)
+MORE_ACK = zcl.DefaultRsp(zcl.UPGRADE_END_REQ, zcl.SUCCESS)
 
 
 def status_name(status: int) -> str:
@@ -225,6 +227,8 @@ class OtaService:
             # the end of the fragment already held, again: the same answer, nothing moves
             self.hub.record("upgrade-end-duplicate", submission=sub.id, device=eui, zseq=zseq,
                             status=status_name(req.status), fragment=f.index - 1)  # fmt: skip
+            if req.status == zcl.REQUIRE_MORE_IMAGE:
+                return [MORE_ACK]
             offer = self.offer(eui)
             return [offer] if offer is not None else []
         n_files = len(t.files())
@@ -239,8 +243,11 @@ class OtaService:
             if last:
                 t.ended = time.time()
             if not last:
-                offer = self.offer(eui)
-                return [offer] if offer is not None else []
+                # ZCL OTA: a server does nothing more on REQUIRE_MORE_IMAGE than a Default
+                # Response SUCCESS; the client re-initiates with its Query Next Image Request,
+                # which is offered the next fragment (an Image Notify here would draw a second
+                # query, and the fragment would be offered twice)
+                return [MORE_ACK]
             if f.image_type == KEYS_IMAGE_TYPE:
                 return self._rotation_applied(t)
             return [self._complete(t)]

@@ -115,7 +115,9 @@ class ClientDouble:
             await self.end(zcl.SUCCESS if last else zcl.REQUIRE_MORE_IMAGE, rsp)
             if last:
                 break
-            await self.recv(zcl.ImageNotify)
+            ack = await self.recv(zcl.DefaultRsp)  # ZCL OTA: the client queries again
+            if (ack.cmd, ack.status) != (zcl.UPGRADE_END_REQ, zcl.SUCCESS):
+                raise RuntimeError(f"REQUIRE_MORE_IMAGE answered {ack}")
         end = await self.recv(zcl.UpgradeEndRsp, timeout=10)
         wait = max(0, end.upgrade_time - end.current_time) if end.current_time else end.upgrade_time
         await asyncio.sleep(min(wait, 5))
