@@ -442,3 +442,33 @@ def test_the_agent_loop_feeds_the_watchdog(tmp_path):
     port, dbl = _board(tmp_path, files)
     H.run(port, lambda a: port.clock > 5_000)
     assert port.feeds > 10
+
+
+def test_unacknowledged_alerts_back_off_to_a_ceiling_and_reach_a_ch_that_acks(tmp_path):
+    # A CH without our manufacturer frames never acknowledges: each alert is re-sent at 15,
+    # 30, 60 ... s intervals, capped at 64 x 15 s, and still delivered once a CH acks.
+    port, dbl = _board(tmp_path, U.images(fake_app(V2, 20_000), V2))
+    dbl.ack_alerts = False
+    seen: list[tuple[int, int]] = []  # (board ms, alert counter)
+    real = dbl._alert  # noqa: SLF001
+
+    def spy(a):
+        seen.append((port.clock, a.counter))
+        return real(a)
+
+    dbl._alert = spy  # noqa: SLF001
+    a = H.run(port, lambda a: port.running_version() == V2 and seen)
+    rebooted = port.clock
+    retry = a.policy.cfg["alert_retry_s"] * 1000
+    a = H.run(port, lambda a: port.clock > rebooted + 4 * 3600 * 1000, agent=a,
+              limit_ms=5 * 3600 * 1000)  # fmt: skip
+    first = [t for t, c in seen if c == seen[0][1]]
+    in_95s = [t for t in first if t - first[0] <= 95_000]
+    assert len(in_95s) <= 4, in_95s
+    gaps = [b - a for a, b in zip(first, first[1:])]  # noqa: B905
+    want = [min(retry << i, retry * 64) for i in range(len(gaps))]
+    assert all(abs(g - w) <= 1000 for g, w in zip(gaps, want)), (gaps, want)  # noqa: B905
+    assert gaps[-1] >= retry * 64 - 1000  # at the ceiling, not beyond
+    assert a.state.get("alerts")  # never acknowledged: kept
+    dbl.ack_alerts = True  # a CH that acknowledges appears
+    H.run(port, lambda a: not a.state.get("alerts"), agent=a, limit_ms=retry * 64 + 5000)

@@ -1,11 +1,14 @@
 """Signed activation alerts (GBCS CS09-like, ACTIVATION_ALERT): one per served supplier.
 
-Builds, signs (device key, p256) and re-sends each alert until the CH acknowledges its
-counter; the records live in agent.json so they survive resets. It decides nothing.
+Builds, signs (device key, p256) and re-sends each alert, backing off, until the CH
+acknowledges its counter; the records live in agent.json so they survive resets.
+It decides nothing.
 """
 
 import hashlib
 from binascii import hexlify, unhexlify
+
+from micropython import const
 
 from otaclient import zcl_client as zcl
 from otaclient.image import p256_call
@@ -18,13 +21,16 @@ except ImportError:
         return a - b
 
 
+_CEILING = const(64)  # the longest wait between re-sends, in alert_retry_s
+
+
 class Alerts:
     def __init__(self, port, policy, state, send):
         self.port = port
         self.policy = policy
         self.state = state
         self._send = send  # send(cmd, payload, mfr)
-        self._due = {}  # counter -> ticks of the next (re)send
+        self._due = {}  # counter -> [ticks of the next (re)send, the wait after it]
         self.sent = 0
         self._unsigned = True  # records may wait for a signature (queued before a reset)
 
@@ -88,12 +94,16 @@ class Alerts:
         retry = self.policy.cfg["alert_retry_s"] * 1000
         recs = self.pending()
         for i, r in enumerate(recs):
-            due = self._due.get(r[4])
-            if due is None:
-                due = self._due[r[4]] = now + i * stagger  # R3: staggered per supplier
-            if ticks_diff(now, due) >= 0:
+            d = self._due.get(r[4])
+            if d is None:
+                d = self._due[r[4]] = [now + i * stagger, retry]  # R3: staggered per supplier
+            if ticks_diff(now, d[0]) >= 0:
                 self._send_one(r)
-                self._due[r[4]] = now + retry
+                # a CH that never acknowledges (one without our manufacturer frames) costs
+                # ever less airtime: the wait doubles up to 64 times alert_retry_s (16 min
+                # at 15 s), where a CH that does acknowledge still gets every alert
+                d[0] = now + d[1]
+                d[1] = min(d[1] * 2, retry * _CEILING)
         return bool(recs)
 
     def _send_one(self, r):
