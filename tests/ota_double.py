@@ -47,6 +47,7 @@ class OtaDouble:
         self.device_pub = None  # verify alert signatures when set (64 bytes)
         self.eui64 = None
         self.pages = True  # answer Image Page Requests (else Default Response UNSUP)
+        self.block_cap = 255  # the largest block this server sends, whatever is asked
         self.drop = None  # drop(offset) -> True: lose that block response
         self.wait_for_data = 0  # answer the next N block/page requests WAIT_FOR_DATA
         self.wait = (0, 0, 0)  # current_time, request_time, min_block_period of those
@@ -55,6 +56,7 @@ class OtaDouble:
         self.ack_alerts = True
         self.reoffer = True  # offer the files again to a device still on an older version
         self.blocks = 0
+        self.block_reqs = 0  # Image Block Requests received
         self.bytes = 0
         self._dec = link.Decoder()
         self._seq = 0
@@ -99,12 +101,14 @@ class OtaDouble:
             p = zcl.encode_query_next_image_rsp(0, f.mfr, f.type, f.version, f.size)
             return [(zcl.QUERY_NEXT_IMAGE_RSP, p, None)]
         if cmd == zcl.IMAGE_BLOCK_REQ:
-            return self._blocks(o.offset, o.max_size, o.max_size)
+            self.block_reqs += 1
+            n = min(o.max_size, self.block_cap)
+            return self._blocks(o.offset, n, n)
         if cmd == zcl.IMAGE_PAGE_REQ:
             if not self.pages:
                 p = zcl.encode_default_rsp(cmd, zcl.UNSUP_CLUSTER_COMMAND)
                 return [(zcl.DEFAULT_RSP, p, None)]
-            return self._blocks(o.offset, o.max_size, o.page_size)
+            return self._blocks(o.offset, min(o.max_size, self.block_cap), o.page_size)
         if cmd == zcl.UPGRADE_END_REQ:
             return self._end(o)
         if cmd == zcl.DEVICE_ANNOUNCE:

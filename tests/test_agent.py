@@ -153,10 +153,26 @@ def test_lossy_link_completes(tmp_path, frag_files):
     assert lost
 
 
-def test_block_requests_when_server_has_no_pages(tmp_path, frag_files):
+@pytest.mark.parametrize("cap", [255, 50])
+def test_block_requests_when_server_has_no_pages(tmp_path, frag_files, cap):
+    # whatever block size the server chooses, every byte of every file is asked for and
+    # served once, and no request goes unanswered (none waits out a timeout)
     port, dbl = _board(tmp_path, frag_files)
-    dbl.pages = False
-    H.run(port, _settled(port, V2))
+    dbl.pages, dbl.block_cap = False, cap
+    asked: list[float] = []  # board ms of each Image Block Request
+    handle = dbl.handle
+
+    def spy(cmd, o):
+        if cmd == zcl.IMAGE_BLOCK_REQ:
+            asked.append(port.clock)
+        return handle(cmd, o)
+
+    dbl.handle = spy
+    a = H.run(port, _settled(port, V2))
+    assert dbl.bytes == sum(len(f) for f in frag_files)
+    assert dbl.block_reqs == dbl.blocks == len(asked)
+    stalls = [b - t for t, b in zip(asked, asked[1:]) if b - t >= a.client.cfg["block_timeout_ms"]]  # noqa: B905
+    assert not stalls, stalls
 
 
 def test_wait_for_data_storm_keeps_waiting(tmp_path):

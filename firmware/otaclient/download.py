@@ -83,8 +83,10 @@ class Download:
         self._request(zcl.IMAGE_PAGE_REQ, start, self._page_end - start)
 
     def _pump(self, now):
-        # Block mode: keep `window` requests in flight (one, spaced, under a min block period).
-        window = 1 if self._mbp else self._window
+        # Block mode: keep `window` requests in flight (one, spaced, under a min block period;
+        # one until a block is fed: the server's block size is known only from its first
+        # answer, and requests made at a larger step would ask some bytes twice).
+        window = 1 if self._mbp or not self.stats[0] else self._window
         size = self._stop
         while self._next < size and self._next < self.offset + window * self._max:
             n = min(self._max, size - self._next)
@@ -127,7 +129,8 @@ class Download:
                 self._ask(now)
             return
         if not self._page and n < self._max and self.offset + n < self._stop:
-            self._max = n  # the server's blocks are smaller: ask for what it sends
+            self._max = n  # the server's blocks are smaller: ask for what it sends,
+            self._next = self.offset + n  # from the end of this one
         if self.offset + n > self._stop:  # a server that fills the block past a page's end:
             n = self._stop - self.offset  # nothing beyond the pause is fed (asked again after)
             data = data[:n]
