@@ -17,7 +17,8 @@ from otaclient import download, policy, zcl
 from test_hub_core import Rig, make_hub, run, trusted  # noqa: F401 (its hubs trust imgs' key)
 
 MFR, TYPE, VER = 0x1234, 0x84, 0x01000100
-PAGE = 4096 // 255 * 255  # the client's page: whole blocks of 255 bytes
+B = policy.DEFAULTS["max_block"]  # 254: a block's largest data (0xFF is ZCL's invalid length)
+PAGE = 4096 // B * B  # the client's page: whole blocks
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ class _Recorder:
         r = zcl.decode_command(cmd, payload, False)
         self.asked.append((r.offset, r.page_size))
 
-    def block(self, off, n=255, now=0):
+    def block(self, off, n=B, now=0):
         data = bytes((off + i) & 0xFF for i in range(min(n, self.size - off)))
         rsp = zcl.ImageBlockRsp(zcl.SUCCESS, MFR, TYPE, VER, off, data, None, None, None)
         self.dl.on_block(rsp, now)
@@ -55,8 +56,8 @@ def test_next_page_is_asked_while_half_the_current_page_is_to_come():
     r = _Recorder(20_000)
     r.dl.start(0)
     assert r.asked == [(0, PAGE)]
-    for k in range(PAGE // 255 - 1):  # every block of page 1 but its last
-        r.block(k * 255)
+    for k in range(PAGE // B - 1):  # every block of page 1 but its last
+        r.block(k * B)
         assert len(r.asked) == (2 if PAGE - r.dl.offset <= PAGE // 2 else 1), r.dl.offset
     assert r.asked == [(0, PAGE), (PAGE, PAGE)]
     ahead = []  # (end of what is asked, how much of it is not in yet) after each block
@@ -80,7 +81,7 @@ def test_pipelining_stops_at_the_pause_and_goes_on_after_it():
     r.dl.start(0, 286)
     assert r.asked == [(0, 286)]
     r.block(0)
-    r.block(255, 31)
+    r.block(B, 286 - B)
     assert r.dl.state == download.PAUSED and r.asked == [(0, 286)]
     r.dl.start(0)
     assert r.asked[-1] == (286, PAGE)
@@ -93,12 +94,12 @@ def test_a_gap_re_requests_from_it_and_pipelining_goes_on_from_there():
     r = _Recorder(40_000)
     r.dl.start(0)
     for k in range(10):
-        r.block(k * 255)
+        r.block(k * B)
     assert r.asked == [(0, PAGE), (PAGE, PAGE)]
-    lost = 10 * 255
-    r.block(lost + 255)  # the block at `lost` never came
+    lost = 10 * B
+    r.block(lost + B)  # the block at `lost` never came
     assert r.asked[-1] == (lost, PAGE) and r.dl.stats[2] == 1
-    for off in range(lost + 510, 2 * PAGE, 255):  # the rest of the old stream: dropped
+    for off in range(lost + 2 * B, 2 * PAGE, B):  # the rest of the old stream: dropped
         r.block(off)
     assert len(r.asked) == 3 and r.dl.offset == lost
     for _ in range(8):  # the stream from the gap
@@ -110,10 +111,10 @@ def test_silence_re_requests_one_page_from_the_first_missing_byte():
     r = _Recorder(40_000)
     r.dl.start(0)
     for k in range(12):
-        r.block(k * 255, now=k)
+        r.block(k * B, now=k)
     assert r.dl.poll(1000) == download.RUNNING and len(r.asked) == 2
     r.dl.poll(12 + policy.DEFAULTS["block_timeout_ms"])
-    assert r.asked[-1] == (12 * 255, PAGE)
+    assert r.asked[-1] == (12 * B, PAGE)
 
 
 def test_agent_reaches_088_of_line_rate_at_921600_with_2ms_latency(tmp_path):
@@ -143,7 +144,7 @@ def test_hub_serves_a_pipelined_page_after_the_one_before_it(dev, frag2):
             rsp = await rig.client.query()
             for off in (0, page):
                 rig.client.send(zcl.ImagePageReq(0, rsp.mfr, rsp.image_type, rsp.version,
-                                                 off, 255, page, 0, None))  # fmt: skip
+                                                 off, B, page, 0, None))  # fmt: skip
             got = []
             while sum(len(b.data) for b in got) < 2 * page:
                 b = await rig.client.recv(zcl.ImageBlockRsp)
@@ -155,8 +156,8 @@ def test_hub_serves_a_pipelined_page_after_the_one_before_it(dev, frag2):
     got, extra = run(go())
     assert extra == 0
     assert [(b.offset, len(b.data)) for b in got] == [
-        (0, 255), (255, 255), (510, 255), (765, 235),
-        (1000, 255), (1255, 255), (1510, 255), (1765, 235),
+        (0, 254), (254, 254), (508, 254), (762, 238),
+        (1000, 254), (1254, 254), (1508, 254), (1762, 238),
     ]  # fmt: skip
     assert b"".join(b.data for b in got) == frag2[0].read_bytes()[: 2 * page]
 
@@ -172,18 +173,18 @@ def test_hub_drops_a_queued_page_when_the_device_asks_from_elsewhere(dev, frag2)
         async with Rig(hub, dev) as rig:
             hub.submit("supplier-a", [eui], frag2)
             rsp = await rig.client.query()
-            for off in (0, 2040, 510):  # page 1, its continuation, then a gap at 510
+            for off in (0, 8 * B, 2 * B):  # page 1, its continuation, then a gap
                 rig.client.send(zcl.ImagePageReq(0, rsp.mfr, rsp.image_type, rsp.version,
-                                                 off, 255, 2040, 0, None))  # fmt: skip
+                                                 off, B, 8 * B, 0, None))  # fmt: skip
             offs = []
-            while not offs or offs[-1] != 510 + 2040 - 255:
+            while not offs or offs[-1] != 2 * B + 7 * B:
                 offs.append((await rig.client.recv(zcl.ImageBlockRsp)).offset)
             await asyncio.sleep(0.2)
             return offs, rig.client.inbox.qsize()
 
     offs, left = run(go())
     # what page 1 sent before the re-request was read (nothing, or its first blocks),
-    # then the stream from the gap; none of page 2 (from 2040 to 4080)
+    # then the stream from the gap; none of page 2 (from 8 to 16 blocks)
     i = len(offs) - 8
-    assert offs[i:] == list(range(510, 510 + 2040, 255)) and left == 0
-    assert offs[:i] == list(range(0, 255 * i, 255)) and i <= 8
+    assert offs[i:] == list(range(2 * B, 10 * B, B)) and left == 0
+    assert offs[:i] == list(range(0, B * i, B)) and i <= 8

@@ -41,7 +41,7 @@ def test_config_and_bound_ch_from_the_store(tmp_path):
     store = U.store(extra={"agent_config.json": {"page_size": 0, "window": 8}})
     store["identity.json"] = json.dumps(ident).encode()
     p = _policy(tmp_path, store)
-    assert p.cfg["page_size"] == 0 and p.cfg["window"] == 8 and p.cfg["max_block"] == 255
+    assert p.cfg["page_size"] == 0 and p.cfg["window"] == 8 and p.cfg["max_block"] == 254
     assert p.from_ch(7) and not p.from_ch(0)
 
 

@@ -37,7 +37,7 @@ class Download:
         self.offer = offer  # QueryNextImageRsp: status, mfr, image_type, version, size
         self.discarded = False  # the CH discarded the image (R5), not a lost link
         self._feed = feed
-        self._max = min(cfg["max_block"], 255)
+        self._max = min(cfg["max_block"], 254)  # ZCL: an octet string's 0xFF length is invalid
         self._page = cfg["page_size"] // self._max * self._max  # whole blocks per page
         self._window = max(1, cfg["window"])
         self._spacing = cfg["spacing_ms"]

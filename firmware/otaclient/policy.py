@@ -31,7 +31,7 @@ DEFER = const(1)
 REFUSE = const(2)
 
 DEFAULTS = {
-    "max_block": 255,  # maxDataSize of our requests (u8)
+    "max_block": 254,  # maxDataSize of our requests: an octet string of length 0xFF is invalid
     "page_size": 4096,  # Image Page Request size; 0 = windowed Image Block Requests
     "window": 4,  # block requests in flight (block mode)
     "spacing_ms": 0,  # responseSpacing asked in page requests

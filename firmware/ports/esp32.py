@@ -35,7 +35,7 @@ class Uart:
         import machine
 
         # the receive ring holds all the CH can have in flight to the board: one and a half
-        # pipelined pages of Image Block Responses (4,080 data bytes a page, ~27
+        # pipelined pages of Image Block Responses (4,064 data bytes a page, ~27
         # bytes of framing a block: ~6.8 KB), so no flash erase or signature check that
         # stalls the loop can overflow it, at any baud (2 KB lasted 22 ms at 921600)
         self.uart = machine.UART(cfg["id"], baudrate=cfg["baud"], tx=cfg["tx"], rx=cfg["rx"],

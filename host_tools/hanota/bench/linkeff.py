@@ -55,7 +55,7 @@ async def _link(quick: bool, s: Section) -> None:
         await asyncio.to_thread(sim.stop)
     eff = r_unc["file_bytes"] / r_unc["seconds"] / LINE
     s.add(
-        Figure("efficiency", "image bytes/s ÷ 11520, 255-byte blocks, uncompressed", eff, "",
+        Figure("efficiency", "image bytes/s ÷ 11520, 254-byte blocks, uncompressed", eff, "",
                Bar(">=", 0.85)),
         Figure("compressed_fw", "firmware bytes/s ÷ 11520, compressed, the board's own app image",
                len(own) / r_comp["seconds"] / LINE, "", Bar(">=", 1.4)),
@@ -114,7 +114,7 @@ def measure(quick: bool = False) -> Section:
         "A fresh provisioned sim board (`sim-ppmid`, the real agent under MicroPython at "
         f"`-X heapsize={HEAP}`) linked to the hub (in process, `RigHub`) through "
         "`LinkEmulator` with the `uart-115200` profile (11,520 bytes/s each way, full duplex, "
-        "2 ms one-way latency, 255-byte blocks). One submission each; time runs from the first "
+        "2 ms one-way latency, 254-byte blocks). One submission each; time runs from the first "
         "block request the hub serves to the device's Upgrade End Request for the last "
         "fragment (every byte delivered, verified and read back from flash). Payloads: the "
         "board's own app image (`hanota app build --board sim-ppmid`, this checkout's "

@@ -61,7 +61,7 @@ def measure(quick: bool = False) -> Section:
                       "÷ line", "image ÷ hub→board bytes", "hub state"], rows))  # fmt: skip
     s.notes.append(
         "image ÷ hub→board bytes is the ceiling framing leaves the ratio to line rate: a "
-        "255-byte block travels in a 282-byte frame (ZCL header 17, link header and CRC 7, "
+        "254-byte block travels in a 281-byte frame (ZCL header 17, link header and CRC 7, "
         "stuffing and delimiter 3), plus the offer, the head and the Upgrade End exchange. "
         "What the ratio misses below it is per-file time: the head's signature checks before "
         "the first page is asked, and the read-back of the slot before the Upgrade End."

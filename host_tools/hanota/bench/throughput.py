@@ -64,7 +64,7 @@ print("BENCH " + json.dumps({{"bytes": total, "frames": frames, "us": dt}}))
 """
 
 
-def block_stream(payload: bytes, block: int = 255) -> bytes:
+def block_stream(payload: bytes, block: int = 254) -> bytes:
     """The wire bytes of Image Block Responses carrying payload, as the CH sends them."""
     out = []
     for seq, off in enumerate(range(0, len(payload), block)):
@@ -83,7 +83,7 @@ def measure(quick: bool = False) -> Section:
         d = Path(tmp)
         unc = workload.write_files(d, workload.ota_files(fw), "unc")[0]
         comp = workload.write_files(d, workload.ota_files(fw, compress=True), "comp")[0]
-        code = _VERIFY.format(pub=workload.pub().hex(), paths=[str(unc), str(comp)], block=255)
+        code = _VERIFY.format(pub=workload.pub().hex(), paths=[str(unc), str(comp)], block=254)
         r_unc, r_comp = mpy.run(code, heap="64k")
         wire = d / "wire.bin"
         wire.write_bytes(block_stream(fw[: size // 2]))
@@ -94,10 +94,10 @@ def measure(quick: bool = False) -> Section:
         f"OTA file, uncompressed ({r_unc['bytes']:,} bytes) and compressed "
         f"({r_comp['bytes']:,} bytes, 1 KB deflate pieces). Under `micropython -X heapsize=64k` "
         "after `image.prepare()`, the file is read in 4 KB `readinto` chunks and fed to "
-        "`image.Verifier` in 255-byte slices (one Image Block's worth) with a no-op sink; "
+        "`image.Verifier` in 254-byte slices (one Image Block's worth) with a no-op sink; "
         "time covers header/manifest parsing, SHA-256 and inflate, not the final signature "
         f"check (shown apart). Frame decode: {dec['frames']:,} Image Block Response frames "
-        "(255-byte blocks, as the CH sends them) read in 512-byte chunks into "
+        "(254-byte blocks, as the CH sends them) read in 512-byte chunks into "
         "`link.Decoder.feed(buf, n)` / `next()`, as the agent does. MB = 10^6 bytes."
     )
     s.add(

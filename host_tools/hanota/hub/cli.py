@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--link", action="append", default=[], metavar="PATH[=EUI64]",
                    help="serial port or pty of one device (repeatable)")  # fmt: skip
     s.add_argument("--profile", default="direct", help="link profile: block size and baud")
-    s.add_argument("--block-size", type=parse_int, help="largest block data (1..255)")
+    s.add_argument("--block-size", type=parse_int, help="largest block data (1..254)")
     s.add_argument("--baud", type=parse_int, help="serial baud rate (default from profile)")
     s.add_argument("--min-block-period", type=parse_int, default=0, help="ms")
     s.add_argument("--meter-wait", type=parse_int, default=5, help="WAIT_FOR_DATA seconds")

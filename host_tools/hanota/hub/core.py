@@ -41,7 +41,9 @@ class HubError(Exception):
 
 @dataclass
 class HubConfig:
-    block_size: int = 255  # largest Image Block Response data (40 HAN-like .. 255)
+    # largest Image Block Response data (40 HAN-like .. 254: ZCL reads an octet string of
+    # length 0xFF as invalid, and stacks such as zigpy refuse to write one)
+    block_size: int = 254
     min_block_period_ms: int = 0  # told to clients in WAIT_FOR_DATA; spaces page blocks
     meter_wait_s: int = 5  # WAIT_FOR_DATA: ask again after this while a meter upgrades
     confirm_delay_s: float = 5.0  # version confirmation this long after due activation
@@ -59,8 +61,8 @@ class HubConfig:
     check_images: bool = True
 
     def __post_init__(self) -> None:
-        if not 1 <= self.block_size <= 255:
-            raise HubError(f"block size {self.block_size}: want 1..255")
+        if not 1 <= self.block_size <= 254:
+            raise HubError(f"block size {self.block_size}: want 1..254")
         if self.stall_timeout_s < 0:
             raise HubError(f"stall timeout {self.stall_timeout_s}: want >= 0 (0 = off)")
 

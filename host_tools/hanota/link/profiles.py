@@ -34,9 +34,9 @@ class LinkProfile:
 PROFILES: dict[str, LinkProfile] = {
     p.name: p
     for p in (
-        LinkProfile("direct", 0, 0.0, 255, description="no pacing, no latency"),
-        LinkProfile("uart-115200", 11520, 0.002, 255, description="115200 8N1, 2 ms one-way"),
-        LinkProfile("uart-921600", 92160, 0.002, 255, description="921600 8N1, 2 ms one-way"),
+        LinkProfile("direct", 0, 0.0, 254, description="no pacing, no latency"),
+        LinkProfile("uart-115200", 11520, 0.002, 254, description="115200 8N1, 2 ms one-way"),
+        LinkProfile("uart-921600", 92160, 0.002, 254, description="921600 8N1, 2 ms one-way"),
         LinkProfile(
             "han",
             31250,

@@ -72,7 +72,7 @@ class ClientDouble:
         self.send(zcl.QueryNextImageReq(1, self.mfr, self.image_type, self.version, self.hw))
         return await self.recv(zcl.QueryNextImageRsp)
 
-    async def fetch(self, rsp: Any, page: int = 4096, max_size: int = 255) -> bytes:
+    async def fetch(self, rsp: Any, page: int = 4096, max_size: int = 254) -> bytes:
         """All of a file by Image Page Requests; returns its bytes (raises on ABORT)."""
         buf = bytearray()
         while len(buf) < rsp.size:
@@ -103,7 +103,7 @@ class ClientDouble:
                                       self._counter, sig))  # fmt: skip
         return self._counter
 
-    async def update(self, page: int = 4096, max_size: int = 255) -> list[bytes]:
+    async def update(self, page: int = 4096, max_size: int = 254) -> list[bytes]:
         """Query, fetch every fragment, end, wait for the time, 'reboot' into it, alert."""
         files = []
         while True:
