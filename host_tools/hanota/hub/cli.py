@@ -44,33 +44,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="R2: a submission holds a device this long at most while another "
                    "supplier is queued for it (s, 0 off)")  # fmt: skip
     s = _cmd(sub, "enrol", "enrol devices from provisioning records (operator)", cmd_enrol)
-    s.add_argument("records", nargs="+", type=Path, metavar="RECORD.json")
+    s.add_argument("records", nargs="+", type=Path, metavar="RECORD.json",
+                   help="device records written by 'hanota board provision|flash'")  # fmt: skip
     s.add_argument("--replace-key", action="store_true",
                    help="allow a new public key for a device already enrolled (re-provisioned)")  # fmt: skip
     s = _cmd(sub, "trust", "trust a manufacturer public key for submissions (operator)",
              cmd_trust)  # fmt: skip
-    s.add_argument("keys", nargs="+", type=Path, metavar="PUB.pem")
+    s.add_argument("keys", nargs="+", type=Path, metavar="PUB.pem",
+                   help="manufacturer public keys (PEM)")  # fmt: skip
     s.add_argument("--authority", action="store_true",
                    help="as a rotation authority: the only keys key-rotation (0xFFC0) "
                    "submissions are verified against, never image-signing anchors")  # fmt: skip
     s = _cmd(sub, "submit", "submit an image or a set of fragments (SR 11.4)", cmd_submit)
     s.add_argument("--supplier", help="who you are (must be your token's supplier)")
-    s.add_argument("--device", required=True, action="append", nargs="+", metavar="EUI64")
+    s.add_argument("--device", required=True, action="append", nargs="+", metavar="EUI64",
+                   help="devices to update (16 hex digits; repeatable; files may follow)")  # fmt: skip
     s.add_argument("--activate-at", help="now (default), hold, +SECONDS, ISO time, ZigBee secs")
     s.add_argument("--queue", action="store_true",
                    help="R2: wait behind another supplier's image rather than be refused")  # fmt: skip
-    s.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    s.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="OTA files: one image, all its fragments, and any deltas")  # fmt: skip
     s = _cmd(sub, "discard", "discard your image before or during transfer", cmd_discard)
     s.add_argument("--supplier", help="who you are (must be your token's supplier)")
-    s.add_argument("--submission")
-    s.add_argument("--device", action="append", nargs="+", metavar="EUI64")
+    s.add_argument("--submission", help="the submission id to discard (default: any of yours)")
+    s.add_argument("--device", action="append", nargs="+", metavar="EUI64",
+                   help="only on these devices (repeatable; default: every device)")  # fmt: skip
     s = _cmd(sub, "activate", "give your held submission its activation time", cmd_activate)
-    s.add_argument("submission")
+    s.add_argument("submission", help="the held submission's id (from 'hanota hub submit')")
     s.add_argument("--supplier", help="who you are (must be your token's supplier)")
     s.add_argument("--at", help="now (default), +SECONDS, ISO time or ZigBee seconds")
     s = _cmd(sub, "meter", "R5: a meter upgrade is running (on) or done (off) (operator)",
              cmd_meter)  # fmt: skip
-    s.add_argument("switch", choices=("on", "off"))
+    s.add_argument("switch", choices=("on", "off"),
+                   help="on: a meter upgrade runs (block requests get WAIT_FOR_DATA); off: done")  # fmt: skip
     s.add_argument("--device", help="only this device (default: all)")
     s = _cmd(sub, "inventory", "devices, versions, transfers, history", cmd_inventory)
     s.add_argument("--supplier", help="as this supplier: the devices it serves")

@@ -19,19 +19,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_keygen)
 
     s = sub.add_parser("pubkey", help="export the public key of a private key (PEM)")
-    s.add_argument("key", type=Path)
-    s.add_argument("-o", "--output", required=True, type=Path)
+    s.add_argument("key", type=Path, help="private key file (PEM)")
+    s.add_argument("-o", "--output", required=True, type=Path, help="public key file to write")
     s.set_defaults(func=cmd_pubkey)
 
     s = sub.add_parser("build", help="sign a firmware payload into one or more OTA files")
     s.add_argument("payload", type=Path, help="the firmware exactly as it will sit in the slot")
     s.add_argument("--key", required=True, type=Path, help="manufacturer private key (PEM)")
-    s.add_argument("--manufacturer", required=True, type=parse_int)
-    s.add_argument("--image-type", required=True, type=parse_int)
+    s.add_argument("--manufacturer", required=True, type=parse_int,
+                   help="manufacturer code (u16) in the OTA header")  # fmt: skip
+    s.add_argument("--image-type", required=True, type=parse_int,
+                   help="image type (u16) in the OTA header: which devices take it")  # fmt: skip
     s.add_argument("--version", required=True, type=parse_int, help="file version (u32)")
-    s.add_argument("--hw-min", required=True, type=parse_int)
-    s.add_argument("--hw-max", required=True, type=parse_int)
-    s.add_argument("--security-counter", type=parse_int, default=0)
+    s.add_argument("--hw-min", required=True, type=parse_int,
+                   help="lowest hardware version (u16) the image is for")  # fmt: skip
+    s.add_argument("--hw-max", required=True, type=parse_int,
+                   help="highest hardware version (u16) the image is for")  # fmt: skip
+    s.add_argument("--security-counter", type=parse_int, default=0,
+                   help="anti-rollback counter (u32, default 0): a board refuses a lower one")  # fmt: skip
     s.add_argument("--compress", action="store_true", help="deflate, 4 KB window, per sector")
     s.add_argument("--max-size", type=parse_int, default=750000, help="largest whole file")
     s.add_argument(
@@ -43,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a delta: the payload is a patch from this firmware (docs/image-format.md)")  # fmt: skip
     s.add_argument("--base-version", type=parse_int,
                    help="the base's version (default: a sim app's header version)")  # fmt: skip
-    s.add_argument("-o", "--outdir", required=True, type=Path)
+    s.add_argument("-o", "--outdir", required=True, type=Path,
+                   help="directory for the OTA files (one per fragment)")  # fmt: skip
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser(
@@ -57,25 +63,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "key in both roles.",
     )
     s.add_argument("--key", required=True, type=Path, help="rotation-authority private key (PEM)")
-    s.add_argument("--manufacturer", required=True, type=parse_int)
+    s.add_argument("--manufacturer", required=True, type=parse_int,
+                   help="manufacturer code (u16) of the boards to rotate")  # fmt: skip
     s.add_argument("--counter", required=True, type=parse_int,
                    help="the boards' rotation counter + 1 (the file version)")  # fmt: skip
     for op in rotation_ops():
         s.add_argument(f"--{op}", action="append", default=[], type=Path, metavar="PUB.pem",
                        help=f"{op.replace('-', ' ')} key (repeatable)")  # fmt: skip
-    s.add_argument("--hw-min", type=parse_int, default=0)
-    s.add_argument("--hw-max", type=parse_int, default=0xFFFF)
-    s.add_argument("-o", "--outdir", required=True, type=Path)
+    s.add_argument("--hw-min", type=parse_int, default=0,
+                   help="lowest hardware version (u16) it is for (default 0)")  # fmt: skip
+    s.add_argument("--hw-max", type=parse_int, default=0xFFFF,
+                   help="highest hardware version (u16) it is for (default 0xFFFF)")  # fmt: skip
+    s.add_argument("-o", "--outdir", required=True, type=Path,
+                   help="directory for the rotation OTA file")  # fmt: skip
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.set_defaults(func=cmd_rotation)
 
     s = sub.add_parser("inspect", help="show every header and manifest field of an OTA file")
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="an OTA file")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("verify", help="verify files (and that fragments form one firmware)")
-    s.add_argument("files", nargs="+", type=Path)
+    s.add_argument("files", nargs="+", type=Path,
+                   help="OTA files: one, or all fragments of one firmware")  # fmt: skip
     s.add_argument(
         "--pubkey", required=True, type=Path, action="append", help="trusted key (repeatable)"
     )
@@ -83,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--manufacturer", type=parse_int, help="refuse other manufacturer codes")
     s.add_argument("--image-type", type=parse_int, help="refuse other image types")
     s.add_argument("--hw-version", type=parse_int, help="refuse images not for this hardware")
-    s.add_argument("--max-size", type=parse_int, default=750000)
+    s.add_argument("--max-size", type=parse_int, default=750000,
+                   help="refuse a file larger than this (bytes, default 750000)")  # fmt: skip
     s.add_argument("--base", type=Path, metavar="OLD.bin", help="apply a delta file to this base")
     s.set_defaults(func=cmd_verify)
 

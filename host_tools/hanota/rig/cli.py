@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="OTA files of one submission: the full image's fragments and/or "
                    "delta files ('hanota image build --base'); the hub sends the board the "
                    "delta from the version it runs, else the full image")  # fmt: skip
-    s.add_argument("--trust", required=True, action="append", type=Path, metavar="PUB.pem")
+    s.add_argument("--trust", required=True, action="append", type=Path, metavar="PUB.pem",
+                   help="manufacturer public key the board trusts and the hub verifies with "
+                   "(repeatable)")  # fmt: skip
     s.add_argument("--factory-version", type=parse_int, default=0x01000000,
                    help="version of the factory app the rig builds from this checkout "
                    "(default 0x01000000; ignored with --factory-app)")  # fmt: skip
