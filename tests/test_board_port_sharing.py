@@ -5,7 +5,6 @@ monitor for their whole run, and the monitor must hold it again afterwards."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hanota.board import actions, defs, deploy, flash
+from hanota.board.options import FlashOptions, IdentityOptions
 from hanota.rig.factory import Images
 
 HANOTA = str(Path(sys.executable).parent / "hanota")
@@ -105,11 +105,9 @@ def test_flash_closes_the_console_before_esptool_and_reopens_it_after(
 
     monkeypatch.setattr(deploy, "run", fake_mpremote)
     images = Images(tmp_path / "keys")
-    opts = argparse.Namespace(
-        port=port, firmware=str(tmp_path / "fw.bin"), dry_run=False, baud=460800,
-        trust=[str(images.pub_path)], eui64=None, seed="sharing", short_addr=1, ch_addr=0,
-        supplier=None, record=str(tmp_path / "rec.json"), heap_report=True,
-    )  # fmt: skip
+    ident = IdentityOptions(seed="sharing", trust=(images.pub_path,),
+                            record=tmp_path / "rec.json", heap_report=True)  # fmt: skip
+    opts = FlashOptions(ident, port=port, firmware=tmp_path / "fw.bin")
     res = actions.flash_real(board, opts)
     assert res["record"] == str(tmp_path / "rec.json")
     steps = [json.loads(line) for line in log.read_text().splitlines()]

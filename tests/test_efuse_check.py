@@ -4,7 +4,6 @@ the counters burnt there as a chip would have them. No physical board is involve
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hanota.board import actions, defs, flash
+from hanota.board.options import FlashOptions, IdentityOptions, ProvisionOptions
 from hanota.output import CommandError
 from vectors_esp import ESPEFUSE
 
@@ -123,10 +123,9 @@ def test_flash_refuses_an_encrypted_board_before_esptool_runs(tmp_path, monkeypa
     monkeypatch.setattr(flash, "check_port", lambda p: None)
     ran = tmp_path / "esptool-ran"
     monkeypatch.setattr(flash, "esptool_cmd", lambda *a: [sys.executable, "-c", f"open({str(ran)!r}, 'w')"])  # fmt: skip
-    opts = argparse.Namespace(
-        port="/dev/ttyUSB0", firmware=str(tmp_path / "fw.bin"), dry_run=False, baud=460800,
-        trust=None, eui64=None, seed="enc", short_addr=1, ch_addr=0, supplier=None,
-        record=str(tmp_path / "rec.json"), heap_report=False,
+    opts = FlashOptions(
+        IdentityOptions(seed="enc", record=tmp_path / "rec.json"), port="/dev/ttyUSB0",
+        firmware=tmp_path / "fw.bin",
     )  # fmt: skip
     with pytest.raises(CommandError, match="flash encryption on"):
         actions.flash_real(defs.load("ihd-esp32"), opts)
@@ -137,9 +136,6 @@ def test_provision_over_the_port_refuses_an_encrypted_board(tmp_path, monkeypatc
     virtual_espefuse(monkeypatch, tmp_path, "esp32", [1])
     monkeypatch.setattr(flash, "check_port", lambda p: None)
     monkeypatch.setattr(actions, "push_store", lambda *a: pytest.fail("nothing may be written"))
-    opts = argparse.Namespace(
-        port="/dev/ttyUSB0", sim=None, store_dir=None, dry_run=False, trust=None, eui64=None,
-        seed="enc", short_addr=1, ch_addr=0, supplier=None, record=None, heap_report=False,
-    )  # fmt: skip
+    opts = ProvisionOptions(IdentityOptions(seed="enc"), port="/dev/ttyUSB0")
     with pytest.raises(CommandError, match="flash encryption on"):
         actions.provision_to(defs.load("ihd-esp32"), opts)

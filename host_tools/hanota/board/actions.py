@@ -10,18 +10,22 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..output import CommandError, log, plan
 from . import deploy, flash, monitor, provision, simboard
+from .options import FlashOptions, IdentityOptions, ProvisionOptions
 
 SIM_CONSOLE = "<sim-console-pty>"  # placeholder in dry runs: the pty exists once the sim runs
 BOOT_WAIT_S = 3.0  # after esptool's hard reset: MicroPython boots and formats its filesystem
 
 
-def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> provision.Identity:
-    anchors = [Path(p) for p in (opts.trust or [])]
+def make_identity(board: dict[str, Any], opts: IdentityOptions,
+                  seed: str | None = None) -> provision.Identity:  # fmt: skip
+    """A new identity from `opts`; `seed` is the action's own when opts has none."""
+    anchors = list(opts.trust)
     if not anchors:
         anchors = [provision.dev_trust_anchor()]
         log(f"provision: no --trust given: using the development key {anchors[0]}")
@@ -31,11 +35,11 @@ def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> 
         seed=opts.seed if opts.seed is not None else seed,
         short_addr=opts.short_addr,
         ch_addr=opts.ch_addr,
-        suppliers=opts.supplier,
+        suppliers=list(opts.suppliers) or None,
         anchors=anchors,
-        authority=[Path(p) for p in (getattr(opts, "authority", None) or [])],
+        authority=list(opts.authority),
     )
-    if getattr(opts, "heap_report", False):
+    if opts.heap_report:
         from hanota.rig.heap import with_report
 
         ident.agent_config = with_report(None)
@@ -43,10 +47,10 @@ def make_identity(board: dict[str, Any], opts: Any, seed: str | None = None) -> 
 
 
 def finish_record(
-    ident: provision.Identity, board: dict[str, Any], out: str | None
+    ident: provision.Identity, board: dict[str, Any], out: Path | None
 ) -> dict[str, Any]:
     record = provision.device_record(ident, board)
-    path = Path(out) if out else provision.default_record_path(ident)
+    path = out or provision.default_record_path(ident)
     provision.write_record(path, record)
     log(f"provision: device record {path} (eui64 {record['eui64']}, key id {record['key_id']})")
     shown = {k: v for k, v in record.items() if k != "link_key"}  # a secret: in the file only
@@ -88,19 +92,18 @@ def push_agent(board: dict[str, Any], port: str, sim: bool, dry_run: bool,
     return deploy.run(cmds, "deploy")
 
 
-def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
+def provision_to(board: dict[str, Any], opts: ProvisionOptions) -> dict[str, Any]:
     """`board provision`: to --store-dir, --port or --sim; then the device record."""
     if opts.port or opts.sim:
         deploy.refuse_production(board, "provisioning")
-    ident = make_identity(board, opts)
+    ident = make_identity(board, opts.identity)
+    target: str | Path
     if opts.store_dir:
         target = opts.store_dir
         if opts.dry_run:
-            plan(
-                f"write {Path(opts.store_dir) / 'identity.json'} {Path(opts.store_dir) / 'trust.json'}"
-            )
+            plan(f"write {opts.store_dir / 'identity.json'} {opts.store_dir / 'trust.json'}")
         else:
-            provision.write_dir(Path(opts.store_dir), provision.store_files(ident))
+            provision.write_dir(opts.store_dir, provision.store_files(ident))
     elif opts.port:
         target = opts.port
         if not opts.dry_run:
@@ -108,14 +111,14 @@ def provision_to(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         with monitor.handed_over(opts.port):
             check_encryption(board, opts.port, opts.dry_run, True)
             push_store(ident, opts.port, False, opts.dry_run)
-    else:
+    elif opts.sim:
         target = opts.sim
-        _on_sim(
-            Path(opts.sim), opts.dry_run, lambda pty: push_store(ident, pty, True, opts.dry_run)
-        )
+        _on_sim(opts.sim, opts.dry_run, lambda pty: push_store(ident, pty, True, opts.dry_run))
+    else:
+        raise CommandError("provision needs a target: --store-dir, --port or --sim")
     if opts.dry_run:
-        return {"dry_run": True, "target": target, "eui64": ident.eui64.hex()}
-    return {**finish_record(ident, board, opts.record), "target": target}
+        return {"dry_run": True, "target": str(target), "eui64": ident.eui64.hex()}
+    return {**finish_record(ident, board, opts.identity.record), "target": str(target)}
 
 
 def check_encryption(board: dict[str, Any], port: str, dry_run: bool, settle: bool) -> None:
@@ -133,14 +136,14 @@ def check_encryption(board: dict[str, Any], port: str, dry_run: bool, settle: bo
         time.sleep(BOOT_WAIT_S)
 
 
-def _on_sim(directory: Path, dry_run: bool, work: Any) -> Any:
+def _on_sim(directory: Path, dry_run: bool, work: Callable[[str], Any]) -> Any:
     if dry_run:
         return work(SIM_CONSOLE)
     with simboard.running(directory) as sb:
         return work(sb.console_path)
 
 
-def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
+def flash_real(board: dict[str, Any], opts: FlashOptions) -> dict[str, Any]:
     """esptool writes MicroPython; then deploy the agent and provision over mpremote."""
     deploy.refuse_production(board, "flashing, provisioning and deploy")
     if not opts.port or not opts.firmware:
@@ -148,12 +151,12 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
             f"flashing the real board {board['name']!r} needs a serial port and a firmware file: "
             f"make flash BOARD={board['name']} PORT=/dev/ttyUSB0 FIRMWARE=<{board['micropython']['firmware']}>.bin"
         )
-    fw = Path(opts.firmware)
+    fw = opts.firmware
     facts = flash.check_firmware(board, fw) if (fw.exists() or not opts.dry_run) else {}
     if not opts.dry_run:
         flash.check_port(opts.port)
     cmd = flash.esptool_cmd(board, opts.port, fw, opts.baud)
-    ident = make_identity(board, opts)
+    ident = make_identity(board, opts.identity)
     if opts.dry_run:
         check_encryption(board, opts.port, True, False)
         plan(shlex.join(cmd))
@@ -173,17 +176,17 @@ def flash_real(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         deploy_s = push_agent(board, opts.port, False, False)
         provision_s = push_store(ident, opts.port, False, False)
         deploy.run([deploy.reset_cmd(opts.port)], "reset")
-    return {**finish_record(ident, board, opts.record), **facts, "deploy_s": round(deploy_s, 2),
+    return {**finish_record(ident, board, opts.identity.record), **facts, "deploy_s": round(deploy_s, 2),
             "provision_s": round(provision_s, 2), "total_s": round(time.monotonic() - t0, 2)}  # fmt: skip
 
 
-def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
+def flash_sim(board: dict[str, Any], opts: FlashOptions) -> dict[str, Any]:
     """Create (or reuse) build/sim/<board>/, start it, deploy + provision, stop it."""
-    directory = Path(opts.sim_dir) if opts.sim_dir else simboard.sim_dir(board)
+    directory = opts.sim_dir or simboard.sim_dir(board)
     seed = (
         f"sim:{board['name']}:{directory.resolve()}"  # same identity each time this sim is flashed
     )
-    ident = make_identity(board, opts, seed=seed)
+    ident = make_identity(board, opts.identity, seed=seed)
     if opts.dry_run:
         if not (directory / "flash.bin").exists():
             plan(shlex.join(["hanota", "sim", "create", str(directory), "--board", board["name"]]))
@@ -197,7 +200,7 @@ def flash_sim(board: dict[str, Any], opts: Any) -> dict[str, Any]:
         deploy_s = push_agent(board, sb.console_path, True, False, slot)
         provision_s = push_store(ident, sb.console_path, True, False)
     log(f"flash: {board['name']} deployed in {deploy_s:.1f} s, provisioned in {provision_s:.1f} s")
-    record = opts.record or str(directory / "device.json")
+    record = opts.identity.record or directory / "device.json"
     return {**finish_record(ident, board, record), "sim_dir": str(directory),
             "deploy_s": round(deploy_s, 2), "provision_s": round(provision_s, 2)}  # fmt: skip
 

@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..output import CommandError, emit_json, log, parse_int
+from .options import FlashOptions, IdentityOptions, ProvisionOptions
+
+_BOARD_HELP = "board definition name (boards/<name>.json; see 'hanota board list')"
+_JSON_HELP = "one JSON document on stdout"
 
 
 def register(subparsers: Any) -> None:
@@ -17,58 +22,61 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="board_cmd", metavar="COMMAND")
 
     s = sub.add_parser("list", help="the board definitions in boards/")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help=_JSON_HELP)
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("info", help="one board definition")
-    s.add_argument("name")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("name", help=_BOARD_HELP)
+    s.add_argument("--json", action="store_true", help=_JSON_HELP)
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("provision", help="give a board its identity and trust anchors")
-    s.add_argument("--board", required=True)
+    s.add_argument("--board", required=True, help=_BOARD_HELP)
     target = s.add_mutually_exclusive_group(required=True)
     target.add_argument("--store-dir", help="write identity.json/trust.json into this directory")
     target.add_argument("--port", help="a board's console: mpremote fs cp to :/data/")
     target.add_argument("--sim", help="a sim board directory: start it, copy, stop it")
     _identity_args(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help=_JSON_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
     s.set_defaults(func=cmd_provision)
 
     s = sub.add_parser("flash", help="write MicroPython (esptool), deploy and provision")
-    s.add_argument("--board", required=True)
+    s.add_argument("--board", required=True, help=_BOARD_HELP)
     s.add_argument("--port", help="serial port of a real board")
     s.add_argument("--firmware", help="merged MicroPython firmware .bin for a real board")
-    s.add_argument("--baud", type=int, default=460800)
+    s.add_argument("--baud", type=int, default=460800,
+                   help="esptool's baud for writing the firmware (default 460800)")  # fmt: skip
     s.add_argument("--sim-dir", help="sim boards: the board directory (default build/sim/<board>)")
     _identity_args(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help=_JSON_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the esptool/mpremote lines only")
     s.set_defaults(func=cmd_flash)
 
     s = sub.add_parser("deploy", help="copy the agent (firmware/) and board.json with mpremote")
-    s.add_argument("--board", required=True)
+    s.add_argument("--board", required=True, help=_BOARD_HELP)
     s.add_argument(
         "--port", help="serial port or console pty (default for sim boards: build/sim/<board>)"
     )
     s.add_argument("--sim-dir", help="sim boards: the board directory (default build/sim/<board>)")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--dry-run", action="store_true")
+    s.add_argument("--json", action="store_true", help=_JSON_HELP)
+    s.add_argument("--dry-run", action="store_true", help="print the mpremote lines only")
     s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("monitor", help="show a board's console (Ctrl-] quits)")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--port", help="serial port or console pty")
     g.add_argument("--board", help="a sim board: run build/sim/<board> and show its console")
-    s.add_argument("--baud", type=int, default=115200)
+    s.add_argument("--baud", type=int, default=115200,
+                   help="the console's baud (default 115200; a pty ignores it)")  # fmt: skip
     s.set_defaults(func=cmd_monitor)
 
 
 def _identity_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--eui64", help="16 hex digits (default: generated)")
     s.add_argument("--seed", help="derive EUI-64 and device key from this (tests, sims only)")
-    s.add_argument("--short-addr", type=parse_int, default=0x0001)
+    s.add_argument("--short-addr", type=parse_int, default=0x0001,
+                   help="the device's ZigBee short address (default 0x0001)")  # fmt: skip
     s.add_argument("--ch-addr", type=parse_int, default=0x0000, help="bound Comms Hub")
     s.add_argument("--supplier", action="append", help="supplier id served (repeat)")
     s.add_argument("--trust", action="append", help="manufacturer public key PEM (repeat)")
@@ -132,10 +140,37 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def identity_options(args: argparse.Namespace) -> IdentityOptions:
+    return IdentityOptions(
+        eui64=args.eui64, seed=args.seed, short_addr=args.short_addr, ch_addr=args.ch_addr,
+        suppliers=tuple(args.supplier or ()), trust=tuple(Path(p) for p in args.trust or ()),
+        authority=tuple(Path(p) for p in args.authority or ()),
+        record=Path(args.record) if args.record else None, heap_report=args.heap_report,
+    )  # fmt: skip
+
+
+def provision_options(args: argparse.Namespace) -> ProvisionOptions:
+    return ProvisionOptions(
+        identity=identity_options(args), store_dir=_path(args.store_dir), port=args.port,
+        sim=_path(args.sim), dry_run=args.dry_run,
+    )  # fmt: skip
+
+
+def flash_options(args: argparse.Namespace) -> FlashOptions:
+    return FlashOptions(
+        identity=identity_options(args), port=args.port, firmware=_path(args.firmware),
+        baud=args.baud, sim_dir=_path(args.sim_dir), dry_run=args.dry_run,
+    )  # fmt: skip
+
+
+def _path(arg: str | None) -> Path | None:
+    return Path(arg) if arg else None
+
+
 def cmd_provision(args: argparse.Namespace) -> int:
     from . import actions, defs
 
-    summary = actions.provision_to(defs.load(args.board), args)
+    summary = actions.provision_to(defs.load(args.board), provision_options(args))
     _report(args, summary)
     return 0
 
@@ -144,12 +179,13 @@ def cmd_flash(args: argparse.Namespace) -> int:
     from . import actions, defs
 
     board = defs.load(args.board)
+    opts = flash_options(args)
     if board["kind"] == "sim":
-        if args.port or args.firmware:
+        if opts.port or opts.firmware:
             raise CommandError(f"{board['name']} is a simulated board: no --port/--firmware")
-        summary = actions.flash_sim(board, args)
+        summary = actions.flash_sim(board, opts)
     else:
-        summary = actions.flash_real(board, args)
+        summary = actions.flash_real(board, opts)
     _report(args, summary)
     return 0
 
