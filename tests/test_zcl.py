@@ -299,3 +299,13 @@ def test_request_node_address_travels_least_significant_byte_first():
     page = zcl.encode_image_page_req(MFR, TYPE, VER, 0, 48, 4096, 0, eui64=eui)
     assert page[-8:] == bytes.fromhex("7766554433221100")
     assert zcl.decode_image_page_req(page).eui64 == eui
+
+
+def test_offer_indexes_name_the_record_fields():
+    # board code reads an offer (QueryNextImageRsp, a plain tuple on a board) by index
+    from otaclient import zcl_client as zc
+
+    names = {n: getattr(zc, n) for n in vars(zc) if n.startswith("Q_")}
+    fields = {"Q_" + f.upper(): i for i, f in enumerate(zc.QueryNextImageRsp._fields)}
+    fields["Q_TYPE"] = fields.pop("Q_IMAGE_TYPE")
+    assert names == fields

@@ -3,6 +3,13 @@
 
 import sys
 
+try:
+    from time import ticks_diff  # MicroPython: wrapping tick arithmetic
+except ImportError:  # CPython (host tests): the fake ports' ticks never wrap
+
+    def ticks_diff(a, b):
+        return a - b
+
 
 class Error(ValueError):
     """An error of the agent's store and link and of the board ports: `.code` is a fixed

@@ -13,7 +13,7 @@ from otaclient.state import PROGRESS
 def activate_due(agent, c):
     """client.on_activate: the upgrade time has come (consent decides)."""
     port, pol, state = agent.port, agent.policy, agent.state
-    version = c.ended[3]  # the offer's (QueryNextImageRsp's) version
+    version = c.ended[zcl.Q_VERSION]
     verdict, until = pol.decide(port.now())
     if verdict == _policy.DEFER:
         if state.get("deferred") != version:

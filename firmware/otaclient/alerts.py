@@ -10,18 +10,15 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
+from otaclient import ticks_diff
 from otaclient import zcl_client as zcl
 from otaclient.image import p256_call
 
-try:
-    from time import ticks_diff
-except ImportError:
-
-    def ticks_diff(a, b):
-        return a - b
-
-
 _CEILING = const(64)  # the longest wait between re-sends, in alert_retry_s
+# an alert record (a list in agent.json): supplier, version, result, timestamp, counter,
+# signature (hex; None until signed)
+_COUNTER = const(4)
+_SIG = const(5)
 
 
 class Alerts:
@@ -57,11 +54,10 @@ class Alerts:
         an idle buffer of >= 258 bytes P-256 may work in (the agent's boot lends the flash
         write buffer: no mid-size block taken from a heap the boot has cut up)."""
         recs = self.pending()
-        todo = [r for r in recs if r[5] is None]
+        todo = [r for r in recs if r[_SIG] is None]
         for r in todo:
-            # r: supplier, version, result, timestamp, counter, signature (as _send_one reads it)
-            body = zcl.encode_activation_alert(zcl.ALERT_CODE_ACTIVATION, *r[:5], None)
-            r[5] = hexlify(self._sign(body, scratch)).decode()
+            body = zcl.encode_activation_alert(zcl.ALERT_CODE_ACTIVATION, *r[:_SIG], None)
+            r[_SIG] = hexlify(self._sign(body, scratch)).decode()
         if todo:
             self.state.update(alerts=recs)
         self._unsigned = False
@@ -80,7 +76,7 @@ class Alerts:
         # reached only through agent.on_frame: from the bound CH and, on a board with a
         # CH link key, sealed in this session (a spoofed or replayed ack deletes nothing)
         (counter,) = ack  # AlertAck
-        left = [r for r in self.pending() if r[4] != counter]
+        left = [r for r in self.pending() if r[_COUNTER] != counter]
         if len(left) != len(self.pending()):
             self.state.update(alerts=left)
         self._due.pop(counter, None)
@@ -94,9 +90,12 @@ class Alerts:
         retry = self.policy.cfg["alert_retry_s"] * 1000
         recs = self.pending()
         for i, r in enumerate(recs):
-            d = self._due.get(r[4])
+            d = self._due.get(r[_COUNTER])
             if d is None:
-                d = self._due[r[4]] = [now + i * stagger, retry]  # R3: staggered per supplier
+                d = self._due[r[_COUNTER]] = [
+                    now + i * stagger,
+                    retry,
+                ]  # R3: staggered per supplier
             if ticks_diff(now, d[0]) >= 0:
                 self._send_one(r)
                 # a CH that never acknowledges (one without our manufacturer frames) costs

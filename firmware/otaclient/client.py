@@ -10,19 +10,19 @@ import random
 
 from micropython import const
 
-from otaclient import download, image
+from otaclient import download, image, ticks_diff
 from otaclient import zcl_client as zcl
-from otaclient.imagefmt import H_TOTAL_SIZE, M_COUNT, M_TOTAL, M_TYPE, SIG_SIZE, SIGNED_END
-from otaclient.policy import KEYS_IMAGE_TYPE, MAX_FILE, PolicyError
+from otaclient.imagefmt import (
+    H_TOTAL_SIZE,
+    M_COUNT,
+    M_TOTAL,
+    M_TYPE,
+    MAX_FILE,
+    SIG_SIZE,
+    SIGNED_END,
+)
+from otaclient.policy import KEYS_IMAGE_TYPE, PolicyError
 from otaclient.reassembly import Reassembly, write_buffer
-
-try:
-    from time import ticks_diff
-except ImportError:
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 IDLE = const(0)
 QUERY = const(1)
@@ -107,7 +107,7 @@ class Client:
             return
         if seq is not None and self._qseq is not None and seq != self._qseq:
             return  # the answer to an earlier query, overtaken on the line: wait for ours
-        if r[0] != zcl.SUCCESS:  # QueryNextImageRsp.status
+        if r[zcl.Q_STATUS] != zcl.SUCCESS:
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         failed, refused = self.state.get("failed", []), self.state.get("refused", ())
@@ -116,7 +116,7 @@ class Client:
             self.policy.locked = locked
             self.log("ota: updates refused: %s (re-provision the board)" % locked)
         if not self.policy.offer_ok(r, self.running(), failed, refused, self.port.now()):
-            self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[1:])
+            self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[zcl.Q_MFR :])
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         self._start(r)
@@ -136,7 +136,7 @@ class Client:
         self.dl.start(self.port.ticks_ms(), SIGNED_END + SIG_SIZE)
 
     def _check(self, header, m):
-        if header[H_TOTAL_SIZE] != self.dl.offer[4]:  # offer size; truncated or padded: refuse
+        if header[H_TOTAL_SIZE] != self.dl.offer[zcl.Q_SIZE]:  # truncated or padded: refuse
             raise PolicyError("SIZE_MISMATCH")
         sc = self.state.get("sec_counter", 0)
         self.policy.check(m, self.dl.offer, self.running(), sc)
@@ -255,7 +255,9 @@ class Client:
 
     def _end_req(self, status, then):
         o = self.dl.offer
-        self._send(zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(status, *o[1:4]))
+        self._send(
+            zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(status, *o[zcl.Q_MFR : zcl.Q_SIZE])
+        )
         self._drop(then, self.cfg["retry_s"] * 1000)
         if then == QUERY:
             self.query()
@@ -264,14 +266,16 @@ class Client:
 
     def _resend_end(self):
         o = self.ended
-        self._send(zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(zcl.SUCCESS, *o[1:4]))
+        self._send(
+            zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(zcl.SUCCESS, *o[zcl.Q_MFR : zcl.Q_SIZE])
+        )
 
     def on_end_rsp(self, r):
         o = self.ended
         if o is None or self.st not in (END, WAIT, SCHED):
             return
         mfr, itype, ver, current, upgrade = r  # UpgradeEndRsp
-        if mfr != o[1] or itype != o[2] or ver != o[3]:  # the offer's
+        if mfr != o[zcl.Q_MFR] or itype != o[zcl.Q_TYPE] or ver != o[zcl.Q_VERSION]:
             self.log("ota: upgrade end response for another image ignored")
             return
         if upgrade == _NEVER:

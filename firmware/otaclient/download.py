@@ -8,21 +8,13 @@ blocks are dropped, not buffered.
 
 from micropython import const
 
+from otaclient import ticks_diff
 from otaclient import zcl_client as zcl
-
-try:
-    from time import ticks_diff
-except ImportError:
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
 ABANDONED = const(2)  # CH said ABORT, or too many timeouts: drop, keep staged progress
 PAUSED = const(3)  # every byte before `stop` fed: nothing more asked until start() again
-_SIZE = const(4)  # the offer's (QueryNextImageRsp's) size: records are plain tuples on a board
 
 
 class Download:
@@ -59,7 +51,7 @@ class Download:
     def start(self, now, stop=0):
         """Ask for the file from `offset` up to `stop` (0: its end), where it pauses
         (PAUSED) until start() is called again."""
-        size = self.offer[_SIZE]
+        size = self.offer[zcl.Q_SIZE]
         self._stop = min(stop, size) if stop else size
         self.state = RUNNING
         self._retries = 0
@@ -115,13 +107,13 @@ class Download:
             return
         o = self.offer
         n = len(data)
-        if mfr != o[1] or itype != o[2] or ver != o[3]:
+        if mfr != o[zcl.Q_MFR] or itype != o[zcl.Q_TYPE] or ver != o[zcl.Q_VERSION]:
             self.stats[1] += 1
             return
         if self.offset >= self._stop:  # paused: nothing is fed before start() again
             self.stats[1] += 1
             return
-        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[_SIZE]:
+        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[zcl.Q_SIZE]:
             self.stats[1] += 1
             if off > self.offset and self._gap_at != self.offset:
                 self._gap_at = self.offset  # lost block: ask again once per gap
@@ -141,7 +133,7 @@ class Download:
         self._progress(now)
 
     def _progress(self, now):
-        if self.offset >= self.offer[_SIZE]:
+        if self.offset >= self.offer[zcl.Q_SIZE]:
             self.state = DONE
             self._feed = None  # every byte fed: let the caller's sink (its verifier) go
         elif self.offset >= self._stop:

@@ -17,10 +17,11 @@ from otaclient.imagefmt import (
     M_MFR,
     M_TYPE,
     M_VERSION,
+    MAX_FILE,
 )
 from otaclient.state import CONFIG, CONSENT, KEYS, load_json
+from otaclient.zcl_client import Q_TYPE, Q_VERSION
 
-MAX_FILE = const(750000)  # R1: one OTA file, header included
 KEYS_IMAGE_TYPE = const(0xFFC0)  # ZigBee "client security credentials": key rotation
 AUTHORITY = "authority.json"  # provisioned rotation-authority keys (keys.json after a rotation)
 _BAD_HEADS = const(4)  # failed-file records kept in agent.json ("bad")
@@ -150,14 +151,14 @@ class Policy:
         if m[M_MFR] != self.mfr:
             raise PolicyError("WRONG_MANUFACTURER")
         rot = m[M_TYPE] == KEYS_IMAGE_TYPE
-        if m[M_TYPE] != offered[2] or not rot and m[M_TYPE] != self.image_type:
-            raise PolicyError("WRONG_IMAGE_TYPE")  # offer: (status, mfr, type, version, size)
+        if m[M_TYPE] != offered[Q_TYPE] or not rot and m[M_TYPE] != self.image_type:
+            raise PolicyError("WRONG_IMAGE_TYPE")
         if not m[M_HW_MIN] <= self.hw <= m[M_HW_MAX]:
             raise PolicyError("HW_MISMATCH")
         # key sets are signed by a rotation authority only, firmware by an anchor only
         if m[M_KEY_ID] not in (self.auth if rot else self.keys):
             raise PolicyError("NOT_AUTHORITY" if rot else "UNKNOWN_KEY")
-        if m[M_VERSION] != offered[3]:
+        if m[M_VERSION] != offered[Q_VERSION]:
             raise PolicyError("VERSION_MISMATCH")
         if rot:
             # a key set's file version is its rotation counter: the next one exactly, so

@@ -9,7 +9,7 @@ from binascii import hexlify
 
 from micropython import const
 
-from otaclient.imagefmt import M_SHA256, M_VERSION
+from otaclient.imagefmt import M_SHA256, M_VERSION, key_id
 from otaclient.policy import PolicyError
 from otaclient.state import KEYS, save_json
 
@@ -42,7 +42,7 @@ def apply(store, data, m, sets):
         if not 1 <= op <= 4:
             raise PolicyError("BAD_KEYS")
         pub = bytes(data[i + 1 : i + _REC])
-        kid = "%08x" % int.from_bytes(hashlib.sha256(pub).digest()[:4], "big")
+        kid = "%08x" % key_id(pub)
         keys = anchors if op <= 2 else auth
         if op & 1:
             keys[kid] = hexlify(pub).decode()

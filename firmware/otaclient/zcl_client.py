@@ -61,6 +61,12 @@ UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 # What the client receives (server to client): plain tuples on a board (otaclient.record)
 ImageNotify = record("ImageNotify", "payload_type jitter mfr image_type version")
 QueryNextImageRsp = record("QueryNextImageRsp", "status mfr image_type version size")
+# an offer (QueryNextImageRsp) read by index on a board; the device build folds these
+Q_STATUS = const(0)
+Q_MFR = const(1)
+Q_TYPE = const(2)
+Q_VERSION = const(3)
+Q_SIZE = const(4)
 ImageBlockRsp = record(
     "ImageBlockRsp",
     "status mfr image_type version offset data current_time request_time min_block_period",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otaclient import imagefmt
+
 from ..output import CommandError
 from ..paths import BUILD
 
@@ -45,8 +47,8 @@ class Identity:
 
 
 def key_id(pub64: bytes) -> str:
-    """First 4 bytes of SHA-256(X||Y), as 8 hex digits."""
-    return hashlib.sha256(pub64).digest()[:4].hex()
+    """The board's key id of a public key (X||Y), as 8 hex digits."""
+    return f"{imagefmt.key_id(pub64):08x}"
 
 
 def public_key(priv32: bytes) -> bytes:

@@ -7,8 +7,9 @@ enters the event log: the enrolment records its id (link_key_id) only.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from otaclient import imagefmt
 
 from .credentials import write_secret
 
@@ -16,8 +17,9 @@ KEY_LEN = 16
 
 
 def key_id(key: bytes) -> str:
-    """What the event log and the inventory show of a link key: SHA-256(key)[:4], hex."""
-    return hashlib.sha256(key).digest()[:4].hex()
+    """What the event log and the inventory show of a link key: its key id (the formula
+    of signing keys' ids, otaclient.imagefmt.key_id), as 8 hex digits."""
+    return f"{imagefmt.key_id(key):08x}"
 
 
 class LinkKeys:
