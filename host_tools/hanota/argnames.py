@@ -81,14 +81,29 @@ def _docstrings(tree: ast.Module):
 
 def rename(sources: dict[str, bytes], unsafe: set[str]) -> dict[str, bytes]:
     """`sources` (path -> .py source) with their functions' safe parameters renamed."""
-    return {path: _module(src, unsafe) for path, src in sources.items()}
+    return renamed(sources, unsafe)[0]
 
 
-def _module(src: bytes, unsafe: set[str]) -> bytes:
+Plans = list[tuple[str, dict[str, str]]]  # (function name, original -> short), in source order
+
+
+def renamed(
+    sources: dict[str, bytes], unsafe: set[str]
+) -> tuple[dict[str, bytes], dict[str, Plans]]:
+    """What `rename` returns, and per path each renaming function's name with its plan
+    (names may repeat: methods of two classes)."""
+    out: dict[str, bytes] = {}
+    plans: dict[str, Plans] = {}
+    for path, src in sources.items():
+        out[path], plans[path] = _module(src, unsafe)
+    return out, plans
+
+
+def _module(src: bytes, unsafe: set[str]) -> tuple[bytes, Plans]:
     try:
         tree = ast.parse(src)
     except (SyntaxError, ValueError):
-        return src  # mpy-cross will say why
+        return src, []  # mpy-cross will say why
     taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     taken |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
     taken |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
@@ -101,10 +116,14 @@ def _module(src: bytes, unsafe: set[str]) -> bytes:
     taken |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     series = [n for n in _short_names() if n not in taken]
     edits: list[tuple[int, int, int, str]] = []  # line, start byte, end byte, new name
+    plans: Plans = []
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            edits += _function(fn, unsafe, series)
-    return _apply(src, edits)
+            plan, fn_edits = _function(fn, unsafe, series)
+            edits += fn_edits
+            if plan:
+                plans.append((fn.name, plan))
+    return _apply(src, edits), plans
 
 
 def _function(fn: ast.FunctionDef, unsafe: set[str], series: list[str]):
@@ -126,7 +145,7 @@ def _function(fn: ast.FunctionDef, unsafe: set[str], series: list[str]):
             continue
         plan[p.arg] = next(free)
     if not plan:
-        return []
+        return plan, []
     edits = []
     for p in params:
         if p.arg in plan:
@@ -136,7 +155,7 @@ def _function(fn: ast.FunctionDef, unsafe: set[str], series: list[str]):
             edits.append(
                 (node.lineno, node.col_offset, node.col_offset + len(node.id), plan[node.id])
             )
-    return edits
+    return plan, edits
 
 
 def _walk_body(fn: ast.FunctionDef):

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import argnames, constfold, internstr, paths, privnames
+from . import argnames, constfold, internstr, namemap, paths, privnames
 from .output import CommandError
 
 # The source passes parse with ast; threads (rig and fault campaigns build apps in
@@ -72,13 +72,16 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     other modules' constants folded in (hanota.constfold: fewer globals and qstrs),
     module-private names shortened (hanota.privnames: fewer qstrs), parameters given
     short shared names (hanota.argnames: fewer qstrs) and long name-like string
-    literals made qstrs (hanota.internstr: fewer str objects)."""
+    literals made qstrs (hanota.internstr: fewer str objects).
+
+    The renames' map (hanota.namemap) goes to `namemap_path(tree)` of the result."""
     srcs = {path: data for path, data in files if _compiled(path)}
     scripts = {path: data for path, data in files if path.endswith(".py") and path not in srcs}
     others = {**_firmware_sources(), **scripts}
     with _PASSES:  # CPython 3.11's ast is not thread-safe (gh-106905): one build at a time
-        short = privnames.rename(constfold.fold(srcs, others), others)
-        short = argnames.rename(short, _unsafe_params(others))
+        folded = constfold.fold(srcs, others)
+        private = privnames.plan(folded, others)
+        short, params = argnames.renamed(privnames.apply(folded, private), _unsafe_params(others))
         short = {path: internstr.intern_strings(src) for path, src in short.items()}
     out = []
     for path, data in files:
@@ -86,7 +89,31 @@ def compile_tree(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
             out.append((path[:-3] + ".mpy", compile_source(short[path], path)))
         else:
             out.append((path, data))
+    nmap = namemap.build(
+        {module_name(p): plan for p, plan in private.items()},
+        {module_name(p): plan for p, plan in params.items()},
+    )
+    _write(namemap_path(out), namemap.dumps(nmap).encode())
     return out
+
+
+def namemap_path(tree: list[tuple[str, bytes]]) -> Path:
+    """Where the device build of `tree` wrote its name map: build/namemap/<digest>.json,
+    the digest over the tree's .mpy modules (path and bytes), so any copy of a built tree
+    (a deploy's staged files, an app image's, a sim board's slot) names its map."""
+    h = hashlib.sha256()
+    for rel, data in sorted(tree):
+        if rel.endswith(".mpy"):
+            h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return paths.BUILD / "namemap" / (h.hexdigest()[:16] + ".json")
+
+
+def _write(dst: Path, data: bytes) -> None:
+    # parallel builds write the same file: one temporary name per process and thread
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dst)
 
 
 def _unsafe_params(firmware: dict[str, bytes]) -> set[str]:
@@ -123,7 +150,7 @@ def firmware_tree() -> Path:
     # a change to a source pass rebuilds the tree
     salt = b"".join(
         Path(m.__file__).read_bytes()
-        for m in (constfold, privnames, argnames, internstr, sys.modules[__name__])
+        for m in (constfold, privnames, argnames, internstr, namemap, sys.modules[__name__])
     )
     # and the parameters that may not be renamed (a test that starts passing one by
     # keyword rebuilds the tree)
@@ -139,3 +166,14 @@ def firmware_tree() -> Path:
             tmp.replace(dst)
         (out / ".done").write_text("")
     return out
+
+
+def firmware_namemap() -> Path:
+    """The name map of firmware/ as the device build makes it (what `hanota board deploy`
+    and `hanota app build` of this checkout put on a board), written if it is missing."""
+    tree = firmware_tree()
+    files = sorted((p.relative_to(tree).as_posix(), p.read_bytes()) for p in tree.rglob("*.mpy"))
+    path = namemap_path(files)
+    if not path.is_file():  # build/namemap/ was cleared: the same build writes it again
+        compile_tree([f for f in _firmware_sources().items() if f[0] != "main.py"])
+    return path

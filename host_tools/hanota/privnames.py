@@ -33,18 +33,31 @@ def rename(files: dict[str, bytes], others: dict[str, bytes] | None = None) -> d
 
     `others` (path -> source) are modules that may reference these names but are not
     rewritten (the rest of the firmware when only part of it is built)."""
+    return apply(files, plan(files, others))
+
+
+def plan(
+    files: dict[str, bytes], others: dict[str, bytes] | None = None
+) -> dict[str, dict[str, str]]:
+    """Per path of `files`: original private name -> its short name (empty for a source
+    that does not tokenize: it is left as it is, mpy-cross will say why)."""
     scans = {p: _scan(src) for p, src in {**(others or {}), **files}.items()}
     owners = Counter(n for scan in scans.values() if scan for n in scan[0])
     unsafe = set().union(*(scan[1] for scan in scans.values() if scan))
     out = {}
-    for path, src in files.items():
+    for path in files:
         scan = scans[path]
-        if scan is None:  # does not tokenize: left as it is, mpy-cross will say why
-            out[path] = src
+        if scan is None:
+            out[path] = {}
             continue
         ours = [n for n in scan[0] if _PRIVATE.match(n) and owners[n] == 1 and n not in unsafe]
-        out[path] = _apply(src, _plan(ours, set(scan[0])))
+        out[path] = _plan(ours, set(scan[0]))
     return out
+
+
+def apply(files: dict[str, bytes], plans: dict[str, dict[str, str]]) -> dict[str, bytes]:
+    """Sources of `files` with each path's plan (from `plan`) applied."""
+    return {path: _apply(src, plans.get(path, {})) for path, src in files.items()}
 
 
 def _scan(src: bytes) -> tuple[list[str], set[str]] | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..output import CommandError, emit_json, log, parse_int
 from .options import FlashOptions, IdentityOptions, ProvisionOptions
+
+if TYPE_CHECKING:
+    from .monitor import MapSource
 
 _BOARD_HELP = "board definition name (boards/<name>.json; see 'hanota board list')"
 _JSON_HELP = "one JSON document on stdout"
@@ -69,6 +72,13 @@ def register(subparsers: Any) -> None:
     g.add_argument("--board", help="a sim board: run build/sim/<board> and show its console")
     s.add_argument("--baud", type=int, default=115200,
                    help="the console's baud (default 115200; a pty ignores it)")  # fmt: skip
+    names = s.add_mutually_exclusive_group()
+    names.add_argument("--namemap", type=Path, metavar="MAP.json",
+                       help="read short names back with this device build's map "
+                       "(build/namemap/<digest>.json; default: the sim's running app's "
+                       "map, else this checkout's firmware's)")  # fmt: skip
+    names.add_argument("--raw", action="store_true",
+                       help="show short names as the board prints them")  # fmt: skip
     s.set_defaults(func=cmd_monitor)
 
 
@@ -202,12 +212,24 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from . import defs, monitor, simboard
 
     if args.port:
-        return monitor.run(args.port, args.baud)
+        return monitor.run(args.port, args.baud, _names(args, None))
     board = defs.load(args.board)
     if board["kind"] != "sim":
         raise CommandError(f"monitor for the real board {board['name']!r} needs PORT=<serial port>")
-    with simboard.running(simboard.sim_dir(board)) as sb:
-        return monitor.run(sb.console_path, args.baud)
+    directory = simboard.sim_dir(board)
+    with simboard.running(directory) as sb:
+        return monitor.run(sb.console_path, args.baud, _names(args, directory))
+
+
+def _names(args: argparse.Namespace, sim: Path | None) -> MapSource | None:
+    """Where `board monitor` takes its name map from (None: --raw)."""
+    from . import monitor, simboard
+
+    if args.raw:
+        return None
+    if args.namemap:
+        return monitor.map_file(args.namemap)
+    return monitor.checkout_map(simboard.slot_files(sim) if sim else None)
 
 
 def _report(args: argparse.Namespace, summary: dict[str, Any]) -> None:

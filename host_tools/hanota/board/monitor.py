@@ -4,6 +4,10 @@ hands the port over to esptool/mpremote and takes it back (pytest-embedded's use
 Hand-over protocol: the monitor writes build/monitor/<port name>.pid; a flashing or deploy
 command sends it SIGUSR1 (close the port, print "[monitor paused]"), does its work, then
 sends SIGUSR2 (reopen, "[monitor resumed]"). Ctrl-] quits.
+
+Short names of the device build are read back in what the board prints (hanota.namemap:
+`'_c'` -> `'_c' (_chunk)`): output is held until the port is quiet for one read (0.1 s)
+or 4 KB are pending, so a traceback is translated whole, with the line before it.
 """
 
 from __future__ import annotations
@@ -13,14 +17,19 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import namemap
 from ..output import log
 from ..paths import BUILD
 
 EXIT_CHAR = b"\x1d"  # Ctrl-]
+READ_SIZE = 256
+HOLD_MAX = 4096  # pending bytes written out even while the board keeps printing
+
+MapSource = Callable[[], "namemap.NameMap | None"]
 
 
 def pidfile(port: str) -> Path:
@@ -64,6 +73,8 @@ class Monitor:
         self.paused = threading.Event()
         self.stop = threading.Event()
         self.ser = None
+        self.nmap: namemap.NameMap | None = None  # set once loaded: output read back
+        self._held = bytearray()
 
     def open(self) -> None:
         import serial
@@ -78,16 +89,37 @@ class Monitor:
     def reader(self) -> None:
         while not self.stop.is_set():
             if self.paused.is_set() or self.ser is None:
+                self.show(b"")  # what is held goes out before the pause
                 time.sleep(0.05)
                 continue
             try:
-                data = self.ser.read(256)
+                data = self.ser.read(READ_SIZE)
             except (OSError, TypeError, AttributeError):
                 time.sleep(0.05)
                 continue
-            if data:
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
+            self.show(data)
+
+    def show(self, data: bytes) -> None:
+        """Write what the board printed, its short names read back once a map is loaded.
+        A short read means the port went quiet: what is held is written then."""
+        self._held += data
+        if not self._held or (len(data) == READ_SIZE and len(self._held) < HOLD_MAX):
+            return
+        out = bytes(self._held)
+        self._held.clear()
+        if self.nmap is not None:  # latin-1: every byte through unchanged but the names
+            out = namemap.translate(out.decode("latin-1"), self.nmap).encode("latin-1")
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+
+    def load_map(self, source: MapSource) -> None:
+        """Load the name map (building it may take seconds) while output already shows."""
+        try:
+            self.nmap = source()
+        except Exception as exc:  # the monitor still shows everything, untranslated
+            sys.stderr.write(
+                f"\r\n[monitor: no name map, short names shown as they are: {exc}]\r\n"
+            )
 
     def on_pause(self, *_: object) -> None:
         self.paused.set()
@@ -105,9 +137,12 @@ class Monitor:
         sys.stderr.write("\r\n[monitor resumed]\r\n")
 
 
-def run(port: str, baud: int) -> int:
+def run(port: str, baud: int, names: MapSource | None = None) -> int:
+    """Show `port` until Ctrl-]; with `names`, short names read back through its map."""
     mon = Monitor(port, baud)
     mon.open()
+    if names is not None:
+        threading.Thread(target=mon.load_map, args=(names,), daemon=True).start()
     pf = pidfile(port)
     pf.parent.mkdir(parents=True, exist_ok=True)
     pf.write_text(str(os.getpid()))
@@ -150,3 +185,29 @@ def _keyboard(mon: Monitor) -> None:
             import termios
 
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def map_file(path: Path) -> MapSource:
+    """A map written by a device build (build/namemap/<digest>.json)."""
+
+    def load() -> namemap.NameMap:
+        nmap = namemap.load(path)
+        log(f"monitor: short names read back with {path}")
+        return nmap
+
+    return load
+
+
+def checkout_map(tree: dict[str, bytes] | None = None) -> MapSource:
+    """The map of `tree` (a board's built app files, e.g. a sim's slot) when its build
+    wrote one, else the map of this checkout's firmware as the device build makes it."""
+
+    def load() -> namemap.NameMap:
+        from .. import mpycross
+
+        path = mpycross.namemap_path(sorted(tree.items())) if tree else None
+        if path is None or not path.is_file():
+            path = mpycross.firmware_namemap()
+        return map_file(path)()
+
+    return load
