@@ -30,7 +30,7 @@ def main():
         port.watchdog(port.board.get("watchdog_ms", 60000))
     from otaclient import image, reassembly
 
-    # long-lived buffers (verifier, sector) first, while the heap still has big holes
+    # long-lived buffers (the inflater's, the write buffer) first, while the heap has big holes
     image.prepare()
     reassembly.prepare(port.block_size)
     from otaclient import agent

@@ -14,7 +14,7 @@ except ImportError:  # CPython (host tests): the fake ports' ticks never wrap
 class Error(ValueError):
     """An error of the agent's store and link and of the board ports: `.code` is a fixed
     name, the text may say more. One class under several names (kvstore.StoreError,
-    link.LinkError, ports.slot.PortError): each class costs a 64 KB heap ~0.3 KB."""
+    link.LinkError, ports.slot.PortError): each class is heap (docs/agent.md, Memory)."""
 
     def __init__(self, code, detail=""):
         super().__init__(code + ": " + detail if detail else code)
@@ -31,8 +31,8 @@ def let_go(name):
 
 
 # Message records (zcl_client, imagefmt) are namedtuples on the host and plain tuples on a
-# MicroPython board, where each namedtuple type would hold ~256 bytes of heap (8 types: 2 KB
-# of a 64 KB heap, 64-bit). So device code reads records by unpacking or by index, never by
+# MicroPython board, where each namedtuple type is heap held for good (docs/agent.md,
+# Memory). So device code reads records by unpacking or by index, never by
 # field name. A test that needs typed records under MicroPython (zcl.encode_command
 # dispatches on the type) sets TYPED = True before the codecs are imported.
 TYPED = sys.implementation.name != "micropython"

@@ -50,7 +50,7 @@ def activate(agent, c):
         c._goto(_client.IDLE)
         return
     # a reset follows: the inflater's decoder goes now, so the records below find a free
-    # block (at 64k after a power cut, opening a store file here failed: docs/agent.md)
+    # block (opening a store file needs a few hundred bytes in one piece)
     from otaclient import inflate
 
     inflate.release()
@@ -89,8 +89,8 @@ def self_test(agent):
     port = agent.port
     try:
         # P-256 is not loaded here: image.prepare() loaded it at this boot (main.py), before
-        # the agent, and a second load beside activation code needs a free block a 64 KB
-        # heap may not have then (it is loaded per use: image.p256_call)
+        # the agent, and a second load beside activation code needs a free block the heap
+        # may not have then (it is loaded per use: image.p256_call)
         from otaclient import download, image, link, reassembly  # noqa: F401
 
         ok = port.store.get("identity.json") is not None

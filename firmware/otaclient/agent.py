@@ -31,7 +31,7 @@ class Agent:
         self.state = State(port.store)
         self.addr = self.policy.short_addr
         self._dec = link.Decoder()
-        self._rx = bytearray(384)  # a block's frame (~290 bytes) in one read; 512 cost heap
+        self._rx = bytearray(384)  # a block's frame (~290 bytes) in one read, little more
         self._lseq = 0
         self._zseq = 0
         self.client = None  # built by boot(), once the boot's alerts are signed
@@ -41,7 +41,7 @@ class Agent:
         self.heap = None
         # the CH link key (None: none provisioned, source address only), this session's
         # nonce, its last accepted counter, when it began (ticks). The key's HMAC pads are
-        # made per sealed frame, not held: ~300 bytes the boot after an activation lacks
+        # made per sealed frame, not held: the boot after an activation has no room for them
         key = load_json(port.store, "identity.json", {}).get("link_key")
         self._key = unhexlify(key) if key else None
         self._nonce = None
@@ -50,7 +50,7 @@ class Agent:
 
     def alerting(self):
         """The Alerts, its module loaded at first use; step() lets both go once every
-        alert is acknowledged, so a transfer never holds them (~1.3 KB of a 64 KB heap)."""
+        alert is acknowledged, so a transfer never holds them (docs/agent.md, Memory)."""
         a = self.alerts
         if a is None:
             from otaclient.alerts import Alerts
@@ -221,7 +221,7 @@ class Agent:
 
 def _activation():
     # boot and activation code runs at boot and when an upgrade time comes, never during
-    # a transfer: imported for the call, let go after (~1 KB of heap a transfer keeps)
+    # a transfer: imported for the call, let go after, so a transfer never holds it
     from otaclient import activation
 
     return activation

@@ -35,7 +35,7 @@ class Alerts:
         """A record per served supplier, persisted with any other agent.json fields in one
         put, then sent until acknowledged. Signed at the next poll(), not here: queue()
         runs in activation code (at boot, or when an upgrade time comes), and P-256 needs
-        the room that code holds (a 66k heap failed there); RFC 6979 signs the same
+        the room that code holds: sign once it is let go. RFC 6979 signs the same
         either way, and a reset before then signs it after the next boot. The agent's
         boot signs right after that code is let go (sign_pending), before it announces."""
         counter = self.state.get("alert_counter", 0)

@@ -210,7 +210,7 @@ class Client:
                 self.policy.apply_keys(self._keys, m)
                 return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?
             # the verifier lets go of its hashes, key and header before the progress record
-            # is written: opening that file needs ~300 bytes in one piece (seen at 72k)
+            # is written: opening that file needs a few hundred bytes in one piece
             self._ver = None
             self._verifier.reset(None, None)
             complete = self.reasm.finish(m)

@@ -20,7 +20,7 @@ _ADD = const(1)
 _INSERT = const(2)
 _SEEK = const(3)
 _BLK = const(128)  # base bytes read (and added to) per step: its buffer and the two masks
-# below are ~144-byte blocks, which a heap cut up by a transfer still has (256: no)
+# below are ~144-byte blocks, which a heap cut up by a transfer still has (not ~272)
 # ADD is a byte-wise sum mod 256. Done per block on big ints (SWAR), it runs in C: the
 # low 7 bits of every lane add without a carry out of the lane, the top bits are XORed in
 _M7 = int.from_bytes(b"\x7f" * _BLK, "little")

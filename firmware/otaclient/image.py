@@ -53,7 +53,7 @@ _AUTH_AT = const(220)  # SIGNED_END + SIG_SIZE: the head of a file with no suppl
 
 
 def prepare():
-    """Boot: take the inflater's decoder with its piece and output buffers now (~5.5 KB),
+    """Boot: take the inflater's decoder, its piece and output buffers (the largest) now,
     while the heap still has large holes. And load P-256 once and let it go: its names
     stay interned, so no later load (p256_call) grows the name pool in a used heap."""
     inflate.shared(PIECE_MAX, WBITS)
@@ -65,7 +65,7 @@ def prepare():
 
 def p256_call(name, *args):
     """p256.<name>(*args), with P-256 loaded for this call only: its functions, tables
-    and constants (~1.2 KB) are not held through a transfer, which never needs them (a
+    and constants are not held through a transfer, which never needs them (a
     verify starts each fragment, a signature follows an activation)."""
     try:
         from otaclient import p256

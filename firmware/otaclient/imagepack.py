@@ -1,7 +1,7 @@
 """The host's half of the OTA file codec: pack the header and manifest, name files, check offers.
 
 Same layout as imagefmt.py (its constants and records); a board only parses, so it never
-loads this module (each function is ~80 bytes of a 64 KB heap). Host callers reach it
+loads this module (each function object is heap on a board). Host callers reach it
 through imagefmt, which re-exports it off the board.
 """
 

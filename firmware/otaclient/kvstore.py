@@ -42,8 +42,8 @@ class KVStore:
 
     def put_json(self, name, obj):
         """put(name, the JSON text of obj), written as it is encoded: the whole text is
-        never one string in RAM (agent.json with signed alerts is ~400 bytes, a free
-        block a used 64 KB heap may not have)."""
+        never one string in RAM (agent.json with signed alerts is hundreds of bytes, a
+        free block a used heap may not have)."""
         self._replace(name, None, obj)
 
     def _replace(self, name, data, obj):

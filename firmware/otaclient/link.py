@@ -132,7 +132,7 @@ class Decoder:
         allocates nothing.
         """
         if n < 0 or n > len(data):
-            n = len(data)  # never trust a count beyond the buffer (fuzz finding)
+            n = len(data)  # never trust a count beyond the buffer
         if self._pos < self._end:  # fed twice without draining: keep both
             data = bytes(self._pend[self._pos : self._end]) + bytes(data[:n])
             n = len(data)

@@ -9,8 +9,8 @@ from micropython import const
 # curve y^2 = x^3 - 3x + b over GF(p); group order n; base point G. Constants, as the G
 # table below: the agent loads this module for each verify (image.p256_call), at a
 # fragment's end, when the heap is used and cut up. Every global is a slot in the
-# module's table, and a table of 17 slots (272 bytes) was an allocation that found no
-# room at 64k; now 8 functions, __name__ and __file__ take 10 slots (160 bytes).
+# module's table, which that load must find in one piece: keep the globals to the
+# functions (no tables, no constants as globals; sizes in docs/agent.md, Memory).
 _P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
 _N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 # wNAF widths: 5 for G (8 precomputed affine points), 4 for the public key (4 per
@@ -21,9 +21,9 @@ _N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 # it). A literal: on a board it stays in the app image (ROM), not the heap, and no verify
 # waits for it. The public key's Q, 3Q, 5Q, 7Q go into 256 bytes of scratch, filled per
 # verify (an inversion per point, ~1 ms): held as Jacobian big ints through the whole
-# multiplication they cost KBs; with them verify needed ~10 KB free. Filled in affine
-# arithmetic, with the scalars held only as NAF digits during the multiplication and
-# Z3 = 2*Y*Z in the doubling, verify needs ~2.8 KB.
+# multiplication they would cost KBs. Fill them in affine arithmetic, hold the scalars
+# only as NAF digits during the multiplication, and take Z3 = 2*Y*Z in the doubling:
+# verify must run in the free heap a fragment's end leaves (docs/agent.md, Memory).
 _GTAB = const(
     b"\x6b\x17\xd1\xf2\xe1\x2c\x42\x47\xf8\xbc\xe6\xe5\x63\xa4\x40\xf2\x77\x03\x7d\x81\x2d\xeb\x33\xa0\xf4\xa1\x39\x45\xd8\x98\xc2\x96\x4f\xe3\x42\xe2\xfe\x1a\x7f\x9b\x8e\xe7\xeb\x4a\x7c\x0f\x9e\x16\x2b\xce\x33\x57\x6b\x31\x5e\xce\xcb\xb6\x40\x68\x37\xbf\x51\xf5"
     b"\x5e\xcb\xe4\xd1\xa6\x33\x0a\x44\xc8\xf7\xef\x95\x1d\x4b\xf1\x65\xe6\xc6\xb7\x21\xef\xad\xa9\x85\xfb\x41\x66\x1b\xc6\xe7\xfd\x6c\x87\x34\x64\x0c\x49\x98\xff\x7e\x37\x4b\x06\xce\x1a\x64\xa2\xec\xd8\x2a\xb0\x36\x38\x4f\xb8\x3d\x9a\x79\xb1\x27\xa2\x7d\x50\x32"

@@ -104,7 +104,7 @@ class Policy:
         except ValueError as e:
             self.keys, self.auth, self.keys_counter, self.locked = {}, (), 0, str(e)
         over = load_json(store, CONFIG)
-        self.cfg = DEFAULTS  # shared, read only: a copy costs a 64 KB heap ~0.5 KB
+        self.cfg = DEFAULTS  # shared, read only: a copy would be a second dict held
         if over:
             self.cfg = dict(DEFAULTS)
             self.cfg.update(over)

@@ -96,7 +96,16 @@ class Reassembly:
         )
 
     def begin(self, m):
-        """A fragment's manifest: True to fetch it, False if already staged (duplicate)."""
+        """A fragment's manifest: True to fetch it, False if already staged (duplicate).
+        Another firmware's fragment, over staged progress:
+        - an older or equal version is refused (OTHER_IMAGE), unless the CH discarded the
+          staged one (R5, "x");
+        - else it replaces the staged firmware only once a fragment of it verified: one
+          that would overwrite a staged fragment is first fetched and verified with nothing
+          written (_PROVE: finish() returns None, the client fetches it again), then written;
+        - the old fragments go one by one as their sectors are overwritten (_trim), the
+          rest when it verifies (finish): a corrupt or refused file leaves them as they were.
+        """
         start = m[M_OFFSET]
         end = start + m[M_LENGTH]
         if not 0 <= m[M_INDEX] < m[M_COUNT] or end <= start:
@@ -105,14 +114,7 @@ class Reassembly:
             raise PolicyError("BAD_FRAGMENT")
         replace = _WRITE if self.progress is not None and not self._same(m) else 0
         if replace and m[M_VERSION] <= self.progress["v"] and not self.progress.get("x"):
-            raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one...
-        # ...unless the CH discarded that one (R5, "x"). Policy: a newer firmware from the
-        # bound CH (or any other, after a discard) replaces the staged one, but only once
-        # a fragment of it verified: one that would overwrite a staged fragment is first
-        # fetched and verified without writing (_PROVE; finish() returns None and the
-        # client fetches it again), then written, the old fragments going one by one as
-        # their sectors are overwritten (_trim), the rest when it verifies (finish). A
-        # corrupt or refused file leaves the old progress as it was.
+            raise PolicyError("OTHER_IMAGE")  # an older image never cancels a newer one
         proven, self._proven = self._proven, None
         self._drop_delta()
         if m[M_DELTA]:

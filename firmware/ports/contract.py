@@ -16,7 +16,7 @@ from ports.slot import PortError  # noqa: F401 - the contract's error, re-export
 # -- the update slot: forward to ports.slot's erase/write/read over the board's block device
 def geometry(port):
     """(block_size, slot_size): attributes, in bytes. block_size is the erase unit (4096 on
-    every board so far); slot_size is a whole number of blocks, the update slot's size."""
+    the ESP32 and sim boards); slot_size is a whole number of blocks, the update slot's size."""
     return port.block_size, port.slot_size
 
 

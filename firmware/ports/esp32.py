@@ -37,7 +37,7 @@ class Uart:
         # the receive ring holds all the CH can have in flight to the board: one and a half
         # pipelined pages of Image Block Responses (4,064 data bytes a page, ~27
         # bytes of framing a block: ~6.8 KB), so no flash erase or signature check that
-        # stalls the loop can overflow it, at any baud (2 KB lasted 22 ms at 921600)
+        # stalls the loop can overflow it, at any baud (2 KB is 22 ms of line at 921600)
         self.uart = machine.UART(cfg["id"], baudrate=cfg["baud"], tx=cfg["tx"], rx=cfg["rx"],
                                  rxbuf=cfg.get("rxbuf", 8192), timeout=0)  # fmt: skip
 

@@ -5,7 +5,7 @@ The device is anything shaped like esp32.Partition: readblocks(block, buf, off),
 writeblocks(block, buf, off) with the 4-argument form programming without an erase,
 ioctl(6, block) erasing one 4 KB block. A port keeps the device and the slot's size and
 forwards its erase/write/read here: module functions, not a class, because a class and an
-instance cost a 64 KB heap ~0.6 KB the agent needs while it fetches.
+instance are heap the agent needs while it fetches (docs/agent.md, Memory).
 """
 
 from micropython import const

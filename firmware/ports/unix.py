@@ -222,8 +222,8 @@ def _mount_store(flash, part, mount_at):
 
     bdev = Partition(flash, part[0], part[1])
     # an open file holds a cache of 4 * max(readsize, progsize) bytes: with 16 (default
-    # 32) each open is one 240-byte allocation, not 304, the allocation that failed most
-    # at 64k after a power cut (docs/agent.md, Memory); LittleFS takes any sizes at mount
+    # 32) each open is one 240-byte allocation, not 304, in a heap a resume after a power
+    # cut leaves cut up (docs/agent.md, Memory); LittleFS takes any sizes at mount
     try:
         fs = vfs.VfsLfs2(bdev, readsize=16, progsize=16)
     except OSError:
