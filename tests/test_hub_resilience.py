@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from hanota.hub import HubError
-from hanota.hub.core import HOLD
+from hanota.hub.clock import HOLD
 from hanota.rig import factory
 from otaclient import link, zcl
 from test_hub_core import SUPS, V1, V2, Rig, kinds, make_hub, run, trusted  # noqa: F401 (autouse)

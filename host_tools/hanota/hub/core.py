@@ -1,9 +1,11 @@
 """The Hub: the in-process Python API over state, store, event log and alerts.
 
 Supplier-facing operations (enrol, trust, submit, discard, activate, meter priority,
-queries) live here; what is said on the wire is serving.OtaService's, the I/O is
-server.py's, who may call what over the control socket is control.py's. In process the
-caller is trusted with the supplier ids it passes: it owns the state directory.
+queries) and the alert loop live here; what is said on the wire is serving.OtaService's
+(which reaches the hub through serving.HubPort only), the rules of version confirmations
+are confirmations.py's, the I/O is server.py's, who may call what over the control socket
+is control.py's. Nothing of the hub below this module imports it. In process the caller is
+trusted with the supplier ids it passes: it owns the state directory.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from . import alerts as al
+from . import confirmations as cf
 from . import credentials as cr
+from .clock import HOLD, ZB_EPOCH, zb_now
 from .events import Event, EventLog, read_events
 from .inventory import EnrolError, link_key, parse_record
 from .linkkeys import LinkKeys
@@ -25,14 +29,6 @@ from .serving import OtaService
 from .state import ENDED, OPEN, QUEUED, HubState, Transfer
 from .store import ImageStore, SubmissionError
 from .submit import plan_submission
-
-ZB_EPOCH = 946684800  # 2000-01-01T00:00:00Z in Unix seconds
-HOLD = 0xFFFFFFFF
-
-
-def zb_now() -> int:
-    """ZigBee UTC seconds (since 2000-01-01)."""
-    return int(time.time()) - ZB_EPOCH
 
 
 class HubError(Exception):
@@ -408,15 +404,18 @@ class Hub:
 
     def raise_due_alerts(self, now: float | None = None) -> list[al.Alert]:
         now = time.time() if now is None else now
+        wait = self.config.confirm_wait_s
         due = sorted(
             (a for a in self.state.alerts_pending.values()
-             if a.due <= now and not self.ota.hold_back(a, now)),
+             if a.due <= now and not cf.held_back(self.state, a, now, wait)),
             key=lambda a: a.due,
         )  # fmt: skip
         for a in due:
-            extra = self.ota.alert_fields(a)
+            extra = cf.raised_fields(self.state, a)
             self.record("alert-raised", id=a.id, at=time.time(), **extra)
-            self.ota.after_raised(a)
+            t = cf.closes(self.state, a)
+            if t is not None:
+                self.record("transfer-closed", submission=t.submission.id, device=t.device)
         return due
 
     def _kick(self) -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import control
-from .core import Hub, HubError
-from .server import serve_path
+from .core import Hub, HubConfig, HubError
+from .server import parse_link, serve_path
+from .view import make_view
 
 
 @contextlib.contextmanager
@@ -65,9 +66,6 @@ def serve_command(args: Any) -> int:
     from hanota.link import profiles
 
     from ..output import CommandError, log
-    from .core import HubConfig
-    from .server import parse_link
-    from .view import make_view
 
     try:
         prof = profiles.get(args.profile)

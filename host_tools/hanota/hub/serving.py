@@ -4,22 +4,57 @@ Takes decoded requests (otaclient.zcl namedtuples), returns the responses to sen
 no I/O (server.py) and no framing (otaclient.link). Announces and queries are hints:
 versions and activation outcomes are taken from the device's signed alerts only (a query's
 version only picks which of a submission's images, a delta or the full one, is served).
+It reaches its hub only through HubPort (core.Hub is one) and imports nothing above it;
+when version confirmations are held, what they carry and what they close is
+confirmations.py's.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from otaclient import zcl
 from otaclient.policy import KEYS_IMAGE_TYPE
 
 from . import alerts as al
+from . import confirmations as cf
+from .clock import HOLD, zb_now
+from .events import Event
 from .inventory import known
-from .state import OPEN, WAITING, Transfer
+from .state import OPEN, WAITING, HubState, Transfer
+from .store import ImageStore
 
-if TYPE_CHECKING:
-    from .core import Hub
+
+class ServiceConfig(Protocol):
+    """The settings the OTA service reads (core.HubConfig has them)."""
+
+    block_size: int
+    notify_jitter: int
+    meter_wait_s: int
+    min_block_period_ms: int
+    confirm_delay_s: float
+
+
+class HubPort(Protocol):
+    """What the OTA service needs of the hub that owns it: the state it reads, the image
+    bytes, the connected links (eui64 -> session with push(rsp)), and the hub's own ways
+    to record an event, schedule an alert, publish progress and tell a meter upgrade."""
+
+    state: HubState
+    config: ServiceConfig
+    store: ImageStore
+    links: dict[str, Any]
+
+    def record(self, kind: str, **fields: Any) -> Event: ...
+
+    def alert(self, supplier: str, kind: str, device: str, version: int | None,
+              base: float | None = None, **fields: Any) -> al.Alert: ...  # fmt: skip
+
+    def publish(self, ev: Event) -> None: ...
+
+    def meter_running(self, eui: str) -> bool: ...
+
 
 _RESULT_STATE = {zcl.RESULT_SUCCESS: "activated", zcl.RESULT_FAILURE: "rolled-back",
                  zcl.RESULT_REFUSED: "refused"}  # fmt: skip
@@ -41,18 +76,13 @@ def status_name(status: int) -> str:
 class OtaService:
     """The OTA server role of one hub, for all its devices."""
 
-    def __init__(self, hub: Hub):
+    def __init__(self, hub: HubPort):
         self.hub = hub
         self._progress_t: dict[str, float] = {}
 
     @property
-    def state(self):  # noqa: ANN201
+    def state(self) -> HubState:
         return self.hub.state
-
-    def zb_now(self) -> int:
-        from .core import zb_now
-
-        return zb_now()
 
     # --- reports -------------------------------------------------------------------------
 
@@ -145,7 +175,7 @@ class OtaService:
         if t is None or f is None:
             return _block_status(zcl.ABORT)
         if self.hub.meter_running(eui):
-            now, cfg = self.zb_now(), self.hub.config
+            now, cfg = zb_now(), self.hub.config
             return zcl.ImageBlockRsp(zcl.WAIT_FOR_DATA, None, None, None, None, None,
                                      now, now + cfg.meter_wait_s, cfg.min_block_period_ms)  # fmt: skip
         if (req.mfr, req.image_type, req.version) != (f.mfr, f.image_type, f.version):
@@ -218,7 +248,7 @@ class OtaService:
             if req.status != zcl.SUCCESS or req.version != sub.version:
                 return []
             f = sub.files[-1]
-            return [zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, self.zb_now(),
+            return [zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, zb_now(),
                                       t.upgrade_time)]  # fmt: skip
         f = t.current()
         if f is None or (req.mfr, req.image_type, req.version) != (f.mfr, f.image_type, f.version):
@@ -289,9 +319,7 @@ class OtaService:
         return not t.fetched or late_copy
 
     def _complete(self, t: Transfer) -> Rsp:
-        from .core import HOLD
-
-        sub, now = t.submission, self.zb_now()
+        sub, now = t.submission, zb_now()
         upgrade = HOLD if sub.activate == "hold" else now
         if isinstance(sub.activate, int):
             upgrade = max(now, sub.activate)
@@ -310,7 +338,7 @@ class OtaService:
         holds the new keys shows later, in the signed alerts of an image signed by them."""
         sub = t.submission
         self.hub.record("transfer-complete", submission=sub.id, device=t.device,
-                        current_time=self.zb_now(), upgrade_time=None)  # fmt: skip
+                        current_time=zb_now(), upgrade_time=None)  # fmt: skip
         self.hub.alert(sub.supplier, "transfer-success", t.device, sub.version,
                        submission=sub.id, alert_code=al.CCS08_SUCCESS, rotation=True)  # fmt: skip
         self.hub.record("transfer-closed", submission=sub.id, device=t.device,
@@ -322,17 +350,13 @@ class OtaService:
         """A held-back transfer got its time: tell the device, schedule confirmations."""
         self._confirmations(t)
         f = t.submission.files[-1]
-        rsp = zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, self.zb_now(), t.upgrade_time)
+        rsp = zcl.UpgradeEndRsp(f.mfr, f.image_type, f.version, zb_now(), t.upgrade_time)
         session = self.hub.links.get(t.device)
         if session is not None:
             session.push(rsp)
 
     def _confirmations(self, t: Transfer) -> None:
-        from .core import ZB_EPOCH
-
-        # upgrade times are whole seconds: "now" must not put the due time in the past
-        due = max(time.time(), (t.upgrade_time or 0) + ZB_EPOCH)
-        base = due + self.hub.config.confirm_delay_s
+        base = cf.base_due(t, self.hub.config.confirm_delay_s)
         for supplier in self.state.devices[t.device].record.suppliers:
             self.hub.alert(supplier, "version-confirmation", t.device, None, base=base,
                            submission=t.submission.id, expected=t.submission.version)  # fmt: skip
@@ -384,43 +408,6 @@ class OtaService:
             if a.result != zcl.RESULT_SUCCESS or a.version == t.submission.version:
                 self._result(t, state, result)
         return [zcl.AlertAck(a.counter)]
-
-    def alert_fields(self, a: al.Alert) -> dict[str, Any]:
-        """Filled in when a version confirmation is raised: the running version the
-        device's signed alerts vouch for, and whether a signed success of this
-        submission's version came (an announce never confirms anything)."""
-        if a.kind != "version-confirmation":
-            return {}
-        dev = self.state.devices.get(a.device)
-        t = self.state.transfers.get((a.fields.get("submission"), a.device))
-        version = known(dev.version) if dev is not None else None
-        expected = a.fields.get("expected")
-        signed = t is not None and t.result == "success"
-        claimed = (dev.claimed or {}).get("version") if dev is not None else None
-        return {"version": version, "fields": {
-            "matches": signed and version == expected,
-            "evidence": dict(dev.evidence) if dev is not None and dev.evidence else None,
-            "announced_version": known(claimed)}}  # fmt: skip
-
-    def hold_back(self, a: al.Alert, now: float) -> bool:
-        """Hold a version confirmation while the device has not reported its activation
-        outcome yet (trial boot, rollback in progress), at most confirm_wait_s."""
-        if a.kind != "version-confirmation" or now > a.due + self.hub.config.confirm_wait_s:
-            return False
-        t = self.state.transfers.get((a.fields.get("submission"), a.device))
-        return t is not None and t.state == "complete"
-
-    def after_raised(self, a: al.Alert) -> None:
-        """Close a transfer once its last version confirmation has gone out."""
-        if a.kind != "version-confirmation":
-            return
-        sub_id = a.fields.get("submission")
-        more = any(p.kind == a.kind and p.device == a.device and
-                   p.fields.get("submission") == sub_id
-                   for p in self.state.alerts_pending.values())  # fmt: skip
-        t = self.state.transfers.get((sub_id, a.device))
-        if not more and t is not None and t.state in WAITING:
-            self.hub.record("transfer-closed", submission=sub_id, device=a.device)
 
 
 def _block_status(status: int) -> Rsp:

@@ -18,7 +18,7 @@ from hanota.hub import HubConfig, HubError
 from hanota.link.faults import Faults
 
 from ..output import log
-from . import heap, simboards
+from . import console, heap, simboards
 from .session import BoardLink, RigHub
 
 FINAL = ("failed", "discarded", "closed")
@@ -71,7 +71,9 @@ async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
             b.console = capture
             if opts.on_board is not None:
                 opts.on_board(b)
-            return await _drive(rig, b, opts)
+            summary = await _drive(rig, b, opts)
+            console.log_crashes(console_text(b))
+            return summary
 
 
 async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
@@ -224,7 +226,7 @@ def _delivered(t: Any) -> dict[str, Any]:
 def _due(t: Any) -> str | None:
     """The due activation time the hub gave (ISO-8601 UTC), None if none or held back."""
     from ..hub.alerts import iso
-    from ..hub.core import HOLD, ZB_EPOCH
+    from ..hub.clock import HOLD, ZB_EPOCH
 
     up = getattr(t, "upgrade_time", None) if t is not None else None
     return None if up is None or up == HOLD else iso(up + ZB_EPOCH)
