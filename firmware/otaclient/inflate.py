@@ -6,7 +6,7 @@ pieces are one endless deflate stream, and each also starts a valid stream on it
 
 MicroPython: one `deflate.DeflateIO` over one preallocated native `io.BytesIO` (it pulls
 input a byte at a time; a Python-level stream would cost a call per byte). Its state and
-window (~3.4 KB) are taken once, by a first read at `prepare()` time, so no piece needs
+window (its largest block) are taken once, by a first read at `prepare()` time, so no piece needs
 a large free block in a fragmented heap. After a piece's bytes, a fence follows it in
 the buffer: a stored block holding one known byte. Reading that one byte proves the
 piece decoded to nothing more (a long piece would give its next byte instead) and
@@ -150,7 +150,7 @@ def shared(size, wbits):
 
 
 def release():
-    """A reset follows (activation): let the decoder's state and window (~3.4 KB) go now.
+    """A reset follows (activation): let the decoder's state and window (KBs) go now.
     A piece after all (no reset came) takes a new decoder, as after a bad piece."""
     if _shared is not None:
         _shared._d = None
