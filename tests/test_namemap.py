@@ -145,3 +145,14 @@ def test_board_monitor_reads_a_traceback_back(tmp_path: Path):
         proc.wait(timeout=10)
         os.close(master)
         os.close(slave)
+
+
+def test_the_rig_logs_the_agents_crashes_read_back():
+    from hanota.rig.console import crash_lines
+
+    text = "boot\r\nheap: idle=100\r\n" + TRACE + "agent: up\r\n"
+    assert crash_lines(text, NMAP) == namemap.translate(TRACE, NMAP).splitlines()
+    assert crash_lines("agent: crashed: MemoryError(); restart in 1000 ms\n", NMAP) == [
+        "agent: crashed: MemoryError(); restart in 1000 ms"
+    ]
+    assert crash_lines("boot\nheap: idle=100\n", NMAP) == []

@@ -4,6 +4,9 @@ report: pyserial on `--port`, in a thread, everything kept in memory.
 One process owns a serial port at a time: a `hanota board monitor` on the same port is
 paused (board.monitor.handed_over: SIGUSR1, it closes the port) while the rig reads, and
 resumed after (SIGUSR2). The rig never writes to the console: the agent keeps running.
+
+After a run, the agent's crashes on a console (a sim's or this capture's) are logged with
+their tracebacks, short names read back (hanota.namemap, `log_crashes`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import threading
 import time
 from contextlib import ExitStack
 from typing import Any
+
+from .. import namemap
+from ..output import log
 
 OPEN_RETRY_S = 5.0  # a board may still be re-enumerating (USB CDC) after a reset
 
@@ -86,3 +92,33 @@ def _open(port: str, baud: int, retry_s: float = OPEN_RETRY_S) -> Any:
             if time.monotonic() > end:
                 raise ConnectionError(f"cannot open the board's console {port}: {exc}") from exc
             time.sleep(0.1)
+
+
+def crash_lines(text: str, nmap: namemap.NameMap) -> list[str]:
+    """The agent's crash reports in console text: each `agent: crashed: ...` line and the
+    traceback logged after it, short names read back through `nmap`."""
+    lines = namemap.translate(text, nmap).splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if "agent: crashed:" not in line:
+            continue
+        out.append(line)
+        rest = iter(lines[i + 1 :])
+        if (nxt := next(rest, "")).lstrip().startswith("Traceback"):
+            out.append(nxt)
+            for frame in rest:  # the File lines, then the exception line
+                out.append(frame)
+                if not frame.lstrip().startswith("File "):
+                    break
+    return out
+
+
+def log_crashes(text: bytes | None) -> None:
+    """Log the agent's crashes on a board's console, read with this checkout's firmware
+    map (what the rig's boards run unless given other app bytes)."""
+    if not text or b"agent: crashed:" not in text:
+        return
+    from ..mpycross import firmware_namemap
+
+    for line in crash_lines(text.decode(errors="replace"), namemap.load(firmware_namemap())):
+        log(f"rig: board console: {line}")
