@@ -135,3 +135,34 @@ def test_leaves_import_nothing_of_the_hub() -> None:
     graph, nested = _graph()
     for name in LEAVES:
         assert not graph[name] and not nested[name], f"{name}.py imports {graph[name]}"
+
+
+def _drawn() -> list[tuple[str, set[str]]]:
+    """docs/architecture.md's drawing of the hub's layers, top first: [(module, the hub
+    modules it imports)]. A row starts with the module's name at column 0; its imports
+    follow "->" (continued on indented lines, in the same column); "(...)" is a remark."""
+    doc = (HUB.parents[2] / "docs" / "architecture.md").read_text()
+    block = doc.split("## The hub's layers", 1)[1].split("```")[1]
+    lines = [ln for ln in block.splitlines() if ln.strip()]
+    col = lines[0].index("->")
+    rows: list[tuple[str, set[str]]] = []
+    for ln in lines:
+        if not ln[0].isspace():
+            rows.append((ln.split()[0], set()))
+        deps = ln[col:].removeprefix("->").split("(")[0].split()
+        rows[-1][1].update(deps)
+    return rows
+
+
+def test_architecture_draws_the_layers() -> None:
+    top, nested = _graph()
+    graph = {m: top[m] | {n for _, n in nested[m]} for m in top}  # cli.py's deferred too
+    rows = _drawn()
+    drawn = dict(rows)
+    assert set(drawn) == set(graph), f"drawn {sorted(drawn)}, in the code {sorted(graph)}"
+    for m, deps in drawn.items():
+        assert deps == graph[m], f"{m}.py imports {sorted(graph[m])}, drawn {sorted(deps)}"
+    below: set[str] = set()
+    for m, deps in reversed(rows):  # each module imports only modules drawn under it
+        assert deps <= below, f"{m}.py imports {sorted(deps - below)}, drawn above it"
+        below.add(m)
