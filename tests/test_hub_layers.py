@@ -12,6 +12,8 @@ import ast
 from pathlib import Path
 
 import hanota.hub
+from hanota.hub import Hub, HubConfig
+from hanota.hub.serving import HubPort, ServiceConfig
 
 HUB = Path(hanota.hub.__file__).parent
 PACKAGE = "hanota.hub"
@@ -166,3 +168,14 @@ def test_architecture_draws_the_layers() -> None:
     for m, deps in reversed(rows):  # each module imports only modules drawn under it
         assert deps <= below, f"{m}.py imports {sorted(deps - below)}, drawn above it"
         below.add(m)
+
+
+def test_the_hub_is_what_the_ota_service_needs() -> None:
+    # serving.HubPort is the whole of what OtaService may use of its hub; core.Hub has it
+    hub = Hub(HubConfig())
+    port = set(HubPort.__annotations__) | {
+        k for k, v in vars(HubPort).items() if callable(v) and not k.startswith("_")
+    }
+    assert {"state", "config", "store", "links", "record", "alert", "publish"} <= port
+    assert all(hasattr(hub, k) for k in port), sorted(k for k in port if not hasattr(hub, k))
+    assert all(hasattr(hub.config, k) for k in ServiceConfig.__annotations__)
