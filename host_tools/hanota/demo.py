@@ -19,6 +19,7 @@ from typing import Any
 
 from .output import log, parse_int
 from .paths import BUILD
+from .stopping import stoppable
 
 V1, V2 = 0x01000000, 0x02000000
 # board -> suppliers it serves (first one submits its update)
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo, area_parser=p)
 
 
+@stoppable("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     shutil.rmtree(args.workdir, ignore_errors=True)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..output import CommandError, emit_json, log
+from ..stopping import stoppable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench, area_parser=p)
 
 
+@stoppable("bench")
 def cmd_bench(args: argparse.Namespace) -> int:
     from .. import paths
     from .run import FAMILIES, run_all

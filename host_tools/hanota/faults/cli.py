@@ -3,7 +3,8 @@
 Runs real updates (sim boards with the MicroPython agent, the hub emulator) under each
 link fault class; prints a table and, last, `faults: <tried> transfers tried,
 <completed> completed, <wrong> bytes wrong`. Exit status 0 only when every transfer
-completed with 0 bytes wrong; 2 on a usage error.
+completed with 0 bytes wrong; 2 on a usage error; SIGINT or SIGTERM stops every board
+(`faults: stopped by SIGTERM`, status 128+signal).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from hanota.output import emit_json, log
+from hanota.stopping import stoppable
 
 from . import campaign, scenarios
 
@@ -40,6 +42,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@stoppable("faults")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:

@@ -2,7 +2,8 @@
 
 Runs each target for N seconds (atheris if importable, else a labelled hypothesis
 run), prints one line per target and `fuzz: <targets> targets, <execs> executions,
-<findings> findings`; exit status 1 on any finding, 2 if a run itself failed.
+<findings> findings`; exit status 1 on any finding, 2 if a run itself failed; SIGINT or
+SIGTERM stops the running target (`fuzz: stopped by SIGTERM`, status 128+signal).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from hanota.fuzz import runner
 from hanota.fuzz.targets import TARGETS
 from hanota.output import emit_json, log
+from hanota.stopping import stoppable
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -25,6 +27,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@stoppable("fuzz")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     engine = args.engine

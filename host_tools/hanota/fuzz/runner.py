@@ -3,13 +3,17 @@
 The corpus is copied from fuzz/corpus/<target> (kept in the repo) to build/fuzz/<target>,
 where libFuzzer adds what it finds; crash, timeout and out-of-memory inputs are written
 to fuzz/crashes/<target>-<kind>-<sha1>. libFuzzer stops a target at its first finding.
+A signal that stops this process kills the target's process (subprocess.run does, on any
+exception); the target gets SIGTERM from the kernel if this process dies any other way.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hanota.paths import BUILD, ROOT
+from hanota.stopping import die_with_parent
 
 CORPUS = ROOT / "fuzz" / "corpus"
 CRASHES = ROOT / "fuzz" / "crashes"
@@ -129,6 +134,7 @@ def run_atheris(target: str, seconds: int, max_len: int) -> Result:
             proc = subprocess.run(
                 cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
                 timeout=seconds + GRACE_S, check=False,
+                preexec_fn=functools.partial(die_with_parent, signal.SIGTERM, os.getpid()),
             )  # fmt: skip
     except subprocess.TimeoutExpired:
         res.error = f"no result {seconds + GRACE_S} s after start; see {res.log}"

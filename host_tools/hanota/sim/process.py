@@ -4,8 +4,8 @@ controlling terminal, killed with its whole process group (no orphans).
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -13,16 +13,15 @@ import termios
 from pathlib import Path
 
 from .. import paths
+from ..stopping import die_with_parent
 
-_PR_SET_PDEATHSIG = 1
 _XIP = Path(__file__).with_name("xip.py")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _child_setup() -> None:
+def _child_setup(parent: int) -> None:
     # runs in the child between fork and exec: take the console as controlling terminal
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the runner dies -> the board dies
+    die_with_parent(signal.SIGKILL, parent)  # the runner dies -> the board dies
 
 
 def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int,
@@ -55,7 +54,7 @@ def spawn_micropython(args: list[str], cwd: Path, tty_fd: int, han_fd: int,
         stdout=tty_fd,
         stderr=tty_fd,
         start_new_session=True,
-        preexec_fn=_child_setup,
+        preexec_fn=functools.partial(_child_setup, os.getpid()),
         pass_fds=[han_fd],
         env=env,
     )

@@ -7,7 +7,8 @@ activation, trial boot, rollback ops), multi (seeded random cuts in a row), half
 (half-provisioned board, power cycles). OPS: "1-40,170-" (op numbers of the reference run).
 Progress goes to stderr; the last line is
 `sweep: <tried> cuts tried, <survived> survived, <ops> flash operations`.
-Exit status 1 if any cut (or reference run) did not survive, 2 on a usage error.
+Exit status 1 if any cut (or reference run) did not survive, 2 on a usage error; SIGINT
+or SIGTERM stops every worker and board (`sweep: stopped by SIGTERM`, status 128+signal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from hanota.output import emit_json, log
 from hanota.paths import BUILD
+from hanota.stopping import stoppable
 
 from . import driver, plan, report
 from .updates import UPDATES
@@ -54,6 +56,7 @@ def chosen(specs: list[str] | None) -> dict[str, list[tuple[int, int]] | None]:
     return out
 
 
+@stoppable("sweep")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
