@@ -82,6 +82,7 @@ def test_fragments_served_in_any_order(tmp_path, frag_files):
     assert dbl.bytes == sum(map(len, frag_files))
 
 
+@pytest.mark.bad_input("duplicate-fragment")
 def test_duplicate_fragment_is_skipped_after_its_manifest(tmp_path, frag_files):
     files = [frag_files[0], frag_files[0], frag_files[1], frag_files[2]]
     port, dbl = _board(tmp_path, files)
@@ -175,6 +176,7 @@ def test_block_requests_when_server_has_no_pages(tmp_path, frag_files, cap):
     assert not stalls, stalls
 
 
+@pytest.mark.bad_input("wfd-storm")
 def test_wait_for_data_storm_keeps_waiting(tmp_path):
     files = U.images(fake_app(V2, 30_000), V2)
     port, dbl = _board(tmp_path, files)
@@ -197,8 +199,13 @@ def test_abort_mid_transfer_keeps_progress_for_the_same_image(tmp_path, frag_fil
 
 @pytest.mark.parametrize(
     "current,upgrade,expect_ms",
-    [(0, 30, 30_000), (800_000_000, 800_000_060, 60_000), (800_000_100, 800_000_000, 0)],
-)
+    [
+        (0, 30, 30_000),
+        (800_000_000, 800_000_060, 60_000),
+        pytest.param(800_000_100, 800_000_000, 0, id="past",
+                     marks=pytest.mark.bad_input("upgrade-time-past")),
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("board_clock", [800_000_000, 0], ids=["clock-set", "clock-unset"])
 def test_upgrade_time_relative_absolute_and_past(
     tmp_path, current, upgrade, expect_ms, board_clock

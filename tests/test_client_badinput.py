@@ -9,47 +9,28 @@ import random
 import agent_util as U
 import harness as H
 import pytest
+from badinput_util import V2
+from badinput_util import board as _board
+from badinput_util import ends as _ends
+from badinput_util import one as _one
+from badinput_util import refused_cleanly as _refused_cleanly
 from fakes import Reset, fake_app
 from hanota.image.build import Target
 from hanota.image.keys import generate, sign_raw
 from otaclient import image, link, zcl
 
-V2 = 0x01000100
-
-
-def _board(tmp_path, files, store=None):
-    return H.make(str(tmp_path), files, store or U.store())
-
-
-def _ends(dbl):
-    return [e[1] for e in dbl.events if e[0] == "end"]
-
-
-def _refused_cleanly(port, dbl, status=zcl.INVALID_IMAGE):
-    """Run until the device ended the file; assert status and an untouched device."""
-    snapshot = (port.store.get("progress.json"), port.store.get("agent.json"))
-    a = H.run(port, lambda a: _ends(dbl) and a.client.st == 0)
-    assert _ends(dbl) == [status]
-    writes = [op for op in port.oplog if op[0] == "write" or op[0] == "put"]
-    assert writes == [], writes
-    assert (port.store.get("progress.json"), port.store.get("agent.json")) == snapshot
-    assert port.running_version() == U.V1 and not port.pending
-    return a
-
-
-def _one(payload_size=20_000, **kw):
-    return U.images(fake_app(kw.pop("version", V2), payload_size), kw.pop("v", V2), **kw)
-
 
 @pytest.mark.parametrize(
     "kw",
     [
-        {"hw": (0x0200, 0x0300)},  # hardware version outside min/max
-        {"key": generate()},  # signed by a key the device does not trust
-        {"counter": 4},  # security counter lower than the stored one (5)
+        pytest.param({"hw": (0x0200, 0x0300)}, id="hw_out_of_range",
+                     marks=pytest.mark.bad_input("hw-version")),
+        pytest.param({"key": generate()}, id="unknown_key",  # a key the device does not trust
+                     marks=pytest.mark.bad_input("unknown-key")),
+        pytest.param({"counter": 4}, id="counter_lower",  # lower than the stored one (5)
+                     marks=pytest.mark.bad_input("counter-lower")),
     ],
-    ids=["hw_out_of_range", "unknown_key", "counter_lower"],
-)
+)  # fmt: skip
 def test_refused_before_any_payload_byte(tmp_path, kw):
     store = U.store(extra={"agent.json": {"sec_counter": 5}})
     port, dbl = _board(tmp_path, _one(**kw), store)
@@ -57,6 +38,7 @@ def test_refused_before_any_payload_byte(tmp_path, kw):
     assert dbl.bytes <= 4096  # stopped at the manifest (first page)
 
 
+@pytest.mark.bad_input("wrong-mfr-or-type")
 def test_wrong_manufacturer_or_type_offer_is_ignored(tmp_path):
     for i, kw in enumerate(({"mfr": 0x4321}, {"itype": 0x0099})):
         (tmp_path / str(i)).mkdir()
@@ -65,6 +47,7 @@ def test_wrong_manufacturer_or_type_offer_is_ignored(tmp_path):
         assert dbl.bytes == 0 and _ends(dbl) == [] and port.ops == 0
 
 
+@pytest.mark.bad_input("downgrade")
 def test_downgrade_and_replay_offers_are_ignored(tmp_path):
     files = U.images(fake_app(U.V1, 20_000), U.V1)  # same version as running (replay)
     port, dbl = _board(tmp_path, files)
@@ -72,6 +55,7 @@ def test_downgrade_and_replay_offers_are_ignored(tmp_path):
     assert dbl.bytes == 0 and port.ops == 0
 
 
+@pytest.mark.bad_input("downgrade")
 def test_offer_version_differs_from_manifest(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, files)
@@ -79,6 +63,7 @@ def test_offer_version_differs_from_manifest(tmp_path):
     _refused_cleanly(port, dbl)
 
 
+@pytest.mark.bad_input("tampered-byte")
 def test_tampered_payload_byte_is_refused_and_nothing_after_it_written(tmp_path):
     # file byte 5000 is in the payload's 5th chunk (220 + 4 * 1040 = 4380): chunks 0-3
     # hashed to their links and were written; the tampered one and all after it never are
@@ -98,6 +83,7 @@ def test_tampered_payload_byte_is_refused_and_nothing_after_it_written(tmp_path)
     assert buf == fw[:4096] + b"\xff" * 4096  # authentic bytes only, nothing erased back
 
 
+@pytest.mark.bad_input("signature-other-image")
 def test_valid_signature_over_a_different_image(tmp_path):
     a, b = _one(), U.images(fake_app(V2, 20_000, seed=7), V2)
     forged = a[0][:156] + b[0][156:220] + a[0][220:]  # b's signature over a's head
@@ -106,6 +92,7 @@ def test_valid_signature_over_a_different_image(tmp_path):
     assert _ends(dbl) == [zcl.INVALID_IMAGE] and port.store.get("progress.json") is None
 
 
+@pytest.mark.bad_input("fragment-other-image")
 def test_fragment_of_an_older_image_leaves_progress_alone(tmp_path):
     v3 = V2 + 1
     new = U.images(fake_app(v3, 100_000), v3, max_size=40_000)
@@ -128,6 +115,7 @@ def test_fragment_of_a_newer_image_starts_over(tmp_path):
     assert dbl.bytes >= len(old[0]) + sum(map(len, new)) + len(new[0])
 
 
+@pytest.mark.bad_input("fragment-other-image")
 def test_corrupt_newer_fragment_over_a_staged_one_changes_nothing(tmp_path):
     """The fuzz finding fuzz/regressions/reassembly/signed-newer-corrupted-wipes-progress
     through the client: the proof pass refuses it before a flash operation."""
@@ -154,6 +142,7 @@ def test_corrupt_newer_fragment_over_a_staged_one_changes_nothing(tmp_path):
     assert buf == fw[:n]
 
 
+@pytest.mark.bad_input("offset-beyond-total")
 def test_offset_beyond_total_is_refused(tmp_path):
     """A correctly signed file whose manifest claims bytes past the firmware's end."""
     key = U.mkey()
@@ -174,6 +163,7 @@ def test_offset_beyond_total_is_refused(tmp_path):
     _refused_cleanly(port, dbl)
 
 
+@pytest.mark.bad_input("block-wrong-offset", "block-too-large")
 def test_blocks_at_wrong_offset_or_larger_than_asked_are_ignored(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, files)
@@ -196,6 +186,7 @@ def test_blocks_at_wrong_offset_or_larger_than_asked_are_ignored(tmp_path):
     H.run(port, lambda a: port.running_version() == V2 and not a.state.get("alerts"))
 
 
+@pytest.mark.bad_input("bad-crc", "oversize-frame")
 def test_bad_crc_and_oversize_frames_are_dropped_by_the_link(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, files)
@@ -228,6 +219,7 @@ def _answers(port, dbl):
     return [e for e in dbl.events if e[0] == "other"]
 
 
+@pytest.mark.bad_input("foreign-node")
 def test_foreign_node_is_not_authorized_and_reaches_nothing(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, [])
@@ -251,6 +243,7 @@ def test_foreign_node_is_not_authorized_and_reaches_nothing(tmp_path):
     assert a.refused == 2 and a.client.st == 0 and port.ops == 0
 
 
+@pytest.mark.bad_input("unknown-command")
 def test_unknown_command_gets_unsup_cluster_command(tmp_path):
     port, dbl = _board(tmp_path, [])
     a = H.run(port, lambda a: port.clock > 1000)
@@ -265,6 +258,7 @@ def test_unknown_command_gets_unsup_cluster_command(tmp_path):
     assert zcl.decode_default_rsp(p) == (0x42, zcl.UNSUP_CLUSTER_COMMAND)
 
 
+@pytest.mark.bad_input("end-rsp-other-image")
 def test_upgrade_end_response_for_another_image_is_ignored(tmp_path):
     files = _one()
     port, dbl = _board(tmp_path, files)

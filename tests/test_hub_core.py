@@ -116,7 +116,7 @@ def test_fragmented_update_end_to_end_alerts_each_supplier(dev, frag2):
         ("supplier", "does not serve"),
         ("malformed", "malformed OTA file"),
         ("incomplete", "do not form the set"),
-        ("type", "image type"),
+        pytest.param("type", "image type", marks=pytest.mark.bad_input("wrong-mfr-or-type")),
     ],
 )
 def test_submission_refused_with_clear_error(tmp_path, dev, frag2, imgs, case, error):
@@ -140,6 +140,7 @@ def test_submission_refused_with_clear_error(tmp_path, dev, frag2, imgs, case, e
     assert hub.state.active(dev[1]["eui64"]) is None
 
 
+@pytest.mark.bad_input("oversized-fragment")
 def test_file_over_750000_bytes_is_refused(tmp_path, dev, imgs):
     hub = make_hub()
     hub.enrol(dev[1])
@@ -148,6 +149,7 @@ def test_file_over_750000_bytes_is_refused(tmp_path, dev, imgs):
         hub.submit("supplier-a", [dev[1]["eui64"]], big)
 
 
+@pytest.mark.bad_input("hw-version")
 def test_hardware_mismatch_alerts_reason_2(dev, imgs):
     hub = make_hub()
     hub.enrol(dev[1])

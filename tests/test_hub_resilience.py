@@ -51,6 +51,7 @@ def test_hub_restarted_mid_transfer_resumes_at_the_next_fragment(tmp_path, dev, 
     hub2.close()
 
 
+@pytest.mark.bad_input("unknown-command")
 def test_garbage_and_malformed_zcl_get_errors_not_a_crash(dev, frag2):
     hub = make_hub()
     hub.enrol(dev[1])

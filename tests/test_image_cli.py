@@ -3,24 +3,13 @@
 import json
 import os
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from badinput_util import hanota
 from hanota.image import keys
 
-HANOTA = str(Path(sys.executable).parent / "hanota")
 TARGET = ["--manufacturer", "0x1234", "--image-type", "0x0084", "--version", "0x01020304"]
 TARGET += ["--hw-min", "0x0100", "--hw-max", "0x01FF"]
-
-
-def hanota(*args, ok=True):
-    res = subprocess.run([HANOTA, "image", *map(str, args)], capture_output=True, text=True)
-    if ok:
-        assert res.returncode == 0, res.stderr + res.stdout
-    assert "Traceback" not in res.stderr, res.stderr
-    return res
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +37,7 @@ def test_two_megabytes_become_three_fragments_that_verify_as_one(kit):
     assert res.stdout.count(": OK") == 3
 
 
+@pytest.mark.bad_input("unknown-key")
 def test_missing_fragment_and_foreign_key_fail_verify(kit):
     d, files = kit
     res = hanota("verify", files[0], files[2], "--pubkey", d / "p.pem", ok=False)
@@ -57,6 +47,7 @@ def test_missing_fragment_and_foreign_key_fail_verify(kit):
     assert res.returncode != 0 and res.stdout.count("UNKNOWN_KEY") == 3
 
 
+@pytest.mark.bad_input("duplicate-fragment", "fragment-other-image")
 def test_duplicate_and_foreign_fragments_fail_verify(kit, tmp_path):
     d, files = kit
     res = hanota("verify", *files, files[1], "--pubkey", d / "p.pem", ok=False)
@@ -68,6 +59,7 @@ def test_duplicate_and_foreign_fragments_fail_verify(kit, tmp_path):
     assert f"{other}: BAD_FRAGMENT from another image" in res.stdout
 
 
+@pytest.mark.bad_input("tampered-byte")
 def test_any_single_byte_flip_in_any_fragment_is_caught(kit, tmp_path):
     d, files = kit
     flipped = []
@@ -148,6 +140,9 @@ def test_compressed_supplier_build_verifies_with_supplier_key(kit, tmp_path):
     assert doc["compressed"] is True and len(doc["supplier_signature"]) == 128
 
 
+@pytest.mark.bad_input(
+    "wrong-magic", "total-size", "truncated", "trailing-junk", "wrong-mfr-or-type", "hw-version"
+)
 def test_verify_codes_for_bad_files(kit, tmp_path):
     d, files = kit
     good = files[2].read_bytes()

@@ -5,24 +5,19 @@ import os
 import struct
 
 import pytest
+from badinput_util import KEY, SIG, SMALL, SMALL_FILE, make, patch
+from badinput_util import manifest_edit as _manifest_edit
 from cryptography.hazmat.primitives.asymmetric import ec
 from hanota.image import build, keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from otaclient import image
 
-KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())
 SUPPLIER = ec.generate_private_key(ec.SECP256R1())
 PUB = keys.raw_public(KEY.public_key())
 TRUST = {image.key_id(PUB): PUB}
-TARGET = build.Target(0x1234, 0x0084, 0x01020304, 0x0100, 0x01FF, 7)
-SIG = slice(image.SIGNED_END, image.SIGNED_END + 64)  # the manufacturer signature
 SUP = slice(image.SIGNED_END + 66, image.SIGNED_END + 130)  # a supplier signature
-
-
-def make(payload, key=KEY, **kw):
-    return build.build(payload, TARGET, key, **kw)
 
 
 def run(data, chunk=64, check=None, trust=TRUST, max_size=image.MAX_FILE):
@@ -46,10 +41,6 @@ def code_of(data, **kw):
         run(data, **kw)
     assert str(exc.value).startswith(exc.value.code)
     return exc.value.code
-
-
-SMALL = os.urandom(9000)
-SMALL_FILE = make(SMALL)[0][1]
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 255, 100000])
@@ -93,18 +84,15 @@ def test_two_megabytes_default_max_size_gives_three_fragments():
     assert [n for n, _ in files][0] == "1234-0084-01020304-1-of-3.zigbee"
 
 
-def patch(data, off, fmt, value):
-    b = bytearray(data)
-    struct.pack_into(fmt, b, off, value)
-    return bytes(b)
-
-
-def resign(data, key=KEY):
-    """Re-sign a (modified) single file's head so only the intended defect remains."""
-    head = data[: image.SIGNED_END]
-    return head + keys.sign_raw(key, head) + data[SIG.stop :]
-
-
+@pytest.mark.bad_input(
+    "wrong-magic",
+    "header-version",
+    "header-length",
+    "total-size",
+    "truncated",
+    "trailing-junk",
+    "unknown-key",
+)
 def test_bad_inputs_each_get_their_specific_code():
     f = SMALL_FILE
     cases = {
@@ -126,6 +114,7 @@ def test_bad_inputs_each_get_their_specific_code():
     assert code_of(b"") == "TRUNCATED"
 
 
+@pytest.mark.bad_input("oversized-fragment")
 def test_oversized_file_is_too_large_before_its_payload():
     big = make(os.urandom(800000), max_size=900000)[0][1]
     v = image.Verifier(TRUST.get, lambda o, m: None)
@@ -135,6 +124,7 @@ def test_oversized_file_is_too_large_before_its_payload():
     assert code_of(SMALL_FILE, max_size=len(SMALL_FILE) - 1) == "TOO_LARGE"
 
 
+@pytest.mark.bad_input("wrong-mfr-or-type", "hw-version")
 def test_target_checks_refuse_other_manufacturer_type_and_hardware():
     sunk = []
     for code, check in [
@@ -151,6 +141,7 @@ def test_target_checks_refuse_other_manufacturer_type_and_hardware():
     run(SMALL_FILE, check=image.make_check(0x1234, 0x0084, 0x01FF))
 
 
+@pytest.mark.bad_input("signature-other-image")
 def test_valid_signature_over_a_different_image_is_refused():
     a = make(SMALL)[0][1]
     b = make(bytes(reversed(SMALL)))[0][1]
@@ -185,10 +176,7 @@ def test_no_payload_byte_reaches_the_sink_before_the_signature_or_unhashed():
     assert sunk == []
 
 
-def _manifest_edit(data, off, fmt, value):
-    return resign(patch(data, 60 + off, fmt, value))
-
-
+@pytest.mark.bad_input("offset-beyond-total")
 def test_fragment_descriptor_defects_are_bad_fragment():
     f = SMALL_FILE
     assert code_of(_manifest_edit(f, 36, "<I", 4096)) == "BAD_FRAGMENT"  # offset beyond total
@@ -221,6 +209,7 @@ def test_corrupt_compressed_piece_is_bad_compression(monkeypatch):
         assert code_of(_first_piece(monkeypatch, payload, piece)) == "BAD_COMPRESSION"
 
 
+@pytest.mark.bad_input("tampered-byte")
 def test_every_single_byte_flip_of_a_small_file_is_caught():
     f = make(os.urandom(300))[0][1]
     for i in range(len(f)):
@@ -229,6 +218,7 @@ def test_every_single_byte_flip_of_a_small_file_is_caught():
             run(flipped, 4096)
 
 
+@pytest.mark.bad_input("tampered-byte")
 def test_every_single_byte_flip_of_a_compressed_supplier_file_is_caught():
     f = make(bytes(3000) + os.urandom(100), compress=True, supplier_key=SUPPLIER)[0][1]
     for i in range(len(f)):

@@ -57,6 +57,7 @@ def test_whole_firmware_staged_with_one_erase_and_write_per_sector(tmp_path):
     assert kinds.count("put") == 4
 
 
+@pytest.mark.bad_input("duplicate-fragment")
 def test_progress_survives_a_new_instance_and_duplicates_are_skipped(tmp_path):
     port = _port(tmp_path)
     fw = fake_app(2, 20_000)
@@ -67,6 +68,7 @@ def test_progress_survives_a_new_instance_and_duplicates_are_skipped(tmp_path):
     assert json.loads(port.store.get("progress.json"))["done"] == [[1, 8192, 8192]]
 
 
+@pytest.mark.bad_input("duplicate-fragment", "fragment-other-image")
 def test_overlapping_or_foreign_fragments_are_refused(tmp_path):
     port = _port(tmp_path)
     fw = fake_app(2, 20_000)

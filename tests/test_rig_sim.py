@@ -49,6 +49,7 @@ def test_rig_update_json_fragmented_success(capsys, images, tmp_path):
     assert res["image_bytes"] >= sum(f.stat().st_size for f in files)
 
 
+@pytest.mark.bad_input("unknown-key")
 def test_rig_update_image_from_untrusted_key_is_rejected(capsys, tmp_path, images):
     from hanota.rig.factory import Images
 
