@@ -59,6 +59,7 @@ objs = [
     zcl.DeviceAnnounce(b"abcdefgh", 1, 2, 1),
     zcl.ActivationAlert(0x8F8B, "supplier-b", 1, 0, 2, 3, bytes(64)),
     zcl.AlertAck(3),
+    zcl.LinkSession(b"abcdefgh"),
 ]
 for o in objs:
     cmd, seq, s2c, mfr, p = zcl.decode_frame(zcl.encode_command(o, 7, True))
@@ -90,7 +91,7 @@ from otaclient import zcl_client as z
 body = b"\\x1d\\x12\\x84\\x00\\x04\\x03\\x02\\x01" + bytes(8)
 p = z.encode_frame(0x07, 1, body, True)  # UPGRADE_END_RSP (folded out of the module)
 cmd, seq, s2c, mfr, body = z.decode_frame(p)
-r = z.decode_command(cmd, body, s2c, mfr)
+r = z.decode_received(cmd, body, s2c, mfr)
 print(type(r).__name__, r)
 """
     )

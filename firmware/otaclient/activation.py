@@ -6,25 +6,25 @@ parses images. The confirm happens last, on the success path only.
 
 from otaclient import client as _client
 from otaclient import policy as _policy
-from otaclient import zcl_client as zcl
+from otaclient import zcl_client
 from otaclient.state import PROGRESS
 
 
 def activate_due(agent, c):
     """client.on_activate: the upgrade time has come (consent decides)."""
     port, pol, state = agent.port, agent.policy, agent.state
-    version = c.ended[zcl.Q_VERSION]
+    version = c.ended[zcl_client.Q_VERSION]
     verdict, until = pol.decide(port.now())
     if verdict == _policy.DEFER:
         if state.get("deferred") != version:
-            agent.alerting().queue(version, zcl.RESULT_DEFERRED, deferred=version)
+            agent.alerting().queue(version, zcl_client.RESULT_DEFERRED, deferred=version)
         c.activate_at = until
         return
     if verdict == _policy.REFUSE:
         port.log("ota: activation of %08x refused by consent" % version)
         refused = state.get("refused", []) + [version]
-        agent.alerting().queue(version, zcl.RESULT_REFUSED, refused=refused)
-        agent.announce(zcl.BOOT_REFUSED)
+        agent.alerting().queue(version, zcl_client.RESULT_REFUSED, refused=refused)
+        agent.announce(zcl_client.BOOT_REFUSED)
         c.ended = None
         c._goto(_client.IDLE, pol.cfg["query_interval_s"] * 1000)
         return
@@ -78,7 +78,7 @@ def _arm_failed(agent, c, version, e, count=1):
     if count:
         failed = _count_failure(failed, version)
     running = port.running_version()
-    agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
+    agent.alerting().queue(running, zcl_client.RESULT_FAILURE, activating=None, failed=failed)
     c.reasm.cancel()
     c.ended = None
     c._goto(_client.IDLE, agent.policy.cfg["query_interval_s"] * 1000)
@@ -108,32 +108,32 @@ def after_boot(agent):
         if not self_test(agent):
             port.log("ota: self-test failed; rolling back")
             port.reset()
-            return zcl.BOOT_NORMAL
+            return zcl_client.BOOT_NORMAL
         port.confirm()
         port.log("ota: trial boot confirmed")
     act = state.get("activating")
     if not act:
-        return zcl.BOOT_NORMAL
+        return zcl_client.BOOT_NORMAL
     running = port.running_version()
     if running == act["v"]:
         sc = max(state.get("sec_counter", 0), act["sc"])
         floor = max(state.get("floor", 0), running)  # anti-rollback, whatever the port reads
         agent.alerting().queue(
-            running, zcl.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
+            running, zcl_client.RESULT_SUCCESS, activating=None, sec_counter=sc, floor=floor
         )
         port.store.delete(PROGRESS)  # the activated image's: done
         agent.client.reasm.progress = None  # the client, built before this, forgets it too
-        status = zcl.BOOT_ACTIVATED
+        status = zcl_client.BOOT_ACTIVATED
     elif not act.get("armed"):
         # a cut around set_pending: the bootloader may never have been armed, or it was and
         # the new app's trial boot failed and was rolled back (no way to tell here). Either
         # way the activation failed: report it; count a failed attempt only when known.
-        agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None)
-        status = zcl.BOOT_NORMAL
+        agent.alerting().queue(running, zcl_client.RESULT_FAILURE, activating=None)
+        status = zcl_client.BOOT_NORMAL
     else:
         failed = _count_failure(state.get("failed", []), act["v"])
-        agent.alerting().queue(running, zcl.RESULT_FAILURE, activating=None, failed=failed)
-        status = zcl.BOOT_ROLLED_BACK  # staged progress kept: the CH may try once more
+        agent.alerting().queue(running, zcl_client.RESULT_FAILURE, activating=None, failed=failed)
+        status = zcl_client.BOOT_ROLLED_BACK  # staged progress kept: the CH may try once more
     port.log("ota: boot after activation of %08x: status %d" % (act["v"], status))
     return status
 

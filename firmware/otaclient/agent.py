@@ -10,8 +10,7 @@ from os import urandom
 
 from micropython import const
 
-from otaclient import let_go, link, ticks_diff
-from otaclient import zcl_client as zcl
+from otaclient import let_go, link, ticks_diff, zcl_client
 from otaclient.client import Client
 from otaclient.policy import Policy
 from otaclient.state import State, load_json
@@ -68,7 +67,7 @@ class Agent:
         if seq is None:
             self._zseq = (self._zseq + 1) & 0xFF
             seq = self._zseq
-        frame = zcl.encode_frame(cmd, seq, payload, False, mfr)
+        frame = zcl_client.encode_frame(cmd, seq, payload, False, mfr)
         self._lseq = (self._lseq + 1) & 0xFF
         dst = self.policy.ch_addr if dst is None else dst
         self.port.link.write(link.encode(self.addr, dst, self._lseq, frame))
@@ -80,8 +79,8 @@ class Agent:
         if v is None:  # a stock build's app descriptor has no version: say so, never 0
             self.port.log("ota: running version unknown")
             v = _UNKNOWN
-        p = zcl.encode_device_announce(pol.eui64, pol.hw, v, boot_status)
-        self.send(zcl.DEVICE_ANNOUNCE, p, zcl.MFR_HANOTA)
+        p = zcl_client.encode_device_announce(pol.eui64, pol.hw, v, boot_status)
+        self.send(zcl_client.DEVICE_ANNOUNCE, p, zcl_client.MFR_HANOTA)
 
     # --- boot and loop ------------------------------------------------------------------
 
@@ -144,18 +143,18 @@ class Agent:
         if not unicast and dst < _BROADCAST_MIN:
             return  # for another node
         try:
-            cmd, seq, s2c, mfr, p = zcl.decode_frame(payload)
-        except zcl.ZclError as e:
+            cmd, seq, s2c, mfr, p = zcl_client.decode_frame(payload)
+        except zcl_client.ZclError as e:
             return self._default(src, 0xFF, 0, e.status, unicast)
         n = self._sealed(src, dst, cmd, s2c, payload)
         if n < 0:
             self.refused += 1
-            return self._default(src, cmd, seq, zcl.NOT_AUTHORIZED, unicast)
+            return self._default(src, cmd, seq, zcl_client.NOT_AUTHORIZED, unicast)
         if n:
             p = p[: len(p) - n]  # the ZCL payload, without counter and MIC
         try:
-            obj = zcl.decode_command(cmd, p, s2c, mfr)
-        except zcl.ZclError as e:
+            obj = zcl_client.decode_received(cmd, p, s2c, mfr)
+        except zcl_client.ZclError as e:
             return self._default(src, cmd, seq, e.status, unicast)
         self._route(src, cmd, seq, s2c, obj, unicast)
 
@@ -168,7 +167,7 @@ class Agent:
         why = None
         if not self.policy.from_ch(src):
             why = "not the bound CH"
-        elif self._key is None or (s2c and cmd == zcl.IMAGE_BLOCK_RSP):
+        elif self._key is None or (s2c and cmd == zcl_client.IMAGE_BLOCK_RSP):
             return 0
         else:
             c = link.unseal(link.pads(self._key), self._nonce, src, dst, payload)
@@ -191,32 +190,32 @@ class Agent:
         self._since = now
         self._nonce = urandom(link.NONCE_LEN)
         self._ctr = 0
-        self.send(zcl.LINK_SESSION, self._nonce, zcl.MFR_HANOTA)
+        self.send(zcl_client.LINK_SESSION, self._nonce, zcl_client.MFR_HANOTA)
 
     def _route(self, src, cmd, seq, s2c, obj, unicast):
         c = self.client
-        if not s2c and cmd != zcl.DEFAULT_RSP:
-            return self._default(src, cmd, seq, zcl.UNSUP_CLUSTER_COMMAND, unicast)
-        if cmd == zcl.IMAGE_BLOCK_RSP:
+        if not s2c and cmd != zcl_client.DEFAULT_RSP:
+            return self._default(src, cmd, seq, zcl_client.UNSUP_CLUSTER_COMMAND, unicast)
+        if cmd == zcl_client.IMAGE_BLOCK_RSP:
             c.on_block(obj)
-        elif cmd == zcl.IMAGE_NOTIFY:
+        elif cmd == zcl_client.IMAGE_NOTIFY:
             c.on_notify(obj, unicast)
-        elif cmd == zcl.QUERY_NEXT_IMAGE_RSP:
+        elif cmd == zcl_client.QUERY_NEXT_IMAGE_RSP:
             c.on_query_rsp(obj, seq)
-        elif cmd == zcl.UPGRADE_END_RSP:
+        elif cmd == zcl_client.UPGRADE_END_RSP:
             c.on_end_rsp(obj)
-        elif cmd == zcl.ALERT_ACK:
+        elif cmd == zcl_client.ALERT_ACK:
             if self.alerts is not None:  # else nothing is pending: nothing to delete
                 self.alerts.on_ack(obj)
-        elif cmd == zcl.DEFAULT_RSP:
+        elif cmd == zcl_client.DEFAULT_RSP:
             c.on_default_rsp(obj)
         else:
-            self._default(src, cmd, seq, zcl.UNSUP_CLUSTER_COMMAND, unicast)
+            self._default(src, cmd, seq, zcl_client.UNSUP_CLUSTER_COMMAND, unicast)
 
     def _default(self, src, cmd, seq, status, unicast):
         if unicast:  # never answer a broadcast (no storms)
-            p = zcl.encode_default_rsp(cmd, status)
-            self.send(zcl.DEFAULT_RSP, p, None, src, seq)
+            p = zcl_client.encode_default_rsp(cmd, status)
+            self.send(zcl_client.DEFAULT_RSP, p, None, src, seq)
 
 
 def _activation():

@@ -10,8 +10,7 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
-from otaclient import ticks_diff
-from otaclient import zcl_client as zcl
+from otaclient import ticks_diff, zcl_client
 from otaclient.image import p256_call
 
 _CEILING = const(64)  # the longest wait between re-sends, in alert_retry_s
@@ -56,7 +55,9 @@ class Alerts:
         recs = self.pending()
         todo = [r for r in recs if r[_SIG] is None]
         for r in todo:
-            body = zcl.encode_activation_alert(zcl.ALERT_CODE_ACTIVATION, *r[:_SIG], None)
+            body = zcl_client.encode_activation_alert(
+                zcl_client.ALERT_CODE_ACTIVATION, *r[:_SIG], None
+            )
             r[_SIG] = hexlify(self._sign(body, scratch)).decode()
         if todo:
             self.state.update(alerts=recs)
@@ -66,7 +67,7 @@ class Alerts:
         key = self.policy.device_key
         if key is None:
             return bytes(64)  # unprovisioned board: the CH will reject the signature
-        msg = zcl.alert_signed_bytes(self.policy.eui64, body)
+        msg = zcl_client.alert_signed_bytes(self.policy.eui64, body)
         return p256_call("sign", key, hashlib.sha256(msg).digest(), scratch)
 
     def pending(self):
@@ -107,8 +108,8 @@ class Alerts:
 
     def _send_one(self, r):
         supplier, version, result, ts, counter, sig = r
-        p = zcl.encode_activation_alert(
-            zcl.ALERT_CODE_ACTIVATION, supplier, version, result, ts, counter, unhexlify(sig)
+        p = zcl_client.encode_activation_alert(
+            zcl_client.ALERT_CODE_ACTIVATION, supplier, version, result, ts, counter, unhexlify(sig)
         )
-        self._send(zcl.ACTIVATION_ALERT, p, zcl.MFR_HANOTA)
+        self._send(zcl_client.ACTIVATION_ALERT, p, zcl_client.MFR_HANOTA)
         self.sent += 1

@@ -10,8 +10,7 @@ import random
 
 from micropython import const
 
-from otaclient import download, image, ticks_diff
-from otaclient import zcl_client as zcl
+from otaclient import download, image, ticks_diff, zcl_client
 from otaclient.imagefmt import (
     H_TOTAL_SIZE,
     M_COUNT,
@@ -77,10 +76,10 @@ class Client:
 
     def query(self):
         b = self.port.board
-        p = zcl.encode_query_next_image_req(
+        p = zcl_client.encode_query_next_image_req(
             self.policy.mfr, self.policy.image_type, self.running(), b["hw_version"]
         )
-        self._qseq = self._send(zcl.QUERY_NEXT_IMAGE_REQ, p)
+        self._qseq = self._send(zcl_client.QUERY_NEXT_IMAGE_REQ, p)
         if self.st in (IDLE, QUERY):
             self.st = QUERY
             self._due = self.port.ticks_ms() + self.cfg["retry_s"] * 1000
@@ -107,7 +106,7 @@ class Client:
             return
         if seq is not None and self._qseq is not None and seq != self._qseq:
             return  # the answer to an earlier query, overtaken on the line: wait for ours
-        if r[zcl.Q_STATUS] != zcl.SUCCESS:
+        if r[zcl_client.Q_STATUS] != zcl_client.SUCCESS:
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         failed, refused = self.state.get("failed", []), self.state.get("refused", ())
@@ -116,7 +115,7 @@ class Client:
             self.policy.locked = locked
             self.log("ota: updates refused: %s (re-provision the board)" % locked)
         if not self.policy.offer_ok(r, self.running(), failed, refused, self.port.now()):
-            self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[zcl.Q_MFR :])
+            self.log("ota: offer %04x/%04x v%08x size %d ignored" % r[zcl_client.Q_MFR :])
             self._goto(IDLE, self.cfg["query_interval_s"] * 1000)
             return
         self._start(r)
@@ -136,7 +135,7 @@ class Client:
         self.dl.start(self.port.ticks_ms(), SIGNED_END + SIG_SIZE)
 
     def _check(self, header, m):
-        if header[H_TOTAL_SIZE] != self.dl.offer[zcl.Q_SIZE]:  # truncated or padded: refuse
+        if header[H_TOTAL_SIZE] != self.dl.offer[zcl_client.Q_SIZE]:  # truncated or padded: refuse
             raise PolicyError("SIZE_MISMATCH")
         sc = self.state.get("sec_counter", 0)
         self.policy.check(m, self.dl.offer, self.running(), sc)
@@ -208,7 +207,7 @@ class Client:
             m = self._ver.finish()
             if self._keys is not None:
                 self.policy.apply_keys(self._keys, m)
-                return self._end_req(zcl.SUCCESS, QUERY)  # keys in: anything more?
+                return self._end_req(zcl_client.SUCCESS, QUERY)  # keys in: anything more?
             # the verifier lets go of its hashes, key and header before the progress record
             # is written: opening that file needs a few hundred bytes in one piece
             self._ver = None
@@ -227,15 +226,15 @@ class Client:
         if self.on_fragment:
             self.on_fragment(self)
         if not complete:
-            return self._end_req(zcl.REQUIRE_MORE_IMAGE, QUERY)
+            return self._end_req(zcl_client.REQUIRE_MORE_IMAGE, QUERY)
         try:
             self.reasm.verify_slot()
         except ValueError as e:  # PolicyError SLOT_DIGEST, or port.check_app
             self.log("ota: staged slot refused: %s" % e)
             self.reasm.cancel()
-            return self._end_req(zcl.INVALID_IMAGE, IDLE)
+            return self._end_req(zcl_client.INVALID_IMAGE, IDLE)
         self.ended = self.dl.offer
-        self._end_req(zcl.SUCCESS, END)
+        self._end_req(zcl_client.SUCCESS, END)
 
     def _refuse(self, code):
         self.log("ota: image refused: %s" % code)
@@ -251,12 +250,13 @@ class Client:
             else:
                 self.state.data["bad"] = bad
         self.reasm.abort()
-        self._end_req(zcl.INVALID_IMAGE, IDLE)
+        self._end_req(zcl_client.INVALID_IMAGE, IDLE)
 
     def _end_req(self, status, then):
         o = self.dl.offer
         self._send(
-            zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(status, *o[zcl.Q_MFR : zcl.Q_SIZE])
+            zcl_client.UPGRADE_END_REQ,
+            zcl_client.encode_upgrade_end_req(status, *o[zcl_client.Q_MFR : zcl_client.Q_SIZE]),
         )
         self._drop(then, self.cfg["retry_s"] * 1000)
         if then == QUERY:
@@ -267,7 +267,10 @@ class Client:
     def _resend_end(self):
         o = self.ended
         self._send(
-            zcl.UPGRADE_END_REQ, zcl.encode_upgrade_end_req(zcl.SUCCESS, *o[zcl.Q_MFR : zcl.Q_SIZE])
+            zcl_client.UPGRADE_END_REQ,
+            zcl_client.encode_upgrade_end_req(
+                zcl_client.SUCCESS, *o[zcl_client.Q_MFR : zcl_client.Q_SIZE]
+            ),
         )
 
     def on_end_rsp(self, r):
@@ -275,7 +278,11 @@ class Client:
         if o is None or self.st not in (END, WAIT, SCHED):
             return
         mfr, itype, ver, current, upgrade = r  # UpgradeEndRsp
-        if mfr != o[zcl.Q_MFR] or itype != o[zcl.Q_TYPE] or ver != o[zcl.Q_VERSION]:
+        if (
+            mfr != o[zcl_client.Q_MFR]
+            or itype != o[zcl_client.Q_TYPE]
+            or ver != o[zcl_client.Q_VERSION]
+        ):
             self.log("ota: upgrade end response for another image ignored")
             return
         if upgrade == _NEVER:
@@ -294,7 +301,7 @@ class Client:
 
     def on_default_rsp(self, r):
         cmd, status = r  # DefaultRsp
-        if cmd == zcl.IMAGE_PAGE_REQ and self.st == FETCH and status != zcl.SUCCESS:
+        if cmd == zcl_client.IMAGE_PAGE_REQ and self.st == FETCH and status != zcl_client.SUCCESS:
             self.log("ota: no page requests here, using block requests")
             self.dl.no_pages(self.port.ticks_ms())
 

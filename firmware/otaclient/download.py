@@ -8,8 +8,7 @@ blocks are dropped, not buffered.
 
 from micropython import const
 
-from otaclient import ticks_diff
-from otaclient import zcl_client as zcl
+from otaclient import ticks_diff, zcl_client
 
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
@@ -51,7 +50,7 @@ class Download:
     def start(self, now, stop=0):
         """Ask for the file from `offset` up to `stop` (0: its end), where it pauses
         (PAUSED) until start() is called again."""
-        size = self.offer[zcl.Q_SIZE]
+        size = self.offer[zcl_client.Q_SIZE]
         self._stop = min(stop, size) if stop else size
         self.state = RUNNING
         self._retries = 0
@@ -72,7 +71,7 @@ class Download:
         # overrun a page's end); nothing at or beyond `stop`.
         start = max(self._page_end, self.offset)
         self._page_end = min(start + self._page, self._stop)
-        self._request(zcl.IMAGE_PAGE_REQ, start, self._page_end - start)
+        self._request(zcl_client.IMAGE_PAGE_REQ, start, self._page_end - start)
 
     def _pump(self, now):
         # Block mode: keep `window` requests in flight (one, spaced, under a min block period;
@@ -82,38 +81,42 @@ class Download:
         size = self._stop
         while self._next < size and self._next < self.offset + window * self._max:
             n = min(self._max, size - self._next)
-            self._request(zcl.IMAGE_BLOCK_REQ, self._next, n)
+            self._request(zcl_client.IMAGE_BLOCK_REQ, self._next, n)
             self._next += n
 
     def _request(self, cmd, offset, length):
         _st, mfr, itype, ver, _size = self.offer
-        if cmd == zcl.IMAGE_PAGE_REQ:
+        if cmd == zcl_client.IMAGE_PAGE_REQ:
             spacing = max(self._spacing, self._mbp)
             # a page shorter than a block (a file's head) asks blocks no longer than itself
             blk = min(self._max, length)
-            p = zcl.encode_image_page_req(mfr, itype, ver, offset, blk, length, spacing)
+            p = zcl_client.encode_image_page_req(mfr, itype, ver, offset, blk, length, spacing)
         else:
-            p = zcl.encode_image_block_req(mfr, itype, ver, offset, length)
+            p = zcl_client.encode_image_block_req(mfr, itype, ver, offset, length)
         self._send(cmd, p)
 
     def on_block(self, rsp, now):
         """An Image Block Response from the CH: feed it if it is the next byte range."""
         status, mfr, itype, ver, off, data, current, asked, mbp = rsp  # ImageBlockRsp
-        if status == zcl.WAIT_FOR_DATA:
+        if status == zcl_client.WAIT_FOR_DATA:
             return self._wait(current, asked, mbp, now)
-        if status != zcl.SUCCESS:
+        if status != zcl_client.SUCCESS:
             self.state = ABANDONED  # ABORT (R5) or any other refusal
-            self.discarded = status in (zcl.ABORT, zcl.NO_IMAGE_AVAILABLE)
+            self.discarded = status in (zcl_client.ABORT, zcl_client.NO_IMAGE_AVAILABLE)
             return
         o = self.offer
         n = len(data)
-        if mfr != o[zcl.Q_MFR] or itype != o[zcl.Q_TYPE] or ver != o[zcl.Q_VERSION]:
+        if (
+            mfr != o[zcl_client.Q_MFR]
+            or itype != o[zcl_client.Q_TYPE]
+            or ver != o[zcl_client.Q_VERSION]
+        ):
             self.stats[1] += 1
             return
         if self.offset >= self._stop:  # paused: nothing is fed before start() again
             self.stats[1] += 1
             return
-        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[zcl.Q_SIZE]:
+        if off != self.offset or n == 0 or n > self._max or self.offset + n > o[zcl_client.Q_SIZE]:
             self.stats[1] += 1
             if off > self.offset and self._gap_at != self.offset:
                 self._gap_at = self.offset  # lost block: ask again once per gap
@@ -133,7 +136,7 @@ class Download:
         self._progress(now)
 
     def _progress(self, now):
-        if self.offset >= self.offer[zcl.Q_SIZE]:
+        if self.offset >= self.offer[zcl_client.Q_SIZE]:
             self.state = DONE
             self._feed = None  # every byte fed: let the caller's sink (its verifier) go
         elif self.offset >= self._stop:

@@ -1,7 +1,8 @@
 """ZCL OTA Upgrade cluster (0x0019), the client's half: what a device sends and receives.
 
-The device imports only this module (its heap is 64 KB); otaclient.zcl adds the server's
-half (what a CH sends and receives) for the host and test doubles, re-exporting this.
+All a board imports of the codec (its heap is 64 KB): the command ids, the encoders of what
+a client sends, the decoders of what it receives and `decode_received`. The host's codec,
+otaclient.zcl, re-exports this and adds the server's half and the table of every command.
 Codec only: no state, no policy. Malformed input raises ZclError and nothing else.
 """
 
@@ -12,7 +13,9 @@ from micropython import const
 from otaclient import record
 
 CLUSTER_ID = const(0x0019)
+MFR_HANOTA = const(0x1234)  # manufacturer code in the ZCL header of our commands (0xF0..)
 
+# Command ids: otaclient.zcl.COMMANDS declares each once (tests/test_zcl.py checks)
 IMAGE_NOTIFY = const(0x00)
 QUERY_NEXT_IMAGE_REQ = const(0x01)
 QUERY_NEXT_IMAGE_RSP = const(0x02)
@@ -22,6 +25,10 @@ IMAGE_BLOCK_RSP = const(0x05)
 UPGRADE_END_REQ = const(0x06)
 UPGRADE_END_RSP = const(0x07)
 DEFAULT_RSP = const(0x0B)  # profile-wide (frame type 0), never cluster-specific here
+DEVICE_ANNOUNCE = const(0xF0)  # ours (MFR_HANOTA) from here on
+ACTIVATION_ALERT = const(0xF1)
+ALERT_ACK = const(0xF2)
+LINK_SESSION = const(0xF3)  # the device's session nonce (otaclient.link)
 
 SUCCESS = const(0x00)
 FAILURE = const(0x01)
@@ -29,6 +36,7 @@ NOT_AUTHORIZED = const(0x7E)
 MALFORMED_COMMAND = const(0x80)
 UNSUP_CLUSTER_COMMAND = const(0x81)
 UNSUP_GENERAL_COMMAND = const(0x82)
+UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 ABORT = const(0x95)
 INVALID_IMAGE = const(0x96)
 WAIT_FOR_DATA = const(0x97)
@@ -40,11 +48,6 @@ _FC_MFR = const(0x04)
 _FC_S2C = const(0x08)
 _FC_NO_DEFAULT_RSP = const(0x10)
 
-MFR_HANOTA = const(0x1234)  # manufacturer code in the ZCL header of the commands below
-DEVICE_ANNOUNCE = const(0xF0)  # client -> server
-ACTIVATION_ALERT = const(0xF1)  # client -> server
-ALERT_ACK = const(0xF2)  # server -> client
-LINK_SESSION = const(0xF3)  # client -> server: the device's session nonce (otaclient.link)
 ALERT_CODE_ACTIVATION = const(0x8F8B)  # GBCS CS09-like "firmware activated" alert
 
 BOOT_NORMAL = const(0)
@@ -56,7 +59,6 @@ RESULT_FAILURE = const(1)
 RESULT_REFUSED = const(2)
 RESULT_DEFERRED = const(3)
 SIGNATURE_LEN = const(64)
-UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 
 # What the client receives (server to client): plain tuples on a board (otaclient.record)
 ImageNotify = record("ImageNotify", "payload_type jitter mfr image_type version")
@@ -271,11 +273,11 @@ _S2C = {
 }
 
 
-def decode_command(cmd, payload, server_to_client, mfr=None):
+def decode_received(cmd, payload, server_to_client, mfr=None):
     """The record of a command a client receives; ZclError with the status to answer.
 
-    A client receives only server-to-client commands and Default Response; the full
-    table (both directions) is otaclient.zcl.decode_command.
+    A client receives only server-to-client commands and Default Response (the host's
+    otaclient.zcl.decode_command decodes every command, both ways, from its table).
     """
     if mfr is not None:
         if mfr != MFR_HANOTA or cmd != ALERT_ACK or not server_to_client:
