@@ -1,12 +1,13 @@
-"""otaclient.zcl: DOMAIN.md §3 golden bytes, round trips, frame header, fuzzing."""
+"""otaclient.zcl: DOMAIN.md §3 golden bytes, the command table, round trips, frame header, fuzzing."""
 
+import ast
 from pathlib import Path
 
 import pytest
 from hanota.paths import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from otaclient import zcl
+from otaclient import zcl, zcl_client
 
 MFR, TYPE, VER = 0x121D, 0x0084, 0x01020304
 
@@ -89,39 +90,110 @@ def test_image_notify_all_payload_types_round_trip():
         )
 
 
-@pytest.mark.parametrize(
-    "obj",
-    [
-        zcl.ImageNotify(0, 1, None, None, None),
-        zcl.QueryNextImageReq(0, MFR, TYPE, VER, None),
-        zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None),
-        zcl.QueryNextImageRsp(zcl.NOT_AUTHORIZED, None, None, None, None),
-        zcl.ImageBlockReq(1, MFR, TYPE, VER, 7, 255, b"\x01" * 8, None),
-        zcl.ImageBlockReq(2, MFR, TYPE, VER, 7, 255, None, 250),
-        zcl.ImageBlockReq(3, MFR, TYPE, VER, 0xFFFFFFFF, 40, bytes(range(8)), 0),
-        zcl.ImagePageReq(0, MFR, TYPE, VER, 0, 255, 4096, 0, None),
-        zcl.ImagePageReq(1, MFR, TYPE, VER, 100, 64, 1024, 20, bytes(range(8))),
-        zcl.ImageBlockRsp(zcl.SUCCESS, MFR, TYPE, VER, 0, bytes(255), None, None, None),
-        zcl.ImageBlockRsp(zcl.SUCCESS, MFR, TYPE, VER, 0, b"", None, None, None),
-        zcl.ImageBlockRsp(zcl.ABORT, None, None, None, None, None, None, None, None),
-        zcl.UpgradeEndReq(zcl.REQUIRE_MORE_IMAGE, MFR, TYPE, VER),
-        zcl.UpgradeEndReq(zcl.INVALID_IMAGE, MFR, TYPE, VER),
-        zcl.UpgradeEndRsp(MFR, TYPE, VER, 1000, 1060),
-        zcl.DefaultRsp(zcl.IMAGE_BLOCK_RSP, zcl.MALFORMED_COMMAND),
-        zcl.DeviceAnnounce(bytes.fromhex("0011223344556677"), 3, VER, zcl.BOOT_ROLLED_BACK),
-        zcl.ActivationAlert(0x8F8B, "supplier-a", VER, 0, 123456, 7, bytes(range(64))),
-        zcl.AlertAck(7),
-    ],
-    ids=lambda o: type(o).__name__,
-)
+# at least one record of every command of zcl.COMMANDS (a test checks they cover it)
+SAMPLES = [
+    zcl.ImageNotify(0, 1, None, None, None),
+    zcl.QueryNextImageReq(0, MFR, TYPE, VER, None),
+    zcl.QueryNextImageRsp(zcl.NO_IMAGE_AVAILABLE, None, None, None, None),
+    zcl.QueryNextImageRsp(zcl.NOT_AUTHORIZED, None, None, None, None),
+    zcl.ImageBlockReq(1, MFR, TYPE, VER, 7, 255, b"\x01" * 8, None),
+    zcl.ImageBlockReq(2, MFR, TYPE, VER, 7, 255, None, 250),
+    zcl.ImageBlockReq(3, MFR, TYPE, VER, 0xFFFFFFFF, 40, bytes(range(8)), 0),
+    zcl.ImagePageReq(0, MFR, TYPE, VER, 0, 255, 4096, 0, None),
+    zcl.ImagePageReq(1, MFR, TYPE, VER, 100, 64, 1024, 20, bytes(range(8))),
+    zcl.ImageBlockRsp(zcl.SUCCESS, MFR, TYPE, VER, 0, bytes(255), None, None, None),
+    zcl.ImageBlockRsp(zcl.SUCCESS, MFR, TYPE, VER, 0, b"", None, None, None),
+    zcl.ImageBlockRsp(zcl.ABORT, None, None, None, None, None, None, None, None),
+    zcl.UpgradeEndReq(zcl.REQUIRE_MORE_IMAGE, MFR, TYPE, VER),
+    zcl.UpgradeEndReq(zcl.INVALID_IMAGE, MFR, TYPE, VER),
+    zcl.UpgradeEndRsp(MFR, TYPE, VER, 1000, 1060),
+    zcl.DefaultRsp(zcl.IMAGE_BLOCK_RSP, zcl.MALFORMED_COMMAND),
+    zcl.DeviceAnnounce(bytes.fromhex("0011223344556677"), 3, VER, zcl.BOOT_ROLLED_BACK),
+    zcl.ActivationAlert(0x8F8B, "supplier-a", VER, 0, 123456, 7, bytes(range(64))),
+    zcl.AlertAck(7),
+    zcl.LinkSession(bytes(range(8))),
+]
+
+
+def _entry(obj):
+    return next(c for c in zcl.COMMANDS if type(obj) is c.record)
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=lambda o: type(o).__name__)
 def test_round_trip_through_whole_frames(obj):
-    frame = zcl.encode_command(obj, 42, server_to_client=True)
-    cmd, seq, s2c, mfr, payload = zcl.decode_frame(frame)
-    assert seq == 42
-    got = zcl.decode_command(cmd, payload, s2c, mfr)
-    if hasattr(obj, "field_control"):
-        assert got.field_control == obj.field_control
-    assert got == obj
+    entry = _entry(obj)
+    ways = (True, False) if entry.server_to_client is None else (entry.server_to_client,)
+    for way in ways:
+        frame = zcl.encode_command(obj, 42, server_to_client=way)
+        cmd, seq, s2c, mfr, payload = zcl.decode_frame(frame)
+        assert (cmd, seq, s2c, mfr) == (entry.id, 42, way, entry.mfr)
+        got = zcl.decode_command(cmd, payload, s2c, mfr)
+        if hasattr(obj, "field_control"):
+            assert got.field_control == obj.field_control
+        assert got == obj
+        fields = obj[1:] if hasattr(obj, "field_control") else obj
+        assert entry.decode(entry.encode(*fields)) == obj
+
+
+def _command_id_constants():
+    # zcl_client's block of command ids: from its "# Command ids" line to the blank line
+    lines = (Path(zcl.__file__).parent / "zcl_client.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# Command ids"))
+    end = lines.index("", start)
+    names = [line.split(" = const(")[0] for line in lines[start + 1 : end]]
+    return {n: getattr(zcl_client, n) for n in names}
+
+
+def test_the_table_declares_every_command_id_once_by_its_constant():
+    ids = _command_id_constants()
+    assert len(ids) == 13 and len(set(ids.values())) == len(ids)
+    assert sorted(c.id for c in zcl.COMMANDS) == sorted(ids.values())
+    assert len({c.record for c in zcl.COMMANDS}) == len(zcl.COMMANDS)
+    # each entry names its id by the constant: no id is written twice
+    tree = ast.parse(Path(zcl.__file__).read_text())
+    table = next(
+        n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "COMMANDS"
+    )
+    assert [getattr(call.args[0], "id", None) for call in table.elts] == [
+        next(n for n, v in ids.items() if v == c.id) for c in zcl.COMMANDS
+    ]
+    assert {c.mfr for c in zcl.COMMANDS} == {None, zcl.MFR_HANOTA}
+
+
+def test_samples_cover_every_command_of_the_table():
+    assert {type(o) for o in SAMPLES} == {c.record for c in zcl.COMMANDS}
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=lambda o: type(o).__name__)
+def test_a_board_decodes_what_the_table_sends_to_a_client_and_refuses_the_rest(obj):
+    # zcl_client.decode_received is the board's own small dispatch: it agrees with the table
+    entry = _entry(obj)
+    payload = entry.encode(*(obj[1:] if hasattr(obj, "field_control") else obj))
+    if entry.id == zcl.DEFAULT_RSP:  # either way
+        assert zcl_client.decode_received(entry.id, payload, False) == obj
+    if entry.server_to_client is not False:
+        assert zcl_client.decode_received(entry.id, payload, True, entry.mfr) == obj
+    if entry.server_to_client is not None:
+        unsup = zcl.UNSUP_CLUSTER_COMMAND if entry.mfr is None else zcl.UNSUP_MANUF_CLUSTER_COMMAND
+        with pytest.raises(zcl.ZclError) as e:
+            zcl_client.decode_received(entry.id, payload, False, entry.mfr)
+        assert e.value.status == unsup
+
+
+def test_no_device_module_imports_the_host_codec():
+    # a board loads zcl_client alone; zcl (the table) imports it and nothing imports zcl
+    firmware = Path(zcl.__file__).parent.parent
+    for path in firmware.rglob("*.py"):
+        if path.name == "zcl.py" and path.parent.name == "otaclient":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert "otaclient.zcl" not in names, path
 
 
 def test_frame_control_bytes():
