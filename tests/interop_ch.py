@@ -376,16 +376,15 @@ class InteropCH:
             )
             return
         name, parse = known
-        self._log(now, name, hdr, parse(bytes(rest)), rest, b"")  # recorded either way
+        obj = parse(bytes(rest))
+        self._log(now, name, hdr, obj, rest, b"")  # recorded whether handled or not
         if not self.mfr_frames:
             return  # a CH without our manufacturer code: no answer, nothing learnt
         if name == "link_session":
             with self._lock:
-                nonce = self.rx[-1].obj
-                if nonce != self.nonce:  # a new session: counters from 1
-                    self.nonce, self.counter = nonce, 0
+                if obj != self.nonce:  # a new session: counters from 1
+                    self.nonce, self.counter = obj, 0
         elif name == "activation_alert" and self.ack_alerts:
             ack = F.ZCLHeader.cluster(tsn=hdr.tsn, command_id=L.ALERT_ACK,
                                       manufacturer=L.MFR_HANOTA, direction=S2C)  # fmt: skip
-            counter = self.rx[-1].obj.counter
-            self._send("alert_ack", ack, L.alert_ack(counter), obj=counter)
+            self._send("alert_ack", ack, L.alert_ack(obj.counter), obj=obj.counter)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import interop_link as L
 import pytest
-from hanota import paths
+from hanota import mpycross, paths
 from hanota.board import defs, provision
 from hanota.rig import simboards
 from hanota.rig.factory import Images
@@ -41,14 +41,14 @@ class Kit:
         self.root = root
         self.images = Images(root / "keys")
         bdef = defs.load(BOARD)
-        tree = appimage.collect(paths.FIRMWARE)
-        self.v1_app = appimage.build(tree, V1, bdef)
-        v2_app = appimage.build(tree, V2, bdef)
+        tree = mpycross.compile_tree(appimage.collect(paths.FIRMWARE))  # once: ~3 s
+        self.v1_app = appimage.build(tree, V1, bdef, precompile=False)
+        v2_app = appimage.build(tree, V2, bdef, precompile=False)
         build = self.images.build
         self.small = _read(build(V2, board=BOARD, payload=v2_app, compress=True, name="small"))
         self.frags = _read(build(V2, board=BOARD, payload=v2_app, compress=True, max_size=30000,
                                  name="frags"))  # fmt: skip
-        big_app = appimage.build(tree, V2, bdef, pad_to=200_000)
+        big_app = appimage.build(tree, V2, bdef, pad_to=200_000, precompile=False)
         self.big = _read(build(V2, board=BOARD, payload=big_app, name="big"))
         self._n = 0
 
@@ -107,18 +107,21 @@ def updated(sb, ch, record, timeout=90):
     announced = [r.obj for r in ch.received("device_announce")]
     eui = bytes.fromhex(record["eui64"])
     assert [(a.eui64, a.version, a.boot_status) for a in announced] == [(eui, V1, 0), (eui, V2, 1)]
-    frame_controls(ch, record["eui64"])
+    wire_checks(ch, record["eui64"])
     assert ch.anomalies == [] and ch.link_errors() == {"short": 0, "crc": 0, "oversize": 0}
 
 
-def frame_controls(ch, eui64):
-    """The frame control bytes docs/link-protocol.md section 2 says the board sends, and
-    the node address of block requests (when given) least significant byte first."""
+def wire_checks(ch, eui64):
+    """The frame control bytes docs/link-protocol.md section 2 says the board sends; block
+    and page requests no larger than a ZigBee stack can answer (an octet string of 0xFF
+    bytes is invalid: zigpy refuses to write one), their node address (when given) least
+    significant byte first."""
     want = {"default_response": 0x10}
     for name in ("device_announce", "activation_alert", "link_session"):
         want[name] = 0x15
     for r in ch.rx:
         assert int(r.hdr.frame_control) == want.get(r.name, 0x11), (r.name, r.hdr)
+        assert getattr(r.obj, "maximum_data_size", 0) <= 254, r
         addr = getattr(r.obj, "request_node_addr", None)
         if addr is not None:
             assert str(addr).replace(":", "") == eui64, r
@@ -141,12 +144,16 @@ def test_254_byte_blocks(kit):
     with serving(kit, kit.small, block_cap=254) as (sb, ch, rec):
         updated(sb, ch, rec)
     sizes = [n for _, _, n in ch.served]
-    assert max(sizes) == 254 and sizes.count(254) >= len(kit.small[0]) // 254 - 20
+    assert set(sizes[1:-1]) == {254}  # all but the head's block and the file's last
 
 
-def test_no_page_support_falls_back_to_block_requests(kit):
-    with serving(kit, kit.small, pages=False) as (sb, ch, rec):
+@pytest.mark.parametrize("cap", [254, 50])
+def test_no_page_support_falls_back_to_block_requests(kit, cap):
+    # with blocks smaller than asked too: the board learns the server's block size from
+    # its first answer, so no byte is asked for twice
+    with serving(kit, kit.small, pages=False, block_cap=cap) as (sb, ch, rec):
         updated(sb, ch, rec)
+    assert max(n for _, _, n in ch.served) == cap
     pages = ch.received("image_page")
     refusals = [t.obj for t in ch.sent("default_response") if t.obj.command_id == 0x04]
     assert pages and len(refusals) == len(pages)
@@ -245,6 +252,7 @@ def test_keyed_board_with_sealed_commands(kit):
         ch.notify()  # sealed (in the new session, if the refusal started one): obeyed
         ch.wait(lambda: len(queried_at(ch, V2)) == 2, 10, "a query after a sealed notify")
     assert len(ch.received("link_session")) >= 2  # one per boot at least
+    wire_checks(ch, rec["eui64"])  # the refusal's Default Response too
 
 
 def test_200kb_update_with_alerts_never_acknowledged(kit):
@@ -259,7 +267,9 @@ def test_200kb_update_with_alerts_never_acknowledged(kit):
     alerts = [r for r in ch.received("activation_alert") if r.t <= reboot + 95]
     assert 2 <= len(alerts) <= 4, [round(r.t - reboot, 1) for r in alerts]
     gaps = [b.t - a.t for a, b in zip(alerts, alerts[1:], strict=False)]
-    assert all(b >= 1.5 * a for a, b in zip(gaps, gaps[1:], strict=False)), gaps  # doubling
+    # each wait longer than the last (15 s, then 30 s; a fixed period fails this, and a
+    # stall of up to ~8 s on a loaded machine does not)
+    assert all(b >= 1.3 * a for a, b in zip(gaps, gaps[1:], strict=False)), gaps
     assert len({verify_alert(r.raw, rec) for r in alerts}) == 1  # one alert, sent again
 
 
