@@ -93,9 +93,9 @@ def queried_at(ch, version):
 
 
 def updated(sb, ch, record, timeout=90):
-    """The board rebooted into V2 and said so: its query at V2 (and an announce with
-    boot status 1 when the CH reads those), the bootloader runs V2; and the CH served
-    every byte of every file exactly once, with nothing odd on the link."""
+    """The board rebooted into V2 and said so (its query at V2, its announce with boot
+    status 1), the bootloader runs V2; the CH served every byte of every file exactly
+    once, and nothing odd came over the link."""
     ch.wait(lambda: queried_at(ch, V2), timeout, "a Query Next Image Request at V2")
     assert sb.running_version == V2
     assert [e["version"] for e in sb.events if e["event"] == "boot"] == [V1, V2]
