@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(area_parser=p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     s = _cmd(sub, "serve", "serve ZCL OTA on device links until interrupted", cmd_serve)
-    s.add_argument("--link", action="append", default=[], metavar="PATH[=EUI64]",
-                   help="serial port or pty of one device (repeatable)")  # fmt: skip
+    s.add_argument("--link", action="append", default=[], metavar="PATH=EUI64",
+                   help="one device's link, bound to its EUI-64 (repeatable): a serial port "
+                   "or pty path, or a URL: socket://HOST:PORT (raw TCP, e.g. a port "
+                   "exported from another host), rfc2217://HOST:PORT")  # fmt: skip
     s.add_argument("--profile", default="direct", help="link profile: block size and baud")
     s.add_argument("--block-size", type=parse_int, help="largest block data (1..254)")
     s.add_argument("--baud", type=parse_int, help="serial baud rate (default from profile)")

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from otaclient import link, zcl
 
+from hanota.link.transport import open_link
+
 if TYPE_CHECKING:
     from .core import Hub
 
@@ -312,13 +314,12 @@ class LinkSession:
 async def serve_path(
     hub: Hub, path: str, eui: str, baud: int = 115200, retry_s: float = 1.0
 ) -> None:
-    """Serve a serial port or pty path until cancelled; reopen it when it goes away."""
-    from hanota.link.transport import open_serial
-
+    """Serve a link (a serial port or pty path, or a URL: transport.open_link) until
+    cancelled; reopen it when it goes away."""
     failing = False
     while True:
         try:
-            reader, writer = await open_serial(path, baud)
+            reader, writer = await open_link(path, baud)
         except ConnectionError as exc:
             if not failing:
                 hub.record("link-error", link=path, error=str(exc))
@@ -334,9 +335,12 @@ async def serve_path(
 
 
 def parse_link(spec: str) -> tuple[str, str]:
-    """ "PATH=EUI64" -> (path, eui64). The EUI-64 is required: a link serves the device
-    the configuration names, never whichever device a frame claims to be."""
-    path, _, eui = spec.partition("=")
+    """ "PATH=EUI64" or "URL=EUI64" -> (path, eui64). The EUI-64 is required: a link
+    serves the device the configuration names, never whichever device a frame claims to
+    be. It follows the last "=" (a URL's options may hold others)."""
+    path, _, eui = spec.rpartition("=")
+    if not path:
+        path, eui = eui, ""
     eui = eui.strip().lower()
     if not eui:
         raise ValueError(f"--link {spec}: want PATH=EUI64 (a link is bound to one enrolled "

@@ -1,4 +1,5 @@
-"""asyncio byte streams over a serial port (pyserial) or a pty path or an open fd.
+"""asyncio byte streams over a serial port (pyserial), a pty path, an open fd, or a link
+named by URL (`socket://HOST:PORT`, `rfc2217://...` and pyserial's other URLs).
 
 Used by the hub and the link emulator. No framing here: see otaclient.link.
 """
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import serial
 
@@ -60,3 +63,73 @@ async def open_serial(
     """Streams over a serial port or pty path; writer.close() closes the port."""
     port = open_serial_port(path, baud)
     return await _open(port.fileno(), port)
+
+
+async def open_link(
+    where: str, baud: int = 115200
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter | UrlWriter]:
+    """Streams over the link `where` names: `socket://HOST:PORT` is a raw TCP byte stream
+    (a port exported by labgrid's NetworkSerialPort without RFC 2217, or by ser2net's raw
+    mode); any other `scheme://` is opened by pyserial's serial_for_url (`rfc2217://`,
+    `loop://` ...); anything else is a serial device or pty path. ConnectionError when it
+    cannot be opened; writer.close() releases it."""
+    if where.startswith("socket://"):
+        parts = urlsplit(where)
+        if not parts.hostname or not parts.port:
+            raise ConnectionError(f"cannot open {where}: want socket://HOST:PORT")
+        try:
+            return await asyncio.open_connection(parts.hostname, parts.port)
+        except OSError as e:
+            raise ConnectionError(f"cannot open {where}: {e}") from e
+    if "://" in where:
+        return await _open_url(where, baud)
+    return await open_serial(where, baud)
+
+
+class UrlWriter:
+    """The write side of a pyserial URL port (no fd to poll): writes go to the port from
+    the event loop's thread; close() stops the reader thread and closes the port."""
+
+    def __init__(self, port: Any, stop: threading.Event) -> None:
+        self._port, self._stop = port, stop
+
+    def write(self, data: bytes) -> None:
+        if self._stop.is_set():
+            raise ConnectionError("link closed")
+        self._port.write(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+async def _open_url(url: str, baud: int) -> tuple[asyncio.StreamReader, UrlWriter]:
+    loop = asyncio.get_running_loop()
+    try:
+        port = await asyncio.to_thread(serial.serial_for_url, url, baudrate=baud, timeout=0.05)
+    except (serial.SerialException, OSError, ValueError) as e:
+        raise ConnectionError(f"cannot open {url}: {e}") from e
+    reader = asyncio.StreamReader(limit=1 << 20)
+    stop = threading.Event()
+
+    def pump() -> None:
+        # the port's reads block (up to its timeout): a thread hands what comes to the loop
+        try:
+            while not stop.is_set():
+                data = port.read(4096)
+                if data:
+                    loop.call_soon_threadsafe(reader.feed_data, data)
+        except (serial.SerialException, OSError):
+            pass
+        finally:
+            stop.set()
+            port.close()
+            loop.call_soon_threadsafe(reader.feed_eof)
+
+    threading.Thread(target=pump, name=f"link {url}", daemon=True).start()
+    return reader, UrlWriter(port, stop)
