@@ -131,9 +131,12 @@ def _state(entry: Path) -> str:
 
 
 def stopped(run: Run, rc: int, name: str, sig: signal.Signals) -> None:
-    assert rc == 128 + sig, (rc, run.stderr()[-3000:])
-    last = run.stderr().rstrip("\n").rsplit("\n", 1)[-1]
-    assert last == f"{name}: stopped by {sig.name}", run.stderr()[-3000:]
+    """Exit status 128+sig, the line last on stderr, and a teardown that went in order
+    (no traceback, no asyncio task abandoned half-cancelled)."""
+    err = run.stderr()
+    assert rc == 128 + sig, (rc, err[-3000:])
+    assert err.rstrip("\n").rsplit("\n", 1)[-1] == f"{name}: stopped by {sig.name}", err[-3000:]
+    assert "Traceback" not in err and "Task was destroyed" not in err, err[-3000:]
 
 
 def test_sweep_sigterm_stops_pool_workers_and_their_boards(tmp_path):
@@ -212,3 +215,37 @@ def test_fuzz_sigint_stops_the_hypothesis_engine(tmp_path):
     run.wait_until("the command's signal handlers", run.handles_signals, 20)
     time.sleep(1)  # into the fuzzing loop
     stopped(run, run.stop(signal.SIGINT), "fuzz", signal.SIGINT)
+
+
+# stopping.stoppable itself, on a command made to misbehave: its child ignores SIGTERM,
+# or its teardown hangs
+MISBEHAVING = """
+import subprocess, sys, time
+from hanota import stopping
+stopping.GRACE_S = 2 if sys.argv[1] == "hang" else 15
+@stopping.stoppable("misbehaving")
+def main():
+    subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 1000"])
+    try:
+        time.sleep(1000)
+    finally:
+        time.sleep(1000 if sys.argv[1] == "hang" else 0)
+    return 0
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["clean", "hang"])
+def test_stop_reaches_children_that_ignore_sigterm_and_teardowns_that_hang(tmp_path, how):
+    run = Run([sys.executable, "-c", MISBEHAVING, how], tmp_path)
+    sh = lambda: [c for c in run.procs().values() if c.startswith("sh ")]  # noqa: E731
+    run.wait_until("its child", lambda: sh() and run.handles_signals(), 20)
+    t0 = time.monotonic()
+    rc = run.stop(signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, run.stderr()
+    if how == "hang":  # cut short at GRACE_S
+        assert 1.5 < time.monotonic() - t0 < 5
+        tail = "stopped by SIGTERM (teardown cut short after 2 s)"
+    else:
+        tail = "stopped by SIGTERM"
+    assert run.stderr().rstrip("\n").rsplit("\n", 1)[-1] == f"misbehaving: {tail}"

@@ -9,7 +9,11 @@ leads one), one line `NAME: stopped by SIGTERM` goes to stderr and the function 
 after GRACE_S, every descendant is killed and the process exits there and then.
 
 `Stopped` subclasses KeyboardInterrupt: `except Exception` does not swallow it and asyncio
-passes it straight out of the event loop, as it does Ctrl-C.
+passes it straight out of the event loop, as it does Ctrl-C. While an event loop runs in
+the main thread it is raised from a callback of that loop, never inside a task: asyncio.run
+then cancels every task and waits for them (each `async with` exits), where a task that
+ended with it would hand it on to every task awaiting that one, in the middle of their
+cancellation, and leave them pending.
 
 `die_with_parent` is for the children themselves (preexec_fn, pool initializer): the
 kernel signals them when their parent dies, even by SIGKILL, which no handler here sees.
@@ -20,6 +24,7 @@ daemons): nothing these commands start does that.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import functools
@@ -70,7 +75,11 @@ def raising(signals: tuple[int, ...] = SIGNALS,
         got.append(signum)
         if on_first is not None:
             on_first(signum)
-        raise Stopped(signum)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise Stopped(signum) from None
+        loop.call_soon_threadsafe(_raise, signum)  # also wakes the loop from its select
 
     old = {s: signal.signal(s, handler) for s in signals}
     try:
@@ -80,6 +89,10 @@ def raising(signals: tuple[int, ...] = SIGNALS,
             signal.signal(s, h)
 
 
+def _raise(signum: int) -> None:
+    raise Stopped(signum)
+
+
 def stoppable(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorate a command's entry function (returning its exit status) as described in
     the module docstring; `name` starts the line on stderr."""
@@ -87,33 +100,57 @@ def stoppable(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     def wrap(func: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(func)
         def run(*args: Any, **kw: Any) -> int:
-            with raising(on_first=lambda signum: _deadline(name, signum)):
-                try:
-                    return func(*args, **kw)
-                except Stopped as exc:
-                    reap()
-                    sys.stderr.write(f"{name}: stopped by {exc.signame}\n")
-                    sys.stderr.flush()
-                    return exc.status
+            if threading.current_thread() is not threading.main_thread():
+                return func(*args, **kw)
+            deadline = _Deadline(name)
+            try:
+                with raising(on_first=deadline.start):
+                    try:
+                        return func(*args, **kw)
+                    except Stopped as exc:
+                        reap()
+                        sys.stderr.write(f"{name}: stopped by {exc.signame}\n")
+                        sys.stderr.flush()
+                        return exc.status
+            finally:
+                deadline.cancel()
 
         return run
 
     return wrap
 
 
-def _deadline(name: str, signum: int) -> None:
-    """After GRACE_S the teardown is over, whatever it is still waiting for."""
+class _Deadline:
+    """GRACE_S after start(signum) the teardown is over, whatever it still waits for: what
+    is left below this process is killed and the process exits. The clock's thread starts
+    up front, not in the signal handler, which may run while the main thread holds
+    threading's own locks; once the command returned without a signal it just ends."""
 
-    def force() -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.signum: int | None = None
+        self._event = threading.Event()
+        threading.Thread(target=self._run, name="stop-deadline", daemon=True).start()
+
+    def start(self, signum: int) -> None:
+        self.signum = signum
+        self._event.set()
+
+    def cancel(self) -> None:
+        """No signal came: end the thread. After one, the clock keeps running to the
+        process's exit (its shutdown may hang too)."""
+        self._event.set()
+
+    def _run(self) -> None:
+        self._event.wait()
+        if self.signum is None:
+            return
+        time.sleep(GRACE_S)
         kill_all(descendants(os.getpid()), signal.SIGKILL)
-        sys.stderr.write(f"{name}: stopped by {signal.Signals(signum).name} "
+        sys.stderr.write(f"{self.name}: stopped by {signal.Signals(self.signum).name} "
                          f"(teardown cut short after {GRACE_S:.0f} s)\n")  # fmt: skip
         sys.stderr.flush()
-        os._exit(128 + signum)
-
-    t = threading.Timer(GRACE_S, force)
-    t.daemon = True
-    t.start()
+        os._exit(128 + self.signum)
 
 
 def descendants(root: int) -> list[int]:
