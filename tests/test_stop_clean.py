@@ -109,6 +109,8 @@ class Run:
         end = time.monotonic() + GONE_S
         while (left := self.procs()) and time.monotonic() < end:
             time.sleep(0.1)
+        if left:
+            self.kill()  # not to leave them to the next test
         assert not left, f"left running after {sig.name} (of {before}): {left}"
         return rc
 
@@ -139,18 +141,29 @@ def stopped(run: Run, rc: int, name: str, sig: signal.Signals) -> None:
     assert "Traceback" not in err and "Task was destroyed" not in err, err[-3000:]
 
 
-def test_sweep_sigterm_stops_pool_workers_and_their_boards(tmp_path):
-    work = tmp_path / "sweep"
+def sweep_with_workers(tmp_path: Path) -> Run:
+    """A small sweep, once both its pool workers run and one of them runs a board."""
     run = Run([sys.executable, "-m", "hanota.sweep", "--quick", "--update", "plain",
                "--update", "compressed", "--jobs", "2", "--size", "80000", "--max-size",
-               "50000", "--workdir", str(work)], tmp_path)  # fmt: skip
+               "50000", "--workdir", str(tmp_path / "sweep")], tmp_path)  # fmt: skip
 
     def workers_with_boards() -> bool:
         workers = [c for c in run.procs().values() if "spawn_main" in c]
         return len(workers) == 2 and len(run.boards()) >= 1
 
     run.wait_until("2 pool workers running boards", workers_with_boards, 60)
+    return run
+
+
+def test_sweep_sigterm_stops_pool_workers_and_their_boards(tmp_path):
+    run = sweep_with_workers(tmp_path)
     stopped(run, run.stop(signal.SIGTERM), "sweep", signal.SIGTERM)
+
+
+def test_sweep_killed_outright_leaves_no_worker_or_board(tmp_path):
+    """SIGKILL reaches no handler: the workers learn of it from the kernel."""
+    run = sweep_with_workers(tmp_path)
+    assert run.stop(signal.SIGKILL) == -signal.SIGKILL
 
 
 def test_faults_ctrl_c_stops_its_boards_and_removes_its_temp_dir(tmp_path):
