@@ -69,3 +69,14 @@ def test_the_walk_finds_what_is_missing(build, expected):
     parser = argparse.ArgumentParser(prog="t")
     build(parser.add_subparsers(dest="c"))
     assert missing_help(parser) == expected
+
+
+@pytest.mark.parametrize("module", ["hanota.sweep", "hanota.faults", "hanota.fuzz"])
+def test_long_run_commands_print_their_help(module):
+    # run as `python -m`, outside the hanota parser the walk above reads
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("usage:"), out.stderr[-2000:]

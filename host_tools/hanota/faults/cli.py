@@ -29,7 +29,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="first fault seed (default 1)")
     p.add_argument("--seeds", type=int, help="seeds per class (default 3; 1 with --quick)")
     p.add_argument("--class", dest="classes", action="append", metavar="NAME",
-                   help="run only this fault class (repeatable): " + ", ".join(scenarios.BY_NAME))  # fmt: skip
+                   help="run only this fault class (repeatable): "  # argparse %-formats help: drop-2%%
+                   + ", ".join(scenarios.BY_NAME).replace("%", "%%"))  # fmt: skip
     p.add_argument("--jobs", type=int, default=2, help="transfers at once (default 2)")
     p.add_argument("--board", default="sim-ppmid")
     p.add_argument("--link", default="uart-921600", help="link profile (default uart-921600)")
