@@ -10,10 +10,10 @@ after GRACE_S, every descendant is killed and the process exits there and then.
 
 `Stopped` subclasses KeyboardInterrupt: `except Exception` does not swallow it and asyncio
 passes it straight out of the event loop, as it does Ctrl-C. While an event loop runs in
-the main thread it is raised from a callback of that loop, never inside a task: asyncio.run
-then cancels every task and waits for them (each `async with` exits), where a task that
-ended with it would hand it on to every task awaiting that one, in the middle of their
-cancellation, and leave them pending.
+the main thread it is raised from a callback of that loop, never inside a task: then
+asyncio.run cancels every task and waits for each (every `async with` exits). Raised
+inside a task, it would end that task and reach every task awaiting it in the middle of
+their cancellation, leaving them pending.
 
 `die_with_parent` is for the children themselves (preexec_fn, pool initializer): the
 kernel signals them when their parent dies, even by SIGKILL, which no handler here sees.
