@@ -138,6 +138,12 @@ def test_unknown_update_is_a_usage_error(tmp_path):
     assert res.returncode == 2 and "unknown update" in res.stderr
 
 
+def test_an_app_size_below_the_app_is_a_usage_error(tmp_path):
+    res = sweep(tmp_path, "--size", "1000", "--quick")
+    assert res.returncode == 2 and "smaller than the app itself" in res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+
+
 # --- the invariant checker ----------------------------------------------------------------
 
 EXPECT = {"old_version": V1, "new_version": V2, "new_sha": NEW, "sizes": [78000, 78000, 60000],

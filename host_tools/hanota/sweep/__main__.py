@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hanota.output import emit_json, log
 from hanota.paths import BUILD
+from hanota.sim.appimage import AppError
 from hanota.stopping import stoppable
 
 from . import driver, plan, report
@@ -70,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout, watchdog_ms=args.watchdog_ms, keep=args.keep, heap=args.heap,
         argv=sys.argv[1:] if argv is None else argv,
     )  # fmt: skip
-    doc = driver.sweep(opts)
+    try:
+        doc = driver.sweep(opts)
+    except AppError as exc:  # --size smaller than the app, and the like: nothing was cut
+        log(f"sweep: {exc}")
+        return 2
     lines = report.text(doc)
     if args.json:
         emit_json(doc)
