@@ -140,6 +140,6 @@ def after_boot(agent):
 
 def _count_failure(failed, version):
     """[[version, attempts], ...] of the last few versions that did not survive a trial."""
-    out = [f for f in failed if f[0] != version]
-    n = sum(f[1] for f in failed if f[0] == version)
+    out = [[v, k] for v, k in failed if v != version]
+    n = sum(k for v, k in failed if v == version)
     return (out + [[version, n + 1]])[-8:]

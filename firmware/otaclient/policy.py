@@ -141,7 +141,7 @@ class Policy:
             return ver == self.keys_counter + 1 and len(self.auth) > 0
         if ver <= running:
             return False
-        attempts = sum(f[1] for f in failed if f[0] == ver)
+        attempts = sum(k for v, k in failed if v == ver)  # failed: [[version, attempts]]
         if attempts >= self.cfg["max_attempts"]:
             return False
         return ver not in refused or self.decide(now)[0] != REFUSE
@@ -182,17 +182,18 @@ class Policy:
         n = 0
         keep = []
         for e in bad:
-            if e[0] != key:
+            head, refusals, until = e
+            if head != key:
                 keep.append(e)
                 continue
-            n = e[1]
+            n = refusals
             if failed:
                 continue
             if n >= self.cfg.get("max_failures", _MAX_FAILURES):
                 return "CAPPED"
             # a wait longer than it can be is a clock set back (an ESP32 after power-on
             # reads 2000): over, not years
-            if 0 < e[2] - now <= step << (n - 1):
+            if 0 < until - now <= step << (n - 1):
                 return "BACKOFF"
         if not failed:
             return None
