@@ -3,12 +3,9 @@
 
 import sys
 
-try:
-    from time import ticks_diff  # MicroPython: wrapping tick arithmetic
-except ImportError:  # CPython (host tests): the fake ports' ticks never wrap
-
-    def ticks_diff(a, b):
-        return a - b
+# Names defined here live in the package's dict, which also holds every loaded submodule:
+# one more would grow that table past its size class, heap the 64k delta update lacks, so
+# small helpers (the CPython ticks_diff fallback) stay in the modules that use them.
 
 
 class Error(ValueError):

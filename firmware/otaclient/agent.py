@@ -10,10 +10,18 @@ from os import urandom
 
 from micropython import const
 
-from otaclient import let_go, link, ticks_diff, zcl_client
+from otaclient import let_go, link, zcl_client
 from otaclient.client import Client
 from otaclient.policy import Policy
 from otaclient.state import State, load_json
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
 
 _BROADCAST_MIN = const(0xFFF8)  # 0xFFF8..0xFFFF: broadcast short addresses
 _MAX_SLEEP_MS = const(200)

@@ -10,8 +10,16 @@ from binascii import hexlify, unhexlify
 
 from micropython import const
 
-from otaclient import ticks_diff, zcl_client
+from otaclient import zcl_client
 from otaclient.image import p256_call
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
 
 _CEILING = const(64)  # the longest wait between re-sends, in alert_retry_s
 # an alert record (a list in agent.json): supplier, version, result, timestamp, counter,

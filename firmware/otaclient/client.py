@@ -10,7 +10,7 @@ import random
 
 from micropython import const
 
-from otaclient import download, image, ticks_diff, zcl_client
+from otaclient import download, image, zcl_client
 from otaclient.imagefmt import (
     H_TOTAL_SIZE,
     M_COUNT,
@@ -22,6 +22,14 @@ from otaclient.imagefmt import (
 )
 from otaclient.policy import KEYS_IMAGE_TYPE, PolicyError
 from otaclient.reassembly import Reassembly, write_buffer
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
 
 IDLE = const(0)
 QUERY = const(1)

@@ -8,7 +8,15 @@ blocks are dropped, not buffered.
 
 from micropython import const
 
-from otaclient import ticks_diff, zcl_client
+from otaclient import zcl_client
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
 
 RUNNING = const(0)
 DONE = const(1)  # every byte fed
