@@ -100,11 +100,8 @@ class Alerts:
         recs = self.pending()
         for i, r in enumerate(recs):
             d = self._due.get(r[_COUNTER])
-            if d is None:
-                d = self._due[r[_COUNTER]] = [
-                    now + i * stagger,
-                    retry,
-                ]  # R3: staggered per supplier
+            if d is None:  # R3: the suppliers' alerts staggered
+                d = self._due[r[_COUNTER]] = [now + i * stagger, retry]
             if ticks_diff(now, d[0]) >= 0:
                 self._send_one(r)
                 # a CH that never acknowledges (one without our manufacturer frames) costs
