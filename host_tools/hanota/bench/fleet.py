@@ -55,7 +55,8 @@ async def _fleet(n: int, size: int) -> dict[str, Any]:
         def all_done() -> bool:
             for k in keys:
                 if k not in ends and simrun._done(rig, k, len(files)):  # noqa: SLF001
-                    ends[k] = time.time()
+                    # the hub's stamp of the last Upgrade End Request; a failed one: now
+                    ends[k] = rig.hub.state.transfers[k].ended or time.time()
             return len(ends) == len(keys)
 
         await rig.wait(all_done, 900, "every board's transfer", poll=0.02)
