@@ -27,6 +27,8 @@ setup: $(STAMP) ## create .venv/ with pinned dependencies and the hanota command
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	@# pyserial and labgrid's fork pyserial-labgrid both install `serial/`: the fork's files last
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --force-reinstall pyserial-labgrid==3.5.0.2
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $(STAMP)
 	@echo "setup: $(HANOTA) ready"
