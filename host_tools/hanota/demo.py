@@ -151,12 +151,12 @@ async def _ticker(rig: Any, progress: bool) -> None:
         await asyncio.sleep(0.5)
         n += 1
         for b in rig.boards.values():
-            for ev in b.board.events[seen.get(b.name, 0) :]:
+            for ev in b.board.sim.events[seen.get(b.name, 0) :]:
                 if ev["event"] in ("boot", "confirmed", "power_cut", "watchdog", "rollback"):
                     ver = f" v0x{ev['version']:08x}" if ev.get("version") else ""
                     slot = f" {ev['slot']}" if ev.get("slot") else ""
                     log(f"demo: {b.name}: {ev['event']}{slot}{ver}")
-            seen[b.name] = len(b.board.events)
+            seen[b.name] = len(b.board.sim.events)
         if not progress or n % 4:
             continue
         for b in rig.boards.values():
@@ -176,7 +176,7 @@ def _checks(rig: Any, links: dict[str, Any], subs: dict[str, Any]) -> list[tuple
         mine = [a for a in hub.alerts() if a["device"] == b.eui]
         out.append((f"{name}: image delivered in {len(t.submission.files)} fragments",
                     len(t.held) == len(t.submission.files) >= 2))  # fmt: skip
-        out.append((f"{name}: running v2 after reboot", b.board.running_version == V2))
+        out.append((f"{name}: running v2 after reboot", b.board.sim.running_version == V2))
         out.append((f"{name}: reported v2 to the hub (R7)", rig.reported(b.eui) == V2))
         out.append((f"{name}: hub inventory v2 from its signed alerts",
                     hub.state.devices[b.eui].version == V2))  # fmt: skip
@@ -213,7 +213,7 @@ def _table(rig: Any, links: dict[str, Any]) -> None:
         tr = max((x for x in rig.hub.state.transfers.values() if x.device == b.eui),
                  key=lambda x: x.sent, default=None)  # fmt: skip
         secs = (tr.last_block - tr.first_block) if tr and tr.first_block and tr.last_block else 0
-        run_v = b.board.running_version
+        run_v = b.board.sim.running_version
         v.add_row(n, b.eui, f"0x{V1:08x}", f"0x{run_v:08x}" if run_v else "?",
                   f"0x{rig.reported(b.eui) or 0:08x}", str(tr.sent if tr else 0), f"{secs:.1f}")  # fmt: skip
     con = Console(file=sys.stdout, width=120)

@@ -66,7 +66,7 @@ class CampaignRig(RigHub):
         b = self.boards.pop(name)
         self._fold(b)
         await self._unlink(b)
-        return await self.add_sim(b.board, b.record, faults, name=name)
+        return await self.add(b.board, faults)
 
     async def restart_hub(self, down_s: float, faults: Faults | None = None) -> None:
         """Stop serving every link, close the hub, wait down_s, then a new Hub on the same
@@ -89,5 +89,5 @@ class CampaignRig(RigHub):
         self._tasks.append(asyncio.create_task(self.hub.alert_loop()))
         self.boards.clear()
         for b in boards:
-            await self.add_sim(b.board, b.record, faults, name=b.name)
+            await self.add(b.board, faults)
         self.restarts += 1

@@ -17,6 +17,7 @@ from hanota.hub import HubConfig
 from hanota.link.faults import Faults
 
 from . import simboards
+from .boards import LocalReal
 from .factory import Images
 from .session import BoardLink, RigHub
 
@@ -54,7 +55,7 @@ class HubThread:
         return self._run(self.rig.add_sim(board.sim, board.record, faults, name=board.name))
 
     def attach_port(self, path: str, record: dict[str, Any], baud: int = 115200) -> BoardLink:
-        return self._run(self.rig.add_port(path, record, baud))
+        return self._run(self.rig.add(LocalReal(path, record, baud)))
 
     def pull_cable(self, name: str, seconds: float) -> None:
         emu = self.rig.boards[name].emulator

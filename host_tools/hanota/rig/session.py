@@ -1,8 +1,9 @@
-"""A hub in process with boards linked to it: sim boards through the link emulator
-(profile + faults), or a real board's HAN UART. Used by `hanota rig`, the pytest
-fixtures and the demo.
+"""A hub in process with boards linked to it (rig.boards.RigBoard): a local sim board's
+HAN pty through the link emulator (profile + faults); a real board's HAN UART, or a link
+exported by URL (a labgrid place's), served directly. Used by `hanota rig`, the pytest
+fixtures, the demo, bench, faults and sweep.
 
-Wiring only: the hub decides, the emulator paces, the SimBoard runs MicroPython.
+Wiring only: the hub decides, the emulator paces, the board updates itself.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from hanota.hub.server import LinkSession
 from hanota.link import profiles
 from hanota.link.emulator import LinkEmulator
 from hanota.link.faults import Faults
-from hanota.link.transport import open_serial
+from hanota.link.transport import open_link, open_serial
+
+from .boards import LocalSim, RigBoard
+
+RETRY_S = 1.0  # a served link that closed is reopened this often
 
 
 @dataclass
@@ -30,11 +35,11 @@ class BoardLink:
 
     name: str
     record: dict[str, Any]
-    board: Any = None  # SimBoard, or None for a real board
-    emulator: LinkEmulator | None = None
+    board: RigBoard
+    emulator: LinkEmulator | None = None  # a local sim's line (profile, faults)
     session: LinkSession | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
-    console: Any = None  # a real board's console.ConsoleCapture (rig --port), if read
+    closed_bytes: int = 0  # link bytes of the sessions before a reopen
 
     @property
     def eui(self) -> str:
@@ -42,17 +47,12 @@ class BoardLink:
 
     def link_bytes(self) -> int:
         if self.emulator is None:
-            return (
-                self.session.counters().get("bytes_in", 0)
-                + self.session.counters().get("bytes_out", 0)
-                if self.session
-                else 0
-            )
+            return self.closed_bytes + _session_bytes(self.session)
         return sum(d.get("bytes_out", 0) for d in self.emulator.stats().values())
 
 
 class RigHub:
-    """`async with RigHub(...) as rig:` a served hub; `await rig.add_sim(...)` boards.
+    """`async with RigHub(...) as rig:` a served hub; `await rig.add(board)` boards.
 
     With `trust` (manufacturer public keys), the hub verifies submissions against them as
     a served hub does. Without, it does not check images: a rig exists to put any image,
@@ -78,39 +78,67 @@ class RigHub:
     async def __aexit__(self, *exc: object) -> None:
         for b in self.boards.values():
             await self._unlink(b)
-            if b.board is not None:
-                await asyncio.to_thread(b.board.stop)
+            await asyncio.to_thread(b.board.stop)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.hub.close()
 
+    async def add(self, board: RigBoard, faults: Faults | None = None) -> BoardLink:
+        """Enrol a board and serve its HAN link (the board says how: RigBoard.attach)."""
+        return await board.attach(self, faults)
+
     async def add_sim(self, sim: Any, record: dict[str, Any], faults: Faults | None = None,
                       name: str | None = None) -> BoardLink:  # fmt: skip
-        """Enrol a started SimBoard and link its HAN pty through the emulator."""
+        """A started SimBoard as a LocalSim board (`add`)."""
+        return await self.add(LocalSim(sim, record, name), faults)
+
+    async def link_emulated(self, board: RigBoard, path: str, faults: Faults | None) -> BoardLink:
+        """Enrol `board`; serve its HAN pty at `path` through the link emulator."""
+        record = board.record
         self.hub.enrol(record)
-        b = BoardLink(name or self._free_name(record["board"]), record, board=sim)
-        ra, wa = await open_serial(sim.han_path)
+        name = board.name if board.name not in self.boards else self._free_name(board.name)
+        b = BoardLink(name, record, board)
+        ra, wa = await open_serial(path)
         s_emu, s_hub = socket.socketpair()
         rb, wb = await asyncio.open_connection(sock=s_emu)
         rh, wh = await asyncio.open_connection(sock=s_hub)
         b.emulator = LinkEmulator(self.profile, faults)
-        b.session = LinkSession(self.hub, f"{b.name}:{sim.han_path}", rh, wh, record["eui64"])
+        b.session = LinkSession(self.hub, f"{b.name}:{path}", rh, wh, record["eui64"])
         b.tasks = [asyncio.create_task(b.emulator.run(ra, wa, rb, wb)),
                    asyncio.create_task(b.session.run())]  # fmt: skip
         b.tasks.append(asyncio.create_task(_close_after(b.tasks[0], [wa, wb, wh])))
         self.boards[b.name] = b
         return b
 
-    async def add_port(self, path: str, record: dict[str, Any], baud: int) -> BoardLink:
-        """Enrol a real board and serve its HAN UART directly (no emulator)."""
-        self.hub.enrol(record)
-        b = BoardLink(self._free_name(record["board"]), record)
-        reader, writer = await open_serial(path, baud)
-        b.session = LinkSession(self.hub, path, reader, writer, record["eui64"])
-        b.tasks = [asyncio.create_task(b.session.run())]
+    async def link_stream(self, board: RigBoard, spec: str, baud: int = 115200) -> BoardLink:
+        """Enrol `board`; serve its HAN link directly: a serial device, or a URL
+        (`socket://HOST:PORT`, `rfc2217://...`: transport.open_link). A link that goes
+        away (an exporter host lost, an adapter unplugged) is reopened every RETRY_S, and
+        the board's next request resumes its transfer."""
+        self.hub.enrol(board.record)
+        b = BoardLink(self._free_name(board.name), board.record, board)
+        reader, writer = await open_link(spec, baud)  # the first open's failure is the caller's
+        b.tasks = [asyncio.create_task(self._serve(b, spec, baud, reader, writer))]
         self.boards[b.name] = b
         return b
+
+    async def _serve(self, b: BoardLink, spec: str, baud: int, reader: Any, writer: Any) -> None:
+        eui = b.record["eui64"]
+        while True:
+            b.session = LinkSession(self.hub, spec, reader, writer, eui)
+            try:
+                await b.session.run()
+            finally:
+                b.closed_bytes += _session_bytes(b.session)
+                writer.close()
+            while True:
+                await asyncio.sleep(RETRY_S)
+                try:
+                    reader, writer = await open_link(spec, baud)
+                    break
+                except ConnectionError:
+                    continue
 
     def _free_name(self, board: str) -> str:
         # boards of one definition share its name: the second is "<board>#2", and so on, so
@@ -151,6 +179,13 @@ class RigHub:
         version its signed alerts vouch for is the hub inventory's `version`."""
         dev = self.hub.state.devices.get(eui)
         return dev.announced_version if dev is not None else None
+
+
+def _session_bytes(session: LinkSession | None) -> int:
+    if session is None:
+        return 0
+    c = session.counters()
+    return c.get("bytes_in", 0) + c.get("bytes_out", 0)
 
 
 async def _close_after(task: asyncio.Task, writers: list[Any]) -> None:

@@ -1,13 +1,13 @@
-"""`hanota rig update` as a function: a fresh provisioned board (sim, or a real one), the
-hub, the images submitted, run to the end, one summary dict with the issue's JSON keys.
+"""`hanota rig update` as a function: a fresh provisioned board (a local sim, a local
+real one, or a labgrid place's), the hub, the images submitted, run to the end, one
+summary dict with the issue's JSON keys.
 
-Orchestration only (session.RigHub wires, the hub decides, the board updates itself).
+Orchestration only (session.RigHub wires, the hub decides, the board updates itself); the
+flow holds a rig.boards.RigBoard and never asks which kind.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,11 +19,10 @@ from hanota.link.faults import Faults
 
 from ..output import log
 from . import console, heap, simboards
+from .boards import LocalReal, LocalSim, RigBoard
 from .session import BoardLink, RigHub
 
 FINAL = ("failed", "discarded", "closed")
-QUIET_S = 0.5  # a sim board whose flash is this long untouched is done with the update
-SETTLE_MAX_S = 10.0
 
 
 @dataclass
@@ -53,36 +52,35 @@ class UpdateOptions:
     start_from: Path | None = None  # sim: copy this board directory (flash, store, record)
 
 
-async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
-    """Run one update to its end; the summary (ok, versions, activation, alerts, ...)."""
+async def run_update(opts: UpdateOptions, view: Any = None,
+                     board: RigBoard | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run one update to its end; the summary (ok, versions, activation, alerts, ...).
+    `board`: a board already brought up (a labgrid place's); else one from `opts`."""
     work = Path(opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
     cfg = HubConfig(confirm_delay_s=opts.confirm_delay_s, confirm_wait_s=opts.timeout_s)
     async with RigHub(work / "hub", cfg, opts.link) as rig:
         if view is not None:
             view(rig.hub)
-        with contextlib.ExitStack() as stack:
-            capture = None
-            if opts.port and opts.console:  # the console is read while the board updates
-                from .console import ConsoleCapture
-
-                capture = stack.enter_context(ConsoleCapture(opts.console, opts.console_baud))
-                log(f"rig: reading the board's console {opts.console} (heap report)")
-            b = await _board(rig, opts, work)
-            b.console = capture
-            if opts.on_board is not None:
-                opts.on_board(b)
-            summary = await _drive(rig, b, opts)
-            console.log_crashes(console_text(b))
-            return summary
+        b = await rig.add(board or _board(opts, work), opts.faults)
+        if opts.on_board is not None:
+            opts.on_board(b)
+        summary = await _drive(rig, b, opts)
+        console.log_crashes(b.board.console_output())
+        return summary
 
 
-async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
+def _board(opts: UpdateOptions, work: Path) -> RigBoard:
+    """The board `opts` names on this machine: a real one (--hub-port and its record; its
+    console read while it updates when given), or a fresh provisioned sim board."""
     if opts.port:
         import json
 
         if opts.record is None:
             raise HubError("a real board needs --record (from 'hanota board provision')")
-        return await rig.add_port(opts.port, json.loads(opts.record.read_text()), opts.baud)
+        record = json.loads(opts.record.read_text())
+        if opts.console:
+            log(f"rig: reading the board's console {opts.console} (heap report)")
+        return LocalReal(opts.port, record, opts.baud, opts.console, opts.console_baud)
     from hanota.sim.runner import SimBoard
 
     if opts.start_from is not None:  # a board an earlier run left (e.g. after one update)
@@ -94,7 +92,7 @@ async def _board(rig: RigHub, opts: UpdateOptions, work: Path) -> BoardLink:
             agent_config=heap.with_report(None) if opts.heap_report else None,
         )  # fmt: skip
     sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
-    return await rig.add_sim(sim, record, opts.faults)
+    return LocalSim(sim, record)
 
 
 def _factory_app(opts: UpdateOptions) -> bytes | None:
@@ -133,28 +131,12 @@ async def _drive(rig: RigHub, b: BoardLink, opts: UpdateOptions) -> dict[str, An
         left = max(1.0, min(40.0, end - time.monotonic()))  # one alert re-send (15 s) fits
         await rig.wait(lambda: len(_kind(hub, eui, "activation")) >= want or None, left,
                        "activation alerts")  # fmt: skip
-    await _settle(b)
+    await b.board.settle()
     if t.state == "failed":
         out["rejected"] = hub.state.devices[eui].history[-1].get("reason", "transfer failed")
     elif t.state == "discarded":
         out["rejected"] = "discarded"
     return _summary(rig, b, t, out, ok=True)
-
-
-async def _settle(b: BoardLink) -> None:
-    """Wait until a sim board's flash is quiet. What the hub waits for comes before the
-    board's last writes (it persists each alert acknowledgement it gets), so a run that
-    stopped the board at once ended anywhere in them: its flash operation count, which
-    the power-cut sweep plans cuts by, varied from run to run."""
-    sim = b.board
-    if sim is None:
-        return  # a real board: nothing counts its flash operations
-    end = time.monotonic() + SETTLE_MAX_S
-    last, since = sim.ops, time.monotonic()
-    while time.monotonic() < end and time.monotonic() - since < QUIET_S:
-        await asyncio.sleep(0.05)
-        if sim.ops != last:
-            last, since = sim.ops, time.monotonic()
 
 
 def _kind(hub: Any, eui: str, kind: str) -> list[dict[str, Any]]:
@@ -167,7 +149,7 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
     activation = acts[-1]["result"] if acts else "none"
     activation = activation if activation in ("success", "failure", "refused") else "none"
     reported = rig.reported(eui)
-    running = b.board.running_version if b.board is not None else reported
+    running = b.board.running_version(reported)
     target = t.submission.version if t is not None else None
     expect = target if activation == "success" else out["before_version"]
     checks = {
@@ -210,7 +192,7 @@ def _summary(rig: RigHub, b: BoardLink, t: Any, out: dict[str, Any], ok: bool) -
         **_heap(b),
         "checks": checks,
         "link_profile": rig.profile.name,
-        **_board_facts(b),
+        **b.board.facts(),
     }
 
 
@@ -232,34 +214,15 @@ def _due(t: Any) -> str | None:
     return None if up is None or up == HOLD else iso(up + ZB_EPOCH)
 
 
-def _board_facts(b: BoardLink) -> dict[str, Any]:
-    """Boots and power cuts the sim runner saw; for a real board, the console bytes read."""
-    if b.board is None:
-        return {"console_bytes": len(b.console.text())} if b.console is not None else {}
-    events = [e["event"] for e in b.board.events]
-    return {"boots": b.board.boot_count, "power_cuts": events.count("power_cut")}
-
-
 def _seconds(t: Any) -> float:
     if t is None or t.first_block is None or t.last_block is None:
         return 0.0
     return round(t.last_block - t.first_block, 3)
 
 
-def console_text(b: BoardLink) -> bytes | None:
-    """What the board printed during the run: the sim's console log, or the real board's
-    console read by the rig (--port); None when nobody read it."""
-    if b.board is not None:
-        try:
-            return b.board.console_log.read_bytes()
-        except OSError:
-            return None
-    return b.console.text() if b.console is not None else None
-
-
 def _heap(b: BoardLink) -> dict[str, Any]:
     """peak_heap (bytes above idle, QUALITY.md) and idle_heap from the agent's heap report."""
-    text = console_text(b)
+    text = b.board.console_output()
     rep = heap.parse(text or b"")
     if rep.peak_heap is None:
         why = rep.note() if text is not None else "the board's console was not read (--port)"

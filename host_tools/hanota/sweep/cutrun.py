@@ -50,11 +50,11 @@ class _Probe:
             self.cycled += 1  # on the hub's loop: the board dies right at this event
             self.link.board.power_cycle()
         if self.case.get("probe") and ev["kind"] in _MARKS and self.link is not None:
-            self.marks.append((ev["kind"], self.link.board.ops))
+            self.marks.append((ev["kind"], self.link.board.sim.ops))
 
     def on_board(self, link: Any) -> None:
         self.link = link
-        sim = link.board
+        sim = link.board.sim
         try:  # the app this run started with (the "old" image): what a power-on boots now
             d = bootloader.decide(sim.flash, write=False)
             head, _ = bootloader.read_app(sim.flash, d.slot)
@@ -146,10 +146,10 @@ def collect(probe: _Probe, summary: dict[str, Any] | None, error: str | None) ->
     """What the invariants look at: runner events, the flash after the run, the hub's view."""
     f: dict[str, Any] = {"error": error, "old": probe.old, "timed_out": error is not None}
     link = probe.link
-    if link is None or link.board is None:
+    if link is None:
         f["error"] = error or "the board never came up"
         return f
-    sim = link.board
+    sim = link.board.sim  # a sweep cuts a LocalSim's power: its runner holds the facts
     events = sim.events
     f["boots"] = [{"slot": e["slot"], "version": e["version"], "trial": e["pending_verify"]}
                   for e in events if e["event"] == "boot"]  # fmt: skip
