@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 from ..output import CommandError, emit_json, log, parse_int
@@ -46,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--console-baud", type=int, default=115200, help="real board: console baud")
     s.add_argument("--no-heap-report", action="store_true",
                    help="sim: do not switch the agent's heap report on (peak_heap is null)")  # fmt: skip
+    s.add_argument("--lg-coordinator", metavar="HOST:PORT", default=os.environ.get("LG_COORDINATOR"),
+                   help="labgrid coordinator of the places given by --lg-place (default: "
+                   "$LG_COORDINATOR)")  # fmt: skip
+    s.add_argument("--lg-place", action="append", metavar="NAME",
+                   help="labgrid place to acquire, flash, provision and update (repeatable; "
+                   "a glob such as 'sim-ppmid-*' takes every match); several update at once "
+                   "through one hub")  # fmt: skip
     s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.set_defaults(func=cmd_update)
@@ -87,10 +95,20 @@ def cmd_update(args: argparse.Namespace) -> int:
                            "(and its record with --record)")  # fmt: skip
     if args.hub_port and not args.record:
         raise CommandError("--hub-port needs --record (the board's provisioning record)")
+    if args.lg_place and (args.hub_port or args.port):
+        raise CommandError("--lg-place is a labgrid place's board: not with --hub-port/--port")
+    if args.lg_place and not args.lg_coordinator:
+        raise CommandError("--lg-place needs --lg-coordinator HOST:PORT (or $LG_COORDINATOR)")
     if args.dry_run:
-        return _plan(opts, args.json)
+        return _plan(opts, args.json, args.lg_coordinator, args.lg_place)
     try:
-        res = asyncio.run(run_update(opts, view=lambda hub: _view(hub, make_view)))
+        if args.lg_place:
+            from .lgrun import run_places
+
+            res = run_places(opts, args.lg_coordinator, args.lg_place,
+                             view=lambda hub: _view(hub, make_view))  # fmt: skip
+        else:
+            res = asyncio.run(run_update(opts, view=lambda hub: _view(hub, make_view)))
     except (HubError, TimeoutError, OSError) as exc:
         raise CommandError(f"rig update: {exc}") from None
     if args.json:
@@ -106,8 +124,18 @@ def _view(hub, make_view) -> None:  # noqa: ANN001
         view.start()
 
 
-def _plan(opts, as_json: bool) -> int:  # noqa: ANN001
-    if opts.port:
+def _plan(opts, as_json: bool, coordinator: str | None = None,
+          places: list[str] | None = None) -> int:  # noqa: ANN001  # fmt: skip
+    if places:
+        steps = [
+            f"places: acquire {' '.join(places)} on the labgrid coordinator {coordinator} "
+            "(refused, nothing touched, if someone else holds one)",
+            f"board: power on; the {opts.board} factory app of version "
+            f"0x{opts.factory_version:08x} written over the console (mpremote), the store "
+            "formatted; power cycle; provisioned over the console; power cycle",
+            f"hub: in process, serves each place's exported HAN link (link profile {opts.link})",
+        ]
+    elif opts.port:
         steps = [
             f"board: the real board of {opts.record} (flashed and provisioned already: "
             "'hanota board flash ... --heap-report')",
@@ -130,6 +158,8 @@ def _plan(opts, as_json: bool) -> int:  # noqa: ANN001
         f"submit: as {opts.suppliers[0]}: " + " ".join(map(str, opts.images)),
         "run: until activation/rollback/refusal and every due alert",
     ]
+    if places:
+        steps.append("places: powered off and released")
     if as_json:
         emit_json({"dry_run": True, "steps": steps})
     else:

@@ -87,7 +87,7 @@ def _open(port: str, baud: int, retry_s: float = OPEN_RETRY_S) -> Any:
     end = time.monotonic() + retry_s
     while True:
         try:
-            return serial.Serial(port, baud, timeout=0.1)
+            return serial.serial_for_url(port, baud, timeout=0.1)  # a device, or socket://
         except (serial.SerialException, OSError) as exc:
             if time.monotonic() > end:
                 raise ConnectionError(f"cannot open the board's console {port}: {exc}") from exc

@@ -8,6 +8,7 @@ flow holds a rig.boards.RigBoard and never asks which kind.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -52,21 +53,30 @@ class UpdateOptions:
     start_from: Path | None = None  # sim: copy this board directory (flash, store, record)
 
 
-async def run_update(opts: UpdateOptions, view: Any = None,
-                     board: RigBoard | None = None) -> dict[str, Any]:  # fmt: skip
-    """Run one update to its end; the summary (ok, versions, activation, alerts, ...).
-    `board`: a board already brought up (a labgrid place's); else one from `opts`."""
+async def run_update(opts: UpdateOptions, view: Any = None) -> dict[str, Any]:
+    """Run one update of the board `opts` names to its end; the summary (ok, versions,
+    activation, alerts, ...)."""
     work = Path(opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
+    return (await run_updates(opts, [_board(opts, work)], view, work))[0]
+
+
+async def run_updates(opts: UpdateOptions, boards: list[RigBoard], view: Any = None,
+                      work: Path | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Update `boards` at once through one hub, each its own submission of the images;
+    one summary per board, in order."""
+    work = Path(work or opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
     cfg = HubConfig(confirm_delay_s=opts.confirm_delay_s, confirm_wait_s=opts.timeout_s)
     async with RigHub(work / "hub", cfg, opts.link) as rig:
         if view is not None:
             view(rig.hub)
-        b = await rig.add(board or _board(opts, work), opts.faults)
-        if opts.on_board is not None:
-            opts.on_board(b)
-        summary = await _drive(rig, b, opts)
-        console.log_crashes(b.board.console_output())
-        return summary
+        links = [await rig.add(board, opts.faults) for board in boards]
+        for b in links:
+            if opts.on_board is not None:
+                opts.on_board(b)
+        summaries = await asyncio.gather(*(_drive(rig, b, opts) for b in links))
+        for b in links:
+            console.log_crashes(b.board.console_output())
+        return list(summaries)
 
 
 def _board(opts: UpdateOptions, work: Path) -> RigBoard:

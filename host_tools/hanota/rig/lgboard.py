@@ -1,0 +1,217 @@
+"""A board in a labgrid place, on any host: the third RigBoard.
+
+labgrid's own client does the lab's part: `labgrid-client acquire/release` (the place is
+held for this user and host, or refused with labgrid's reason), and a `labgrid.Environment`
+whose target holds a `RemotePlace` expands the place's exported resources. What the rig
+needs of them: the `NetworkSerialPort`s named `console` and `han` (raw TCP endpoints,
+opened as `socket://HOST:PORT`) and a power driver (`PowerProtocol`, e.g. labgrid's
+NetworkPowerDriver over a `NetworkPowerPort`).
+
+The strategy, off -> flashed -> provisioned -> running, for a sim board: power on; write
+the factory app into the slot that does not run and make it the boot slot (the writes
+esptool and esp_ota_set_boot_partition make on an ESP32, here over the console's REPL with
+mpremote), format the agent's store; power cycle; push the identity with mpremote (what
+`hanota board provision` does); power cycle into the agent. labgrid's client runs its own
+event loop, so every labgrid call here is made outside the rig's (before it starts, or in
+a worker thread).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hanota.link.faults import Faults
+
+from .. import paths
+from ..output import CommandError, log
+from .boards import RigBoard
+from .session import BoardLink, RigHub
+
+BOOT_S = 2.0  # MicroPython past start-up (its SIGINT handler set) before mpremote's Ctrl-C
+CLIENT_TIMEOUT_S = 60.0
+_LABGRID = threading.Lock()  # labgrid's client loop runs in the calling thread: one at a time
+
+# Over the console's REPL on a sim board: the app in FACTORY_FILE (copied there first)
+# into the slot that does not run, that slot VALID in otadata with the sequence number
+# esp_ota_set_boot_partition would give it (ports/otadata.arm), the agent's store formatted.
+_FLASH = """
+import json, os, vfs
+from ports.simflash import Flash, Partition, SECTOR
+from ports import otadata as od
+b = json.load(open(os.getenv("HANOTA_BOOT")))
+P = b["partitions"]
+f = Flash(b["flash"], b.get("ops"))
+s = 1 - b["slot_index"]
+off, size = P["ota_%d" % s]
+for a in range(0, size, SECTOR):
+    f.erase(off + a)
+src = open({name!r}, "rb")
+buf = bytearray(SECTOR)
+n = 0
+while True:
+    k = src.readinto(buf)
+    if not k:
+        break
+    f.write(off + n, memoryview(buf)[:k])
+    n += k
+src.close()
+os.remove({name!r})
+ota = P["otadata"][0]
+e = bytearray(od.ENTRY_LEN)
+f.read(ota, e)
+e0 = od.unpack(e)
+f.read(ota + SECTOR, e)
+e1 = od.unpack(e)
+i, seq, _new = od.arm(e0, e1, s)
+f.erase(ota + i * SECTOR)
+f.write(ota + i * SECTOR, od.pack(seq, od.VALID))
+try:
+    vfs.umount("/data")
+except OSError:
+    pass
+vfs.VfsLfs2.mkfs(Partition(f, P["agent"][0], P["agent"][1]))
+print("flashed", n, "slot", s)
+"""
+
+
+def client(coordinator: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `labgrid-client -x COORDINATOR ARGS...`; its stdout, or CommandError with
+    labgrid's own message."""
+    cmd = [paths.venv_bin("labgrid-client"), "-x", coordinator, *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S,
+                         env={**os.environ, **(env or {})})  # fmt: skip
+    if res.returncode != 0:
+        why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
+        raise CommandError(f"labgrid-client {' '.join(args)}: {why}")
+    return res.stdout
+
+
+def places(coordinator: str, patterns: list[str]) -> list[str]:
+    """The places named by `patterns` (names or globs), each once, in the order given;
+    CommandError for a pattern that matches none."""
+    known = client(coordinator, "places").split()
+    out: list[str] = []
+    for pat in patterns:
+        hit = fnmatch.filter(known, pat)
+        if not hit:
+            raise CommandError(f"no labgrid place matches {pat!r} (places: {' '.join(known)})")
+        out += [p for p in hit if p not in out]
+    return out
+
+
+@contextmanager
+def acquired(coordinator: str, names: list[str]) -> Iterator[None]:
+    """Hold the places for the block; released after. A place someone else holds fails
+    the whole set before anything is touched (and releases what was taken)."""
+    got: list[str] = []
+    try:
+        for name in names:
+            client(coordinator, "-p", name, "acquire")
+            got.append(name)
+        yield
+    finally:
+        for name in reversed(got):
+            try:
+                client(coordinator, "-p", name, "release")
+            except CommandError as exc:
+                log(f"rig: {exc}")
+
+
+def environment(coordinator: str, names: list[str], directory: Path) -> Any:
+    """A labgrid Environment with one target per place (a RemotePlace and a power
+    driver), as a lab's own env file would say; the file is kept in `directory`."""
+    import yaml
+    from labgrid import Environment
+
+    targets = {
+        n: {"resources": {"RemotePlace": {"name": n}}, "drivers": {"NetworkPowerDriver": {}}}
+        for n in names
+    }
+    doc = {"targets": targets, "options": {"coordinator_address": coordinator}}
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "labgrid-env.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return Environment(config_file=str(path))
+
+
+class LabgridBoard(RigBoard):
+    """The board of one labgrid target (a RemotePlace's resources and its drivers)."""
+
+    def __init__(self, target: Any, board: str):
+        from labgrid.resource import NetworkSerialPort
+
+        self.target, self.board_name = target, board
+        self.name = target.name
+        self.record: dict[str, Any] = {}
+        self.console_url = _url(target.get_resource(NetworkSerialPort, name="console"))
+        self.han_url = _url(target.get_resource(NetworkSerialPort, name="han"))
+        self._power = target.get_driver("PowerProtocol")
+        self._capture: Any = None
+
+    # the strategy: off -> flashed -> provisioned -> running
+    def bring_up(self, app: bytes, ident: Any, record: dict[str, Any]) -> None:
+        """Flash `app` (a sim app image), provision `ident`, boot into the agent."""
+        from hanota.board import actions, deploy
+
+        self.power(True)
+        time.sleep(BOOT_S)
+        with tempfile.TemporaryDirectory(prefix="hanota-lg-") as tmp:
+            app_path = Path(tmp) / "factory.app"
+            app_path.write_bytes(app)
+            name = "_factory.app"
+            cmd = deploy.connect(self.console_url, True) + [
+                "fs", "cp", str(app_path), f":{name}", "+", "exec", _FLASH.format(name=name)]  # fmt: skip
+            secs = deploy.run([cmd], f"flash {self.name}", timeout=120)
+        self.state = "flashed"
+        log(f"rig: {self.name}: factory app ({len(app)} bytes) flashed in {secs:.1f} s")
+        self.power_cycle()
+        time.sleep(BOOT_S)
+        actions.push_store(ident, self.console_url, True, False)
+        self.record, self.state = record, "provisioned"
+        self.power_cycle()
+        self.state = "running"
+
+    async def attach(self, rig: RigHub, faults: Faults | None = None) -> BoardLink:
+        from .console import ConsoleCapture
+
+        self._capture = ConsoleCapture(self.console_url).__enter__()
+        return await rig.link_stream(self, self.han_url)
+
+    def power(self, on: bool) -> None:
+        with _LABGRID:
+            if on:
+                self._power.on()
+            else:
+                self._power.off()
+                self.state = "off"
+
+    def power_cycle(self) -> None:
+        self.power(False)
+        self.power(True)
+
+    def console_output(self) -> bytes | None:
+        return self._capture.text() if self._capture is not None else None
+
+    def facts(self) -> dict[str, Any]:
+        text = self.console_output()
+        return {"place": self.name, **({"console_bytes": len(text)} if text is not None else {})}
+
+    def stop(self) -> None:
+        if self._capture is not None:
+            self._capture.__exit__(None, None, None)
+            self._capture = None
+
+
+def _url(port: Any) -> str:
+    if getattr(port, "protocol", "rfc2217") != "raw":
+        return f"rfc2217://{port.host}:{port.port}"
+    return f"socket://{port.host}:{port.port}"
