@@ -23,6 +23,7 @@ AREAS = {
     "hub": "hanota.hub.cli",
     "rig": "hanota.rig.cli",
     "bench": "hanota.bench.cli",
+    "lab": "hanota.lab.cli",
     "demo": "hanota.demo",
 }
 
