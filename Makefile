@@ -13,9 +13,11 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 SWEEP_ARGS ?=
 FAULTS_ARGS ?=
+LAB_BOARDS ?= 4
+LAB_EXPORTERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-quick lint bench sweep faults fuzz flash deploy sim monitor lock clean
+.PHONY: help setup demo test test-quick lint bench sweep faults fuzz lab flash deploy sim monitor lock clean
 
 help: ## list the targets
 	@echo "hanota make targets:"
@@ -55,6 +57,9 @@ faults: $(STAMP) ## link fault campaign on sim boards (FAULTS_ARGS=--quick for 2
 fuzz: $(STAMP) ## run each fuzz target for FUZZ_SECONDS (installs atheris)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-fuzz.txt
 	$(BIN)/python -m hanota.fuzz --seconds $(FUZZ_SECONDS)
+
+lab: $(STAMP) ## local labgrid lab: coordinator, LAB_EXPORTERS hosts, LAB_BOARDS sim boards, a place each
+	$(HANOTA) lab up --boards $(LAB_BOARDS) --exporters $(LAB_EXPORTERS) --dir build/lab
 
 flash: $(STAMP) ## BOARD=... [PORT=... FIRMWARE=...]: write MicroPython, provision, deploy
 	$(HANOTA) board flash --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(FIRMWARE),--firmware $(FIRMWARE))
