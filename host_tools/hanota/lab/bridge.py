@@ -58,6 +58,7 @@ class Endpoint:
         """The board is powered: carry bytes to and from its pty `pty_path`."""
         fd = os.open(pty_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         with self._lock:
+            self._discard_pending()  # what arrived before this moment was sent while off
             old, self._pty = self._pty, fd
         if old is not None:
             os.close(old)
@@ -84,6 +85,15 @@ class Endpoint:
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+
+    def _discard_pending(self) -> None:
+        client = self._client
+        if client is None or self._pty is not None:
+            return
+        with contextlib.suppress(OSError):  # nothing more now (or reset: the thread sees it)
+            while client.recv(_CHUNK):
+                pass
+        # an empty read (the client closed) is left for the thread to notice
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
