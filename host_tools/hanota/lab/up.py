@@ -15,6 +15,9 @@ booted. The coordinator runs in DIR/coordinator, where it keeps places.yaml; lab
 writes that file at most 15 s after a change (its save poll), so restart_coordinator()
 waits for the file to hold every place before stopping it. labgrid drops acquisitions
 when it loads places.yaml: after a coordinator restart every place is released.
+
+The coordinator and the hosts get SIGTERM when the thread that started them ends (their
+parent-death signal): use a Lab from one thread that lives as long as it does.
 """
 
 from __future__ import annotations
