@@ -17,7 +17,7 @@ from hanota.hub import HubConfig
 from hanota.link.faults import Faults
 
 from . import simboards
-from .boards import LocalReal
+from .boards import LocalReal, LocalSim, RigBoard
 from .factory import Images
 from .session import BoardLink, RigHub
 
@@ -50,9 +50,9 @@ class HubThread:
 
         return self._run(go())
 
-    def attach(self, board: Any, faults: Faults | None = None) -> BoardLink:
-        """Link a started sim board (SimBoard + record) through the emulator."""
-        return self._run(self.rig.add_sim(board.sim, board.record, faults, name=board.name))
+    def attach(self, board: RigBoard, faults: Faults | None = None) -> BoardLink:
+        """Enrol a board and serve its HAN link (a local sim's through the emulator)."""
+        return self._run(self.rig.add(board, faults))
 
     def attach_port(self, path: str, record: dict[str, Any], baud: int = 115200) -> BoardLink:
         return self._run(self.rig.add(LocalReal(path, record, baud)))
@@ -79,40 +79,32 @@ class HubThread:
             self._thread.join(5)
 
 
-class SimRigBoard:
+class SimRigBoard(LocalSim):
     """A fresh provisioned sim board; `start()` boots it."""
 
     def __init__(self, directory: Path, board: str, trust: list[Path], suppliers: list[str],
                  short_addr: int, factory_version: int, heap: str | None = None,
                  agent_config: dict[str, Any] | None = None):  # fmt: skip
-        self.name = f"{board}-{short_addr}"
-        self.ident, self.record = simboards.fresh(
+        self.ident, record = simboards.fresh(
             directory, board, factory_version=factory_version, trust=trust,
             suppliers=suppliers, seed=f"fixture:{directory}", short_addr=short_addr,
             agent_config=agent_config,
         )  # fmt: skip
         from hanota.sim.runner import SimBoard
 
-        self.sim = SimBoard(directory, heap=heap)
+        super().__init__(SimBoard(directory, heap=heap), record, f"{board}-{short_addr}")
 
     def start(self) -> SimRigBoard:
         self.sim.start()
         return self
 
-    def stop(self) -> None:
-        self.sim.stop()
 
-
-class RealBoard:
+class RealBoard(LocalReal):
     """A real board given by --board-port/--hub-port and its provisioning record."""
 
     def __init__(self, console: str, hub_port: str | None, record: dict[str, Any] | None):
-        self.name = "real"
-        self.console, self.hub_port, self.record = console, hub_port, record
-        self.sim = None
-
-    def stop(self) -> None:
-        pass
+        super().__init__(hub_port or "", record or {"board": "real"})
+        self.name, self.console = "real", console
 
 
 __all__ = ["HubThread", "Images", "RealBoard", "SimRigBoard"]

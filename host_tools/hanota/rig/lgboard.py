@@ -43,10 +43,13 @@ _LABGRID = threading.Lock()  # labgrid's client loop runs in the calling thread:
 # Over the console's REPL on a sim board: the app in FACTORY_FILE (copied there first)
 # into the slot that does not run, that slot VALID in otadata with the sequence number
 # esp_ota_set_boot_partition would give it (ports/otadata.arm), the agent's store formatted.
+# The device build folds const() names away: the sector, entry length and VALID state come
+# from the host's reading of the same rules (hanota.sim.otadata).
 _FLASH = """
 import json, os, vfs
-from ports.simflash import Flash, Partition, SECTOR
+from ports.simflash import Flash, Partition
 from ports import otadata as od
+SECTOR = {sector}
 b = json.load(open(os.getenv("HANOTA_BOOT")))
 P = b["partitions"]
 f = Flash(b["flash"], b.get("ops"))
@@ -66,14 +69,14 @@ while True:
 src.close()
 os.remove({name!r})
 ota = P["otadata"][0]
-e = bytearray(od.ENTRY_LEN)
+e = bytearray({entry_len})
 f.read(ota, e)
 e0 = od.unpack(e)
 f.read(ota + SECTOR, e)
 e1 = od.unpack(e)
 i, seq, _new = od.arm(e0, e1, s)
 f.erase(ota + i * SECTOR)
-f.write(ota + i * SECTOR, od.pack(seq, od.VALID))
+f.write(ota + i * SECTOR, od.pack(seq, {valid}))
 try:
     vfs.umount("/data")
 except OSError:
@@ -84,14 +87,14 @@ print("flashed", n, "slot", s)
 
 
 def client(coordinator: str, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run `labgrid-client -x COORDINATOR ARGS...`; its stdout, or CommandError with
-    labgrid's own message."""
+    """Run `labgrid-client -x COORDINATOR ARGS...`; its stdout, or CommandError (exit 1:
+    the lab said no, e.g. a place held by someone else) with labgrid's own message."""
     cmd = [paths.venv_bin("labgrid-client"), "-x", coordinator, *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S,
                          env={**os.environ, **(env or {})})  # fmt: skip
     if res.returncode != 0:
         why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
-        raise CommandError(f"labgrid-client {' '.join(args)}: {why}")
+        raise CommandError(f"labgrid-client {' '.join(args)}: {why}", code=1)
     return res.stdout
 
 
@@ -103,7 +106,7 @@ def places(coordinator: str, patterns: list[str]) -> list[str]:
     for pat in patterns:
         hit = fnmatch.filter(known, pat)
         if not hit:
-            raise CommandError(f"no labgrid place matches {pat!r} (places: {' '.join(known)})")
+            raise CommandError(f"no labgrid place matches {pat!r} (places: {' '.join(known)})", 1)
         out += [p for p in hit if p not in out]
     return out
 
@@ -168,8 +171,10 @@ class LabgridBoard(RigBoard):
             app_path = Path(tmp) / "factory.app"
             app_path.write_bytes(app)
             name = "_factory.app"
+            script = Path(tmp) / "flash_slot.py"
+            script.write_text(_flash_code(name))
             cmd = deploy.connect(self.console_url, True) + [
-                "fs", "cp", str(app_path), f":{name}", "+", "exec", _FLASH.format(name=name)]  # fmt: skip
+                "fs", "cp", str(app_path), f":{name}", "+", "run", str(script)]  # fmt: skip
             secs = deploy.run([cmd], f"flash {self.name}", timeout=120)
         self.state = "flashed"
         log(f"rig: {self.name}: factory app ({len(app)} bytes) flashed in {secs:.1f} s")
@@ -177,13 +182,14 @@ class LabgridBoard(RigBoard):
         time.sleep(BOOT_S)
         actions.push_store(ident, self.console_url, True, False)
         self.record, self.state = record, "provisioned"
+        from .console import ConsoleCapture
+
+        # read from before the agent's first boot: it reports its idle heap at start
+        self._capture = ConsoleCapture(self.console_url).__enter__()
         self.power_cycle()
         self.state = "running"
 
     async def attach(self, rig: RigHub, faults: Faults | None = None) -> BoardLink:
-        from .console import ConsoleCapture
-
-        self._capture = ConsoleCapture(self.console_url).__enter__()
         return await rig.link_stream(self, self.han_url)
 
     def power(self, on: bool) -> None:
@@ -209,6 +215,32 @@ class LabgridBoard(RigBoard):
         if self._capture is not None:
             self._capture.__exit__(None, None, None)
             self._capture = None
+
+
+def brought_up(b: LabgridBoard, *, trust: list[Path], suppliers: list[str], seed: str,
+               short_addr: int = 1, app: bytes | None = None,
+               factory_version: int = 0x01000000, heap_report: bool = True) -> LabgridBoard:  # fmt: skip
+    """`b` flashed with the factory app (`app`, else built from this checkout at
+    `factory_version`), provisioned with a new identity, running the agent. Boards made in
+    one thread (labgrid's client session is that thread's) may be brought up in several."""
+    from hanota.board import defs
+    from hanota.sim import create
+
+    from . import heap
+    from .factory import device
+
+    board = b.board_name
+    ident, record = device(board, suppliers, seed=seed, short_addr=short_addr, anchors=trust)
+    ident.agent_config = heap.with_report(None) if heap_report else None
+    app = app if app is not None else create.factory_app(defs.load(board), factory_version, None)
+    b.bring_up(app, ident, record)
+    return b
+
+
+def _flash_code(name: str) -> str:
+    from hanota.sim import otadata
+
+    return _FLASH.format(name=name, sector=otadata.SECTOR, entry_len=32, valid=otadata.VALID)
 
 
 def _url(port: Any) -> str:

@@ -3,7 +3,9 @@
 Options: `--board-port` (a real board's console), `--hub-port` (its HAN UART),
 `--board-name`, `--board-record`. Tests marked `hardware` are skipped without a board.
 Fixtures: `images` (manufacturer key + signed images built on the fly), `hub` (a hub
-served on a background loop), `board` (a fresh provisioned sim board, or the real one),
+served on a background loop), `board` (a fresh provisioned sim board, the real one, or
+under labgrid's own `--lg-env` the board of its `main` target: a `RemotePlace` this user
+has acquired, flashed and provisioned through its drivers and powered off after),
 `make_board` (several boards), `link_faults` (emulator faults for `hub.attach`).
 Works under pytest-xdist: every worker has its own temporary dirs, ptys and hub.
 """
@@ -83,16 +85,38 @@ def make_board(request: pytest.FixtureRequest, tmp_path: Path, images: Any) -> I
 
 
 @pytest.fixture()
-def board(request: pytest.FixtureRequest, make_board: Any) -> Any:
-    """The board under test: a fresh sim-ppmid, or the real one given by --board-port."""
+def board(request: pytest.FixtureRequest, make_board: Any, images: Any) -> Iterator[Any]:
+    """The board under test: a fresh sim-ppmid, the real one given by --board-port, or
+    the labgrid target of --lg-env (labgrid's pytest plugin)."""
     port = request.config.getoption("--board-port")
+    if _lg_env(request.config):
+        from hanota.rig.lgboard import LabgridBoard, brought_up
+
+        target = request.getfixturevalue("target")  # labgrid's fixture: the env's main target
+        name = request.config.getoption("--board-name") or "sim-ppmid"
+        b = brought_up(LabgridBoard(target, name), trust=[images.pub_path],
+                       suppliers=["supplier-a"], seed=f"fixture:{request.node.nodeid}")  # fmt: skip
+        yield b
+        b.stop()
+        b.power(False)
+        return
     if not port:
-        return make_board()
+        yield make_board()
+        return
     from hanota.rig.fixtures import RealBoard
 
     rec = request.config.getoption("--board-record")
     record = json.loads(Path(rec).read_text()) if rec else None
-    return RealBoard(port, request.config.getoption("--hub-port"), record)
+    yield RealBoard(port, request.config.getoption("--hub-port"), record)
+
+
+def _lg_env(config: pytest.Config) -> str | None:
+    """labgrid's --lg-env (or $LG_ENV) when its pytest plugin is loaded."""
+    import os
+
+    if not hasattr(config.option, "lg_env"):
+        return None
+    return config.option.lg_env or os.environ.get("LG_ENV")
 
 
 @pytest.fixture()

@@ -98,14 +98,14 @@ def _board(opts: UpdateOptions, work: Path) -> RigBoard:
     else:
         _ident, record = simboards.fresh(
             work / "board", opts.board, factory_version=opts.factory_version, trust=opts.trust,
-            suppliers=opts.suppliers, seed=f"{opts.seed}:{work}", app=_factory_app(opts),
+            suppliers=opts.suppliers, seed=f"{opts.seed}:{work}", app=factory_app(opts),
             agent_config=heap.with_report(None) if opts.heap_report else None,
         )  # fmt: skip
     sim = SimBoard(work / "board", heap=opts.heap, cut_at=opts.cut_at).start()
     return LocalSim(sim, record)
 
 
-def _factory_app(opts: UpdateOptions) -> bytes | None:
+def factory_app(opts: UpdateOptions) -> bytes | None:
     """The --factory-app bytes, checked to be a whole sim app (header and tree hash)."""
     if opts.factory_app is None:
         return None
