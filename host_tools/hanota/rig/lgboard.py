@@ -153,7 +153,7 @@ class LabgridBoard(RigBoard):
         from labgrid.resource import NetworkSerialPort
 
         self.target, self.board_name = target, board
-        self.name = target.name
+        self.name = _place_name(target)
         self.record: dict[str, Any] = {}
         self.console_url = _url(target.get_resource(NetworkSerialPort, name="console"))
         self.han_url = _url(target.get_resource(NetworkSerialPort, name="han"))
@@ -235,6 +235,14 @@ def brought_up(b: LabgridBoard, *, trust: list[Path], suppliers: list[str], seed
     app = app if app is not None else create.factory_app(defs.load(board), factory_version, None)
     b.bring_up(app, ident, record)
     return b
+
+
+def _place_name(target: Any) -> str:
+    """The place a target's RemotePlace names (an env file's target is often `main`)."""
+    from labgrid.resource import RemotePlace
+
+    places = [r for r in target.resources if isinstance(r, RemotePlace)]
+    return places[0].name if places else target.name
 
 
 def _flash_code(name: str) -> str:
