@@ -179,3 +179,44 @@ def test_pytest_fixtures_resolve_to_a_labgrid_target_under_lg_env(lab, tmp_path)
         lgboard.client(lab.coordinator, "-p", place, "release")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "1 passed" in res.stdout
+
+
+def test_a_real_board_place_is_not_flashed_by_the_rig_and_needs_its_record(tmp_path):
+    from hanota.output import CommandError
+    from hanota.rig import lgrun
+    from hanota.rig.update import UpdateOptions
+
+    opts = UpdateOptions(images=[], trust=[], board="ihd-esp32")
+    with pytest.raises(CommandError, match="flash and provision it first|Flash and provision"):
+        lgrun._real_record(opts, ["bench-ihd-1"])
+    rec = tmp_path / "board.json"
+    rec.write_text(json.dumps({"board": "ihd-esp32", "eui64": "00" * 8}))
+    opts.record = rec
+    with pytest.raises(CommandError, match="one --lg-place"):
+        lgrun._real_record(opts, ["a", "b"])
+    assert lgrun._real_record(opts, ["a"])["eui64"] == "00" * 8
+    assert lgrun._real_record(UpdateOptions(images=[], trust=[]), ["a", "b"]) is None  # sim
+
+
+def test_dry_run_through_places_names_each_step(images):
+    res = subprocess.run(
+        [*HANOTA, "rig", "update", "--lg-coordinator", "127.0.0.1:1", "--lg-place", "p-*",
+         "--image", "v2.zigbee", "--trust", str(images.pub_path), "--dry-run", "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    steps = json.loads(res.stdout)["steps"]
+    assert "acquire p-*" in steps[0] and "127.0.0.1:1" in steps[0]
+    assert any("factory app" in s and "console" in s for s in steps)
+    assert steps[-1] == "places: powered off and released"
+
+
+def test_places_without_a_coordinator_is_a_usage_error(images, monkeypatch):
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    res = subprocess.run(
+        [*HANOTA, "rig", "update", "--lg-place", "p-1", "--image", "v2.zigbee", "--trust",
+         str(images.pub_path)],
+        capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                          if k != "LG_COORDINATOR"},
+    )  # fmt: skip
+    assert res.returncode == 2 and "--lg-coordinator" in res.stderr

@@ -161,6 +161,17 @@ class LabgridBoard(RigBoard):
         self._capture: Any = None
 
     # the strategy: off -> flashed -> provisioned -> running
+    def adopt(self, record: dict[str, Any]) -> None:
+        """A board flashed and provisioned beforehand (a real one: `hanota board flash
+        --port rfc2217://HOST:PORT`, esptool resetting the chip through RFC 2217), whose
+        device record is `record`: read its console from a power cycle into the agent."""
+        from .console import ConsoleCapture
+
+        self.record, self.state = record, "provisioned"
+        self._capture = ConsoleCapture(self.console_url).__enter__()
+        self.power_cycle()
+        self.state = "running"
+
     def bring_up(self, app: bytes, ident: Any, record: dict[str, Any]) -> None:
         """Flash `app` (a sim app image), provision `ident`, boot into the agent."""
         from hanota.board import actions, deploy

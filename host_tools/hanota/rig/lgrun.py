@@ -7,12 +7,13 @@ places. One place: the usual summary with "place"; more: {"ok", "boards": [...]}
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..output import log
+from ..output import CommandError, log
 from . import lgboard
 from .update import UpdateOptions, run_updates
 
@@ -21,13 +22,17 @@ def run_places(opts: UpdateOptions, coordinator: str, patterns: list[str],
                view: Any = None) -> dict[str, Any]:  # fmt: skip
     names = lgboard.places(coordinator, patterns)
     work = Path(opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
+    record = _real_record(opts, names)
     with lgboard.acquired(coordinator, names):
         log(f"rig: acquired {' '.join(names)} on {coordinator}")
         env = lgboard.environment(coordinator, names, work)
-        app = _factory(opts)
+        app = _factory(opts) if record is None else b""
         made = [lgboard.LabgridBoard(env.get_target(n), opts.board) for n in names]
 
         def up(i: int) -> lgboard.LabgridBoard:
+            if record is not None:
+                made[i].adopt(record)
+                return made[i]
             return lgboard.brought_up(
                 made[i], trust=opts.trust,
                 suppliers=opts.suppliers, seed=f"{opts.seed}:{names[i]}:{work}",
@@ -44,6 +49,21 @@ def run_places(opts: UpdateOptions, coordinator: str, patterns: list[str],
     if len(summaries) == 1:
         return summaries[0]
     return {"ok": all(s["ok"] for s in summaries), "boards": summaries}
+
+
+def _real_record(opts: UpdateOptions, names: list[str]) -> dict[str, Any] | None:
+    """A real board's place: its record (--record), the board flashed and provisioned
+    beforehand; None for sim places, which the rig flashes and provisions itself."""
+    from hanota.board import defs
+
+    if defs.load(opts.board)["kind"] == "sim":
+        return None
+    if opts.record is None or len(names) != 1:
+        raise CommandError(
+            f"{opts.board} is a real board: the rig does not flash it through a place. Flash "
+            "and provision it first ('hanota board flash --port rfc2217://HOST:PORT ...'), "
+            "then give one --lg-place and its --record", 2)  # fmt: skip
+    return json.loads(opts.record.read_text())
 
 
 def _factory(opts: UpdateOptions) -> bytes:
