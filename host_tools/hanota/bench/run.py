@@ -28,6 +28,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "han": ("linkeff", "measure_han"),
     "profiles": ("profiles", "measure"),
     "fleet": ("fleet", "measure"),
+    "lab": ("labfleet", "measure"),
     "alerts": ("alertlat", "measure"),
     "plot": ("plot", "measure"),
     "delta": ("delta", "measure"),
