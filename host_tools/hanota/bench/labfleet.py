@@ -180,10 +180,10 @@ def measure(quick: bool = False) -> Section:
                ""),
         Figure("bringup_s", f"bring-up of all {n} boards through their places "
                f"({lab['workers']} at a time)", lab["bringup_s"], "s",
-               note="each board linked to the hub as soon as it is up"),
+               note="each board linked to the hub, and so powered on, as soon as it is up"),
         Figure("bringup_board_s", "one board's bring-up (median)", statistics.median(ups), "s",
                note="power on, flash the factory app and provision over the console with "
-               "mpremote, two power cycles"),
+               "mpremote, a power cycle between, then off until linked"),
         Figure("lab_start_s", f"lab start: coordinator, {exporters} hosts, {n} boards created "
                "and booted, places", ph["lab_start_s"], "s"),
     )  # fmt: skip
@@ -194,7 +194,8 @@ def measure(quick: bool = False) -> Section:
         "boards round-robin over the hosts. Every place acquired with `labgrid-client "
         "acquire`; each board brought up through its place (`rig.lgboard.brought_up`: power "
         "on through labgrid's NetworkPowerDriver, the bench's factory app flashed and the "
-        "identity provisioned over the exported console with mpremote, power cycles), "
+        "identity provisioned over the exported console with mpremote, then off; powered "
+        "on by `attach` once the hub serves its HAN link), "
         f"{lab['workers']} boards at a time; bring-up is timed per board and for all. One "
         "in-process hub (`RigHub`, profile `direct`) serves every board's exported HAN link "
         "(`socket://`, raw TCP to the host's endpoint bridge and the board's pty, no link "

@@ -41,7 +41,7 @@ from ..sim.create import FACTORY_VERSION
 from ..stopping import die_with_parent
 from . import client, config
 
-HOST_READY_S = 120.0  # creating and booting a host's boards (creating: ~4 s a board)
+HOST_READY_S = 300.0  # creating and booting a host's boards (~4 s a board; 8 a host: 105 s loaded)
 RESOURCES_S = 60.0
 STOP_S = 20.0
 SAVE_WAIT_S = 20.0  # labgrid's coordinator saves places.yaml every 15 s

@@ -11,13 +11,15 @@ The strategy, off -> flashed -> provisioned -> running, for a sim board: power o
 the factory app into the slot that does not run and make it the boot slot (the writes
 esptool and esp_ota_set_boot_partition make on an ESP32, here over the console's REPL with
 mpremote), format the agent's store; power cycle; push the identity with mpremote (what
-`hanota board provision` does); power cycle into the agent. labgrid's client runs its own
+`hanota board provision` does); power off; and, once the hub serves its HAN link
+(`attach`), power on into the agent. labgrid's client runs its own
 event loop, so every labgrid call here is made outside the rig's (before it starts, or in
 a worker thread).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
 import subprocess
@@ -164,16 +166,24 @@ class LabgridBoard(RigBoard):
     def adopt(self, record: dict[str, Any]) -> None:
         """A board flashed and provisioned beforehand (a real one: `hanota board flash
         --port rfc2217://HOST:PORT`, esptool resetting the chip through RFC 2217), whose
-        device record is `record`: read its console from a power cycle into the agent."""
+        device record is `record`: left off, its console read, for `attach` to boot."""
+        self.record = record
+        self._read_console_then_off()
+
+    def _read_console_then_off(self) -> None:
+        """Open the console for the run and leave the board off: `attach` powers it on
+        once its link is served. An agent whose queries go unanswered for 30 s waits an
+        hour before the next (its query interval), and a lab endpoint with no client drops
+        what the board sends; booted only after the hub listens, the agent's announce,
+        its first query and its idle heap report (on the console) all arrive."""
         from .console import ConsoleCapture
 
-        self.record, self.state = record, "provisioned"
+        self.power(False)
         self._capture = ConsoleCapture(self.console_url).__enter__()
-        self.power_cycle()
-        self.state = "running"
+        self.state = "provisioned"
 
     def bring_up(self, app: bytes, ident: Any, record: dict[str, Any]) -> None:
-        """Flash `app` (a sim app image), provision `ident`, boot into the agent."""
+        """Flash `app` (a sim app image), provision `ident`; left off for `attach`."""
         from hanota.board import actions, deploy
 
         self.power(True)
@@ -192,16 +202,16 @@ class LabgridBoard(RigBoard):
         self.power_cycle()
         time.sleep(BOOT_S)
         actions.push_store(ident, self.console_url, True, False)
-        self.record, self.state = record, "provisioned"
-        from .console import ConsoleCapture
-
-        # read from before the agent's first boot: it reports its idle heap at start
-        self._capture = ConsoleCapture(self.console_url).__enter__()
-        self.power_cycle()
-        self.state = "running"
+        self.record = record
+        self._read_console_then_off()
 
     async def attach(self, rig: RigHub, faults: Faults | None = None) -> BoardLink:
-        return await rig.link_stream(self, self.han_url)
+        """Serve the board's HAN link, then power it on into the agent (labgrid's calls
+        off the rig's event loop)."""
+        link = await rig.link_stream(self, self.han_url)
+        await asyncio.to_thread(self.power, True)
+        self.state = "running"
+        return link
 
     def power(self, on: bool) -> None:
         with _LABGRID:
