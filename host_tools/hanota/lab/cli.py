@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     u = s.add_parser("up", help="start the lab; print 'coordinator: HOST:PORT' and "
-                     "'place: NAME' lines; run until SIGINT/SIGTERM")  # fmt: skip
+                     "'place: NAME' lines; run until SIGINT/SIGTERM",
+                     description=_UP_DOC)  # fmt: skip
     u.add_argument("--boards", type=int, default=4, help="sim boards, one place each "
                    "(default 4)")  # fmt: skip
     u.add_argument("--exporters", type=int, default=2, help="hosts, each with its own "
@@ -30,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--dir", type=Path, default=BUILD / "lab", help="the lab's directory: "
                    "lab.json, board flash files, coordinator state, logs (default build/lab)")  # fmt: skip
     u.set_defaults(func=cmd_up)
+
+
+_UP_DOC = """A labgrid coordinator on 127.0.0.1 (a free port), M exporter hosts (each a
+process with its own labgrid-exporter), N sim boards spread over them, one place per
+board. Once all is up it prints 'coordinator: HOST:PORT' and one 'place: NAME' line per
+board on stdout, then runs until Ctrl-C or SIGTERM and stops everything it started.
+Update the boards with `hanota rig update --lg-coordinator HOST:PORT --lg-place NAME`;
+DIR/lab.json names every endpoint. See docs/labgrid.md."""
 
 
 @stoppable("lab")

@@ -63,7 +63,10 @@ _UPDATE_DOC = """A fresh board (sim: built here, or the app bytes of --factory-a
 in process, the images submitted as one submission, run to the end. Deltas and the full
 image go together: `--factory-app v1.bin --image full/*.zigbee delta/*.zigbee` shows the
 hub choosing (the JSON's "delta" is true when the delta was delivered; "firmware_bytes"
-is the target's length beside "image_bytes", the OTA bytes sent)."""
+is the target's length beside "image_bytes", the OTA bytes sent). With --lg-coordinator
+and --lg-place, the boards of labgrid places (any host) instead: acquired, flashed and
+provisioned through their drivers, updated at once through one hub, released
+(docs/labgrid.md)."""
 
 
 def cmd_update(args: argparse.Namespace) -> int:
