@@ -85,14 +85,8 @@ async def _local(bench: simrun.Bench, files: list[Path], n: int) -> dict[str, An
 async def _served(made: list[lgboard.LabgridBoard], names: list[str], bench: simrun.Bench,
                   files: list[Path], workers: int) -> dict[str, Any]:  # fmt: skip
     """Bring every board up through its place, `workers` at a time in a thread pool, and
-    link each to the hub as soon as it is up; then one submission for all of them.
-
-    A board sends its DEVICE_ANNOUNCE and a Query Next Image as the agent starts, and the
-    host's endpoint drops what a board sends while no client is connected; unanswered,
-    the agent repeats the query every retry_s (10 s) three times, then stays idle for
-    query_interval_s (an hour). Linked as soon as its bring-up returns, a board is heard
-    at its announce or at the latest its next query; linked only after all of them were
-    up (about a minute for 32 on 2 cores), the first ones would have gone quiet."""
+    link each to the hub as soon as it is up (`attach` then powers it into the agent, so
+    the hub hears its boot announce); then one submission for all of them."""
     loop = asyncio.get_running_loop()
     up_s: dict[str, float] = {}
 
@@ -199,9 +193,8 @@ def measure(quick: bool = False) -> Section:
         f"{lab['workers']} boards at a time; bring-up is timed per board and for all. One "
         "in-process hub (`RigHub`, profile `direct`) serves every board's exported HAN link "
         "(`socket://`, raw TCP to the host's endpoint bridge and the board's pty, no link "
-        "emulator), each linked as soon as its bring-up returns (an endpoint drops what a "
-        "board sends while nobody is connected: linked at once, the hub hears the board's "
-        "boot announce or its next Query Next Image); once the hub has heard every board, "
+        "emulator), each linked as soon as its bring-up returns and only then powered into "
+        "the agent, so the hub hears its boot announce; once the hub has heard every board, "
         "one submission of a "
         f"{lab['file_bytes']:,}-byte uncompressed OTA file (the fleet family's file at its "
         f"{n}-board size) for all of them; aggregate = boards × file bytes ÷ (first block "
