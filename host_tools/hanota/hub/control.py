@@ -108,6 +108,11 @@ async def start(hub: Hub, state_dir: Path) -> asyncio.AbstractServer:
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # the hub stopping: a connection's task ends here, not cancelled, since Python
+            # 3.11's start_server callback asks a cancelled task for its exception and logs
+            # the CancelledError it gets as an error (fixed in 3.12)
+            pass
         finally:
             writer.close()
 
