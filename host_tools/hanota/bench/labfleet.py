@@ -23,7 +23,7 @@ from hanota.link import profiles
 from hanota.rig import lgboard
 from hanota.rig.session import RigHub
 
-from . import simrun
+from . import fleet, simrun
 from .linkeff import HEAP, _work
 from .results import Bar, Figure, Section
 
@@ -37,35 +37,14 @@ TRANSFER_S = 900.0
 
 
 async def _one_submission(rig: RigHub, euis: list[str], files: list[Path]) -> dict[str, Any]:
-    """Every board's announce, then one submission of `files` for all of them; the span
-    from the first block the hub served to the last Upgrade End Request it stamped (the
-    hub's own Transfer.first_block/.ended, as the fleet family measures)."""
+    """Every board's announce, then one submission of `files` for all of them, timed as
+    the fleet family times it (fleet.timed_submission)."""
     t = time.monotonic()
     await rig.wait(lambda: all(rig.reported(e) for e in euis), ANNOUNCE_S,
                    "every board's announce")  # fmt: skip
     heard = time.monotonic() - t
-    sub = rig.hub.submit(SUPPLIER, euis, files)
-    keys = [(sub["id"], e) for e in euis]
-    ends: dict[tuple[str, str], float] = {}
-
-    def all_done() -> bool:
-        for k in keys:
-            if k not in ends and simrun._done(rig, k, len(files)):  # noqa: SLF001
-                # the hub's stamp of the last Upgrade End Request; a failed one: now
-                ends[k] = rig.hub.state.transfers[k].ended or time.time()
-        return len(ends) == len(keys)
-
-    await rig.wait(all_done, TRANSFER_S, "every board's transfer", poll=0.02)
-    ts = [rig.hub.state.transfers[k] for k in keys]
-    first = min(t.first_block for t in ts if t.first_block)
-    per = [ends[k] - (rig.hub.state.transfers[k].first_block or ends[k]) for k in keys]
-    states = [t.state for t in ts]
-    fb = sum(f.stat().st_size for f in files)
-    span = max(ends.values()) - first
-    return {"boards": len(euis), "file_bytes": fb, "span_s": span,
-            "aggregate": len(euis) * fb / span, "per_board_s": per, "states": states,
-            "ok": sum(s not in ("failed", "discarded") for s in states),
-            "announce_wait_s": heard}  # fmt: skip
+    res = await fleet.timed_submission(rig, euis, files, TRANSFER_S)
+    return res | {"announce_wait_s": heard}
 
 
 async def _local(bench: simrun.Bench, files: list[Path], n: int) -> dict[str, Any]:

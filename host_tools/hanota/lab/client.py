@@ -6,6 +6,7 @@ a session that a coordinator restart would break.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -19,15 +20,16 @@ class ClientError(RuntimeError):
     pass
 
 
-def run(coordinator: str, *args: str, place: str | None = None,
-        timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess:  # fmt: skip
-    """`labgrid-client -x COORDINATOR [-p PLACE] ARGS`; ClientError when it fails and
-    `check` is set (its stderr in the message)."""
+def run(coordinator: str, *args: str, place: str | None = None, timeout: float = 30.0,
+        check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """`labgrid-client -x COORDINATOR [-p PLACE] ARGS` (with `env` added to this process's
+    environment, e.g. LG_USERNAME); ClientError when it fails and `check` is set (its
+    stderr in the message)."""
     cmd = [venv_bin("labgrid-client"), "-x", coordinator]
     if place is not None:
         cmd += ["-p", place]
     res = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
-                         stdin=subprocess.DEVNULL)  # fmt: skip
+                         stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})  # fmt: skip
     if check and res.returncode != 0:
         raise ClientError(f"{' '.join(cmd[1:] + list(args))}: exit {res.returncode}: "
                           f"{(res.stderr or res.stdout).strip()[-600:]}")  # fmt: skip

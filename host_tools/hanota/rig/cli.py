@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--ber", type=float, default=0.0, help="link: bit error rate")
     s.add_argument("--seed", type=int, default=0, help="link fault seed")
     s.add_argument("--timeout", type=float, default=240.0, help="seconds")
+    s.add_argument("--block-size", type=int, default=254,
+                   help="the hub's largest Image Block Response data, 1..254 (default 254)")  # fmt: skip
+    s.add_argument("--stall-timeout", type=float, default=120.0,
+                   help="seconds without a request before the hub fails a transfer "
+                   "(transfer-failure alert; the board may still resume it; default 120)")  # fmt: skip
     s.add_argument("--workdir", type=Path, help="keep the board, hub state and logs here")
     s.add_argument("--port", help="real board: its console port, read for the heap report")
     s.add_argument("--hub-port", help="real board: its HAN UART, served by the hub")
@@ -89,7 +94,8 @@ def cmd_update(args: argparse.Namespace) -> int:
         factory_version=args.factory_version, link=prof.name, heap=args.heap,
         cut_at=args.cut_at, faults=Faults(seed=args.seed, drop=args.drop, ber=args.ber),
         suppliers=args.supplier or ["supplier-a"], activate_at=args.activate_at,
-        timeout_s=args.timeout, workdir=args.workdir, port=args.hub_port, record=args.record,
+        timeout_s=args.timeout, block_size=args.block_size,
+        stall_timeout_s=args.stall_timeout, workdir=args.workdir, port=args.hub_port, record=args.record,
         baud=int(prof.baud * 10) or 115200, console=args.port, console_baud=args.console_baud,
         heap_report=not args.no_heap_report,
     )  # fmt: skip

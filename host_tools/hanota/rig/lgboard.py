@@ -20,9 +20,8 @@ a worker thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
-import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -33,7 +32,6 @@ from typing import Any
 
 from hanota.link.faults import Faults
 
-from .. import paths
 from ..output import CommandError, log
 from .boards import RigBoard
 from .session import BoardLink, RigHub
@@ -89,11 +87,12 @@ print("flashed", n, "slot", s)
 
 
 def client(coordinator: str, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run `labgrid-client -x COORDINATOR ARGS...`; its stdout, or CommandError (exit 1:
-    the lab said no, e.g. a place held by someone else) with labgrid's own message."""
-    cmd = [paths.venv_bin("labgrid-client"), "-x", coordinator, *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S,
-                         env={**os.environ, **(env or {})})  # fmt: skip
+    """`labgrid-client -x COORDINATOR ARGS...` (hanota.lab.client.run); its stdout, or
+    CommandError (exit 1: the lab said no, e.g. a place held by someone else) with
+    labgrid's own message."""
+    from hanota.lab.client import run
+
+    res = run(coordinator, *args, timeout=CLIENT_TIMEOUT_S, check=False, env=env)
     if res.returncode != 0:
         why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
         raise CommandError(f"labgrid-client {' '.join(args)}: {why}", code=1)
@@ -146,6 +145,20 @@ def environment(coordinator: str, names: list[str], directory: Path) -> Any:
     path = directory / "labgrid-env.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return Environment(config_file=str(path))
+
+
+def close_session() -> None:
+    """End this process's labgrid client session (RemotePlace's manager keeps one per
+    process, with gRPC threads): call from the thread that made the targets, once done."""
+    from labgrid.resource.common import ResourceManager
+    from labgrid.resource.remote import RemotePlaceManager
+
+    mgr = ResourceManager.instances.pop(RemotePlaceManager, None)
+    if mgr is None or mgr.session is None:
+        return
+    with contextlib.suppress(Exception):  # a coordinator already gone has nothing to close
+        mgr.loop.run_until_complete(mgr.session.stop())
+        mgr.loop.run_until_complete(mgr.session.close())
 
 
 class LabgridBoard(RigBoard):

@@ -46,6 +46,7 @@ def run_places(opts: UpdateOptions, coordinator: str, patterns: list[str],
         finally:
             for b in boards:
                 b.power(False)  # a place is left as a lab expects to find it: off
+            lgboard.close_session()
     if len(summaries) == 1:
         return summaries[0]
     return {"ok": all(s["ok"] for s in summaries), "boards": summaries}

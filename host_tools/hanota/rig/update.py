@@ -41,6 +41,8 @@ class UpdateOptions:
     activate_at: str | None = None
     confirm_delay_s: float = 2.0
     timeout_s: float = 240.0
+    block_size: int = 254  # the hub's largest Image Block Response data
+    stall_timeout_s: float = 120.0  # the hub's stall rule (transfer-failure, reason code 3)
     workdir: Path | None = None
     port: str | None = None  # real board: its HAN UART (--hub-port) ...
     record: Path | None = None  # ... and its provisioning record
@@ -65,7 +67,8 @@ async def run_updates(opts: UpdateOptions, boards: list[RigBoard], view: Any = N
     """Update `boards` at once through one hub, each its own submission of the images;
     one summary per board, in order."""
     work = Path(work or opts.workdir or tempfile.mkdtemp(prefix="hanota-rig-"))
-    cfg = HubConfig(confirm_delay_s=opts.confirm_delay_s, confirm_wait_s=opts.timeout_s)
+    cfg = HubConfig(confirm_delay_s=opts.confirm_delay_s, confirm_wait_s=opts.timeout_s,
+                    block_size=opts.block_size, stall_timeout_s=opts.stall_timeout_s)  # fmt: skip
     async with RigHub(work / "hub", cfg, opts.link) as rig:
         if view is not None:
             view(rig.hub)
