@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from otaclient import link, zcl
@@ -312,23 +313,32 @@ class LinkSession:
 
 
 async def serve_path(
-    hub: Hub, path: str, eui: str, baud: int = 115200, retry_s: float = 1.0
-) -> None:
+    hub: Hub, path: str, eui: str, baud: int = 115200, retry_s: float = 1.0, *,
+    opened: tuple[Any, Any] | None = None, on_session: Callable[[LinkSession], Any] | None = None,
+) -> None:  # fmt: skip
     """Serve a link (a serial port or pty path, or a URL: transport.open_link) until
-    cancelled; reopen it when it goes away."""
+    cancelled; reopen it when it goes away. `opened`: the link's first (reader, writer),
+    opened by the caller (whose error a failing first open is); `on_session`: told of
+    each LinkSession as it starts."""
     failing = False
     while True:
-        try:
-            reader, writer = await open_link(path, baud)
-        except ConnectionError as exc:
-            if not failing:
-                hub.record("link-error", link=path, error=str(exc))
-                failing = True
-            await asyncio.sleep(retry_s)
-            continue
+        if opened is not None:
+            (reader, writer), opened = opened, None
+        else:
+            try:
+                reader, writer = await open_link(path, baud)
+            except ConnectionError as exc:
+                if not failing:
+                    hub.record("link-error", link=path, error=str(exc))
+                    failing = True
+                await asyncio.sleep(retry_s)
+                continue
         failing = False
+        session = LinkSession(hub, path, reader, writer, eui)
+        if on_session is not None:
+            on_session(session)
         try:
-            await LinkSession(hub, path, reader, writer, eui).run()
+            await session.run()
         finally:
             writer.close()
         await asyncio.sleep(retry_s)

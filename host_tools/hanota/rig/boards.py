@@ -114,29 +114,16 @@ class LocalSim(RigBoard):
         self.sim.stop()
 
 
-class LocalReal(RigBoard):
-    """A real board on this machine: its HAN UART `port` (served directly, no emulator)
-    and, when given, its console read for the heap report (console.ConsoleCapture).
-    Flashing and provisioning are `hanota board flash`'s; the rig finds it running."""
+class ConsoleRead(RigBoard):
+    """A board whose console the rig reads with console.ConsoleCapture (a serial device
+    or a URL) while it runs: the heap report and crash tracebacks come from it."""
 
-    def __init__(self, port: str, record: dict[str, Any], baud: int = 115200,
-                 console: str | None = None, console_baud: int = 115200):  # fmt: skip
-        self.port, self.record, self.baud = port, record, baud
-        self.name = record["board"]
-        self.state = "running"
-        self._capture: Any = None
-        if console:
-            from .console import ConsoleCapture
+    _capture: Any = None
 
-            self._capture = ConsoleCapture(console, console_baud).__enter__()
+    def read_console(self, port: str, baud: int = 115200) -> None:
+        from .console import ConsoleCapture
 
-    async def attach(self, rig: RigHub, faults: Faults | None = None) -> BoardLink:
-        return await rig.link_stream(self, self.port, self.baud)
-
-    def power(self, on: bool) -> None:
-        raise NotImplementedError(
-            "a local real board has no power switch the rig drives: use a labgrid place"
-        )
+        self._capture = ConsoleCapture(port, baud).__enter__()
 
     def console_output(self) -> bytes | None:
         return self._capture.text() if self._capture is not None else None
@@ -150,3 +137,25 @@ class LocalReal(RigBoard):
             with contextlib.suppress(Exception):
                 self._capture.__exit__(None, None, None)
             self._capture = None
+
+
+class LocalReal(ConsoleRead):
+    """A real board on this machine: its HAN UART `port` (served directly, no emulator)
+    and, when given, its console read for the heap report.
+    Flashing and provisioning are `hanota board flash`'s; the rig finds it running."""
+
+    def __init__(self, port: str, record: dict[str, Any], baud: int = 115200,
+                 console: str | None = None, console_baud: int = 115200):  # fmt: skip
+        self.port, self.record, self.baud = port, record, baud
+        self.name = record["board"]
+        self.state = "running"
+        if console:
+            self.read_console(console, console_baud)
+
+    async def attach(self, rig: RigHub, faults: Faults | None = None) -> BoardLink:
+        return await rig.link_stream(self, self.port, self.baud)
+
+    def power(self, on: bool) -> None:
+        raise NotImplementedError(
+            "a local real board has no power switch the rig drives: use a labgrid place"
+        )

@@ -33,7 +33,7 @@ from typing import Any
 from hanota.link.faults import Faults
 
 from ..output import CommandError, log
-from .boards import RigBoard
+from .boards import ConsoleRead
 from .session import BoardLink, RigHub
 
 BOOT_S = 2.0  # MicroPython past start-up (its SIGINT handler set) before mpremote's Ctrl-C
@@ -161,7 +161,7 @@ def close_session() -> None:
         mgr.loop.run_until_complete(mgr.session.close())
 
 
-class LabgridBoard(RigBoard):
+class LabgridBoard(ConsoleRead):
     """The board of one labgrid target (a RemotePlace's resources and its drivers)."""
 
     def __init__(self, target: Any, board: str):
@@ -173,7 +173,6 @@ class LabgridBoard(RigBoard):
         self.console_url = _url(target.get_resource(NetworkSerialPort, name="console"))
         self.han_url = _url(target.get_resource(NetworkSerialPort, name="han"))
         self._power = target.get_driver("PowerProtocol")
-        self._capture: Any = None
 
     # the strategy: off -> flashed -> provisioned -> running
     def adopt(self, record: dict[str, Any]) -> None:
@@ -189,10 +188,8 @@ class LabgridBoard(RigBoard):
         hour before the next (its query interval), and a lab endpoint with no client drops
         what the board sends; booted only after the hub listens, the agent's announce,
         its first query and its idle heap report (on the console) all arrive."""
-        from .console import ConsoleCapture
-
         self.power(False)
-        self._capture = ConsoleCapture(self.console_url).__enter__()
+        self.read_console(self.console_url)
         self.state = "provisioned"
 
     def bring_up(self, app: bytes, ident: Any, record: dict[str, Any]) -> None:
@@ -234,21 +231,8 @@ class LabgridBoard(RigBoard):
                 self._power.off()
                 self.state = "off"
 
-    def power_cycle(self) -> None:
-        self.power(False)
-        self.power(True)
-
-    def console_output(self) -> bytes | None:
-        return self._capture.text() if self._capture is not None else None
-
     def facts(self) -> dict[str, Any]:
-        text = self.console_output()
-        return {"place": self.name, **({"console_bytes": len(text)} if text is not None else {})}
-
-    def stop(self) -> None:
-        if self._capture is not None:
-            self._capture.__exit__(None, None, None)
-            self._capture = None
+        return {"place": self.name, **super().facts()}
 
 
 def brought_up(b: LabgridBoard, *, trust: list[Path], suppliers: list[str], seed: str,

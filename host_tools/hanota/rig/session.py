@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hanota.hub import Hub, HubConfig
-from hanota.hub.server import LinkSession
+from hanota.hub.server import LinkSession, serve_path
 from hanota.link import profiles
 from hanota.link.emulator import LinkEmulator
 from hanota.link.faults import Faults
@@ -39,7 +39,7 @@ class BoardLink:
     emulator: LinkEmulator | None = None  # a local sim's line (profile, faults)
     session: LinkSession | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
-    closed_bytes: int = 0  # link bytes of the sessions before a reopen
+    closed_bytes: int = 0  # link bytes of the sessions before the current one (reopened)
 
     @property
     def eui(self) -> str:
@@ -97,8 +97,7 @@ class RigHub:
         """Enrol `board`; serve its HAN pty at `path` through the link emulator."""
         record = board.record
         self.hub.enrol(record)
-        name = board.name if board.name not in self.boards else self._free_name(board.name)
-        b = BoardLink(name, record, board)
+        b = BoardLink(self._free_name(board.name), record, board)
         ra, wa = await open_serial(path)
         s_emu, s_hub = socket.socketpair()
         rb, wb = await asyncio.open_connection(sock=s_emu)
@@ -113,32 +112,23 @@ class RigHub:
 
     async def link_stream(self, board: RigBoard, spec: str, baud: int = 115200) -> BoardLink:
         """Enrol `board`; serve its HAN link directly: a serial device, or a URL
-        (`socket://HOST:PORT`, `rfc2217://...`: transport.open_link). A link that goes
-        away (an exporter host lost, an adapter unplugged) is reopened every RETRY_S, and
-        the board's next request resumes its transfer."""
+        (`socket://HOST:PORT`, `rfc2217://...`: transport.open_link), as `hanota hub
+        serve` does (server.serve_path): a link that goes away (an exporter host lost, an
+        adapter unplugged) is reopened every RETRY_S, and the board's next request resumes
+        its transfer. The first open's failure is the caller's."""
         self.hub.enrol(board.record)
         b = BoardLink(self._free_name(board.name), board.record, board)
-        reader, writer = await open_link(spec, baud)  # the first open's failure is the caller's
-        b.tasks = [asyncio.create_task(self._serve(b, spec, baud, reader, writer))]
+        opened = await open_link(spec, baud)
+
+        def on_session(session: LinkSession) -> None:
+            b.closed_bytes += _session_bytes(b.session)
+            b.session = session
+
+        b.tasks = [asyncio.create_task(serve_path(self.hub, spec, board.record["eui64"], baud,
+                                                  RETRY_S, opened=opened,
+                                                  on_session=on_session))]  # fmt: skip
         self.boards[b.name] = b
         return b
-
-    async def _serve(self, b: BoardLink, spec: str, baud: int, reader: Any, writer: Any) -> None:
-        eui = b.record["eui64"]
-        while True:
-            b.session = LinkSession(self.hub, spec, reader, writer, eui)
-            try:
-                await b.session.run()
-            finally:
-                b.closed_bytes += _session_bytes(b.session)
-                writer.close()
-            while True:
-                await asyncio.sleep(RETRY_S)
-                try:
-                    reader, writer = await open_link(spec, baud)
-                    break
-                except ConnectionError:
-                    continue
 
     def _free_name(self, board: str) -> str:
         # boards of one definition share its name: the second is "<board>#2", and so on, so
