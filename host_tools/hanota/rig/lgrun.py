@@ -39,13 +39,16 @@ def run_places(opts: UpdateOptions, coordinator: str, patterns: list[str],
                 short_addr=i + 1, app=app, heap_report=opts.heap_report,
             )  # fmt: skip
 
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            boards = list(pool.map(up, range(len(names))))
         try:
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                boards = list(pool.map(up, range(len(names))))
             summaries = asyncio.run(run_updates(opts, boards, view, work))
-        finally:
-            for b in boards:
-                b.power(False)  # a place is left as a lab expects to find it: off
+        finally:  # also when a bring-up failed: every place is left off, as a lab expects
+            for b in made:
+                try:
+                    b.power(False)
+                except Exception as exc:  # noqa: BLE001 - a host gone: its place is off anyway
+                    log(f"rig: {b.name}: power off failed: {exc}")
             lgboard.close_session()
     if len(summaries) == 1:
         return summaries[0]
