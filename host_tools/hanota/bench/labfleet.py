@@ -120,6 +120,8 @@ def _through_places(bench: simrun.Bench, files: list[Path], n: int,
                     with contextlib.suppress(Exception):
                         b.power(False)
                     b.stop()
+                # no gRPC threads left while later families fork sim boards (docs/labgrid.md)
+                lgboard.close_session()
             t = time.monotonic()  # from here: every place released
         phases["release_s"] = time.monotonic() - t
         t = time.monotonic()
