@@ -262,3 +262,32 @@ def test_stop_reaches_children_that_ignore_sigterm_and_teardowns_that_hang(tmp_p
     else:
         tail = "stopped by SIGTERM"
     assert run.stderr().rstrip("\n").rsplit("\n", 1)[-1] == f"misbehaving: {tail}"
+
+
+def test_a_stop_landing_where_python_ignores_exceptions_is_raised_again():
+    """A signal handled inside a gc callback raises Stopped there, where Python can only
+    report it (sys.unraisablehook): it must still stop the command (the fuzz engine's gc
+    callback swallowed one and the run went on)."""
+    import gc
+
+    from hanota.stopping import Stopped, raising
+
+    fired: list[bool] = []
+
+    def callback(phase: str, _info: dict) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the callback
+                pass
+
+    gc.callbacks.append(callback)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(Stopped) as exc, raising():
+            gc.collect()
+            time.sleep(5)  # the Stopped raised again arrives here, at once
+        assert exc.value.signum == signal.SIGTERM and fired
+        assert time.monotonic() - t0 < 2
+    finally:
+        gc.callbacks.remove(callback)

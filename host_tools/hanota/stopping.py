@@ -42,6 +42,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PR_SET_PDEATHSIG = 1
 
 
+RESEND_S = 0.05  # a swallowed Stopped's signal is sent again after this long
+
+
 class Stopped(KeyboardInterrupt):
     """The command was asked to stop by signal `signum`."""
 
@@ -63,28 +66,49 @@ def raising(signals: tuple[int, ...] = SIGNALS,
             on_first: Callable[[int], None] | None = None) -> Iterator[None]:  # fmt: skip
     """While inside, the first of `signals` raises Stopped in the main thread (after
     calling on_first(signum)); later ones are ignored so they cannot cut the teardown
-    short. Outside the main thread (no handlers possible there) it does nothing."""
+    short. A Stopped that lands where Python cannot raise (a gc callback, a __del__: it
+    reaches sys.unraisablehook instead) is raised again: the signal is sent once more.
+    Outside the main thread (no handlers possible there) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     got: list[int] = []
+    again: list[bool] = []  # the last Stopped was swallowed: the next signal raises anew
 
     def handler(signum: int, _frame: Any) -> None:
-        if got:
+        if got and not again:
             return
-        got.append(signum)
-        if on_first is not None:
-            on_first(signum)
+        again.clear()
+        if not got:
+            got.append(signum)
+            if on_first is not None:
+                on_first(signum)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise Stopped(signum) from None
         loop.call_soon_threadsafe(_raise, signum)  # also wakes the loop from its select
 
+    hook = sys.unraisablehook
+
+    def unraisable(u: Any) -> None:
+        if isinstance(u.exc_value, Stopped):
+            # sent again a little later from another thread: handled at once, here, it
+            # would be swallowed again (if it still is, this hook sends it once more)
+            again.append(True)
+            main, signum = threading.main_thread().ident, u.exc_value.signum
+            resend = threading.Timer(RESEND_S, signal.pthread_kill, (main, signum))
+            resend.daemon = True
+            resend.start()
+            return
+        hook(u)
+
     old = {s: signal.signal(s, handler) for s in signals}
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for s, h in old.items():
             signal.signal(s, h)
 
